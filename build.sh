@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# endplate project tasks. Usage: ./build.sh [task]
+#   wasm    build the wasm package into www/pkg (release, SIMD)
+#   serve   build, then serve www/ on http://127.0.0.1:8080 and print the URL
+#   test    run every test: Rust (unit, integration), the wasm build, the browser tests
+#   lint    cargo fmt --check and clippy -D warnings
+#   bench   inference benchmark: endplate (tract) vs onnxruntime on the same model and discs
+set -euo pipefail
+cd "$(dirname "$0")"
+
+WASM_TARGET_DIR=${WASM_TARGET_DIR:-target/wasm}
+
+wasm_bindgen_version() {
+  # The exact wasm-bindgen the lockfile pins: the CLI must match it byte for byte.
+  cargo metadata --format-version 1 --locked 2>/dev/null \
+    | python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"]=="wasm-bindgen"))'
+}
+
+ensure_wasm_tools() {
+  rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown \
+    || rustup target add wasm32-unknown-unknown
+  local want; want=$(wasm_bindgen_version)
+  if ! command -v wasm-bindgen >/dev/null || [ "$(wasm-bindgen --version | awk '{print $2}')" != "$want" ]; then
+    echo "installing wasm-bindgen-cli $want (one time, a few minutes)" >&2
+    cargo install wasm-bindgen-cli --version "$want"
+  fi
+}
+
+build_wasm() {
+  ensure_wasm_tools
+  RUSTFLAGS="-C target-feature=+simd128" CARGO_TARGET_DIR="$WASM_TARGET_DIR" \
+    cargo build --lib --release --target wasm32-unknown-unknown
+  wasm-bindgen --target web --no-typescript --out-dir www/pkg \
+    "$WASM_TARGET_DIR/wasm32-unknown-unknown/release/endplate.wasm"
+  if command -v wasm-opt >/dev/null; then
+    wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+      --enable-sign-ext --enable-mutable-globals www/pkg/endplate_bg.wasm -o www/pkg/endplate_bg.wasm
+  fi
+  echo "wasm package: www/pkg ($(du -h www/pkg/endplate_bg.wasm | cut -f1))"
+}
+
+task=${1:-wasm}
+case "$task" in
+  wasm) build_wasm ;;
+  serve)
+    build_wasm
+    port=${PORT:-8080}
+    echo "endplate is at http://127.0.0.1:$port/  (Ctrl-C stops the server)"
+    exec python3 -m http.server "$port" --bind 127.0.0.1 --directory www
+    ;;
+  test)
+    cargo test --all-targets
+    echo "== wasm build of the library"
+    RUSTFLAGS="-C target-feature=+simd128" CARGO_TARGET_DIR="$WASM_TARGET_DIR" \
+      cargo build --lib --target wasm32-unknown-unknown
+    ;;
+  lint)
+    cargo fmt --all -- --check
+    cargo clippy --all-targets -- -D warnings
+    ;;
+  bench) bash bench/inference.sh ;;
+  *) echo "unknown task $task; see the top of build.sh" >&2; exit 2 ;;
+esac

@@ -1,0 +1,245 @@
+//! The native command line: one binary, one subcommand per task of SPEC.md.
+
+use clap::{Args, Parser, Subcommand};
+use endplate::decode::{decode_file, DecodeOptions};
+use endplate::manifest::{self, Row};
+use endplate::{Class, Classifier, Error, Level, Point, Prediction, Roi, RoiParams, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "endplate", version, about = "Classify lumbar endplate lesions on sagittal T2 MRI (normal, wavy/irregular, notched, Schmorl's node)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write the ROI of one disc as the model sees it (128x128 gray PNG)
+    Roi(RoiArgs),
+    /// Classify one disc (--image and --corners) or every row of a manifest
+    Classify(ClassifyArgs),
+}
+
+#[derive(Args)]
+struct DiscArgs {
+    /// Slice image: DICOM, PNG (8/16-bit) or JPEG
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// The four endplate corners in pixels, any order: x1,y1,x2,y2,x3,y3,x4,y4
+    #[arg(long, allow_hyphen_values = true)]
+    corners: Option<String>,
+    /// Frame of a multi-frame DICOM (0-based; default: the middle frame)
+    #[arg(long)]
+    frame: Option<u32>,
+}
+
+#[derive(Args)]
+struct RoiArgs {
+    #[command(flatten)]
+    disc: DiscArgs,
+    /// Output PNG
+    #[arg(long)]
+    out: PathBuf,
+    /// Take the preprocessing parameters from this model's card (default: SPEC.md's defaults)
+    #[arg(long)]
+    model: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ClassifyArgs {
+    #[command(flatten)]
+    disc: DiscArgs,
+    /// Level of the single disc (L1L2 ... L5S1), echoed in the output
+    #[arg(long)]
+    level: Option<String>,
+    /// Manifest CSV (image,subject,level,label,x1,...,y4): classify every row
+    #[arg(long, conflicts_with_all = ["image", "corners"])]
+    manifest: Option<PathBuf>,
+    /// Model file (ONNX with its card); default: the bundled model
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Machine-readable output (SPEC.md's `classify --json`)
+    #[arg(long)]
+    json: bool,
+    /// Discs per network run
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Threads for inference (default: all cores)
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn parse_corners(s: &str) -> Result<[Point; 4]> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|t| t.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::Corners(format!("--corners `{s}`: {e}; give eight numbers x1,y1,...,x4,y4")))?;
+    if v.len() != 8 {
+        return Err(Error::Corners(format!("--corners needs eight numbers x1,y1,...,x4,y4, got {}", v.len())));
+    }
+    Ok(std::array::from_fn(|i| Point::new(v[2 * i], v[2 * i + 1])))
+}
+
+/// The bundled model beside the sources (a development checkout) or beside the binary.
+fn default_model() -> Result<PathBuf> {
+    let candidates = [
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/endplate-default.onnx"),
+        std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("endplate-default.onnx"))).unwrap_or_default(),
+    ];
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        Error::Invalid("no bundled model found (models/endplate-default.onnx): pass --model FILE.onnx".into())
+    })
+}
+
+fn load_model(path: Option<&Path>) -> Result<Classifier> {
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None => default_model()?,
+    };
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    Classifier::from_bytes(&path.display().to_string(), &bytes)
+}
+
+/// The discs to work on: the single `--image/--corners` disc, or the manifest's rows with their
+/// image paths resolved against the manifest's folder.
+fn discs(disc: &DiscArgs, manifest: Option<&Path>, level: Option<&str>) -> Result<(Vec<Row>, PathBuf)> {
+    if let Some(m) = manifest {
+        let text = std::fs::read_to_string(m).map_err(|e| Error::io(m, e))?;
+        let rows = manifest::parse(&m.display().to_string(), &text)?;
+        let base = m.parent().map(Path::to_path_buf).unwrap_or_default();
+        return Ok((rows, base));
+    }
+    let (Some(image), Some(corners)) = (&disc.image, &disc.corners) else {
+        return Err(Error::Invalid("give --image and --corners for one disc, or --manifest CSV".into()));
+    };
+    let level = level.map(str::parse::<Level>).transpose()?;
+    let row = Row {
+        image: image.display().to_string(),
+        subject: String::new(),
+        level,
+        label: None,
+        corners: parse_corners(corners)?,
+    };
+    Ok((vec![row], PathBuf::new()))
+}
+
+/// Decode every distinct image once and cut the ROIs of all its discs.
+fn rois(rows: &[Row], base: &Path, frame: Option<u32>, p: &RoiParams) -> Result<Vec<Roi>> {
+    let mut by_image: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        by_image.entry(r.image.as_str()).or_default().push(i);
+    }
+    let mut out: Vec<Option<Roi>> = vec![None; rows.len()];
+    for (image, idx) in by_image {
+        let slice = decode_file(&base.join(image), DecodeOptions { frame })?;
+        let corners: Vec<[Point; 4]> = idx.iter().map(|&i| rows[i].corners).collect();
+        let rois = Roi::extract_many(&slice, &corners, p).map_err(|e| match e {
+            Error::Corners(m) => Error::Corners(format!("{image}: {m}")),
+            e => e,
+        })?;
+        for (i, roi) in idx.into_iter().zip(rois) {
+            out[i] = Some(roi);
+        }
+    }
+    Ok(out.into_iter().map(|r| r.expect("every row has a ROI")).collect())
+}
+
+fn run_roi(a: RoiArgs) -> Result<()> {
+    let params = match &a.model {
+        Some(m) => load_model(Some(m))?.card().preprocessing.clone(),
+        None => RoiParams::default(),
+    };
+    let (rows, base) = discs(&a.disc, None, None)?;
+    let roi = rois(&rows, &base, a.disc.frame, &params)?.remove(0);
+    let img = image::GrayImage::from_raw(roi.size as u32, roi.size as u32, roi.to_gray8()).expect("size matches");
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| Error::Invalid(format!("encoding PNG: {e}")))?;
+    endplate::files::write_atomic(&a.out, &png)?;
+    eprintln!("wrote {}", a.out.display());
+    Ok(())
+}
+
+fn run_classify(a: ClassifyArgs) -> Result<()> {
+    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    endplate::inference::set_threads(threads);
+    let model = load_model(a.model.as_deref())?;
+    let (rows, base) = discs(&a.disc, a.manifest.as_deref(), a.level.as_deref())?;
+    let start = Instant::now();
+    let rois = rois(&rows, &base, a.disc.frame, &model.card().preprocessing)?;
+    let mut preds: Vec<Prediction> = Vec::with_capacity(rows.len());
+    for chunk in rois.chunks(a.batch.max(1)) {
+        preds.extend(model.classify(chunk)?);
+    }
+    let secs = start.elapsed().as_secs_f64();
+
+    if a.json {
+        let results: Vec<_> = rows
+            .iter()
+            .zip(&preds)
+            .map(|(r, p)| {
+                serde_json::json!({
+                    "image": r.image,
+                    "level": r.level.map(|l| l.id()),
+                    "label": p.class.id(),
+                    "truth": r.label.map(|c| c.id()),
+                    "probabilities": Class::ALL.iter().map(|c| (c.id().to_string(), serde_json::json!(p.probabilities[c.index()]))).collect::<serde_json::Map<_, _>>(),
+                    "logits": p.logits,
+                    "corners": r.corners.iter().map(|c| [c.x, c.y]).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let out = serde_json::json!({ "model": endplate::card::summary(model.card()), "results": results });
+        println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+    } else {
+        if let Some(w) = model.card().display_warning() {
+            eprintln!("note: {w}");
+        }
+        println!("{:<28} {:<5} {:<15} {:>7} {:>7} {:>8} {:>8}  truth", "image", "level", "class", "normal", "wavy", "notched", "schmorl");
+        for (r, p) in rows.iter().zip(&preds) {
+            let name = if r.image.len() > 28 { &r.image[r.image.len() - 28..] } else { &r.image };
+            let pr = p.probabilities;
+            println!(
+                "{:<28} {:<5} {:<15} {:>7.3} {:>7.3} {:>8.3} {:>8.3}  {}",
+                name,
+                r.level.map(|l| l.id()).unwrap_or("-"),
+                p.class.display_name(),
+                pr[0],
+                pr[1],
+                pr[2],
+                pr[3],
+                r.label.map(|c| c.id()).unwrap_or("")
+            );
+        }
+    }
+    eprintln!(
+        "{} discs in {:.2} s ({:.1} discs/s, {} thread{}, batch {})",
+        rows.len(),
+        secs,
+        rows.len() as f64 / secs,
+        threads,
+        if threads == 1 { "" } else { "s" },
+        a.batch
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Roi(a) => run_roi(a),
+        Command::Classify(a) => run_classify(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

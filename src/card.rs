@@ -1,0 +1,131 @@
+//! The model card: the JSON under `endplate.card` in the ONNX file's `metadata_props` that makes
+//! a model file self-describing — what it expects, how it was made, how good it is.
+
+use crate::calibration::Calibration;
+use crate::class::Class;
+use crate::error::{Error, Result};
+use crate::roi::RoiParams;
+use serde::{Deserialize, Serialize};
+
+pub const CARD_KEY: &str = "endplate.card";
+/// The card format this build writes and reads.
+pub const CARD_VERSION: u32 = 1;
+/// Shown wherever a model trained on phantoms is active.
+pub const PHANTOM_WARNING: &str = "This model learnt from synthetic phantoms, not from patients. \
+It is a demonstration, not a medical device: do not use it for diagnosis.";
+
+/// How the weights came about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Training {
+    /// Free text: what data, from where.
+    pub data_description: String,
+    /// SHA-256 of the training manifest and images, where known.
+    pub data_hash: Option<String>,
+    /// True when the training data were synthetic phantoms.
+    pub synthetic: bool,
+    pub epochs: Option<u32>,
+    pub seed: Option<u64>,
+    /// Where the initial weights came from ("random", "imagenet onnx <sha>", ...).
+    pub init: String,
+    /// The endplate version that wrote the file.
+    pub code_version: String,
+    /// Anything else (split, schedule, sampler) as the trainer reports it.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub format_version: u32,
+    pub name: String,
+    /// Class ids in logit order; must equal normal, wavy, notched, schmorl.
+    pub classes: Vec<String>,
+    pub preprocessing: RoiParams,
+    pub calibration: Calibration,
+    pub training: Training,
+    /// Validation metrics in the shape of `evaluate --json`, where measured.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub metrics: serde_json::Value,
+    /// A plain-language warning the page shows with the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+impl ModelCard {
+    /// A card for weights that have not been trained (tests, benchmarks).
+    pub fn untrained(name: &str, seed: u64) -> ModelCard {
+        ModelCard {
+            format_version: CARD_VERSION,
+            name: name.to_string(),
+            classes: Class::ALL.iter().map(|c| c.id().to_string()).collect(),
+            preprocessing: RoiParams::default(),
+            calibration: Calibration::Softmax,
+            training: Training {
+                data_description: "none: seeded random weights, not trained".into(),
+                init: format!("random (seed {seed})"),
+                seed: Some(seed),
+                code_version: crate::VERSION.into(),
+                ..Default::default()
+            },
+            metrics: serde_json::Value::Null,
+            warning: Some("Untrained random weights: the outputs mean nothing.".into()),
+        }
+    }
+
+    /// Parse and validate a card, saying exactly what is wrong.
+    pub fn from_json(source_name: &str, json: &str) -> Result<ModelCard> {
+        let value: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| Error::model(source_name, format!("card `{CARD_KEY}` is not JSON: {e}")))?;
+        match value.get("format_version").and_then(|v| v.as_u64()) {
+            Some(v) if v == CARD_VERSION as u64 => {}
+            Some(v) => {
+                return Err(Error::model(
+                    source_name,
+                    format!("card format version {v} is not supported: this build of endplate reads version {CARD_VERSION}; upgrade endplate or re-export the model"),
+                ))
+            }
+            None => {
+                return Err(Error::model(source_name, "card has no numeric `format_version`"))
+            }
+        }
+        let card: ModelCard = serde_json::from_value(value)
+            .map_err(|e| Error::model(source_name, format!("card field error: {e}")))?;
+        let expected: Vec<&str> = Class::ALL.iter().map(|c| c.id()).collect();
+        if card.classes != expected {
+            return Err(Error::model(
+                source_name,
+                format!("card classes {:?} differ from the expected {:?}", card.classes, expected),
+            ));
+        }
+        let p = &card.preprocessing;
+        if p.size != crate::model_file::INPUT_SIZE {
+            return Err(Error::model(
+                source_name,
+                format!("card says ROI size {}, the network takes {}", p.size, crate::model_file::INPUT_SIZE),
+            ));
+        }
+        if p.std.iter().any(|s| !(*s > 0.0)) || !(p.stretch_low < p.stretch_high) {
+            return Err(Error::model(source_name, "card preprocessing has a zero std or low >= high stretch"));
+        }
+        Ok(card)
+    }
+
+    /// The warning to show with this model: its own, or the phantom warning when it learnt from
+    /// synthetic data.
+    pub fn display_warning(&self) -> Option<String> {
+        self.warning.clone().or_else(|| self.training.synthetic.then(|| PHANTOM_WARNING.to_string()))
+    }
+}
+
+/// The short description of a model that `classify --json` and the page show.
+pub fn summary(card: &ModelCard) -> serde_json::Value {
+    serde_json::json!({
+        "name": card.name,
+        "format_version": card.format_version,
+        "calibration": match card.calibration { Calibration::Softmax => "softmax", Calibration::Platt { .. } => "platt" },
+        "synthetic": card.training.synthetic,
+        "data": card.training.data_description,
+        "code_version": card.training.code_version,
+        "warning": card.display_warning(),
+    })
+}

@@ -1,0 +1,122 @@
+//! Running a model file with tract: load and validate once, optimise once, then classify any
+//! number of discs per call (one batched run, the same plan reused).
+
+use crate::card::ModelCard;
+use crate::class::Class;
+use crate::error::{Error, Result};
+use crate::model_file::{self, INPUT_SIZE};
+use crate::roi::Roi;
+use std::sync::Arc;
+use tract_onnx::prelude::*;
+
+/// Use `n` threads for the matrix products of every later run (native only; the browser runs
+/// single-threaded). One thread is tract's default.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn set_threads(n: usize) {
+    use tract_linalg::multithread::{set_default_executor, Executor};
+    set_default_executor(if n <= 1 { Executor::SingleThread } else { Executor::multithread(n) });
+}
+
+/// One disc's answer.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Prediction {
+    pub class: Class,
+    /// Calibrated probabilities in class order.
+    pub probabilities: [f32; 4],
+    /// Raw network outputs in class order.
+    pub logits: [f32; 4],
+}
+
+/// A loaded, validated and optimised model.
+pub struct Classifier {
+    card: ModelCard,
+    plan: Arc<TypedRunnableModel>,
+}
+
+impl std::fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Classifier").field("card", &self.card.name).finish_non_exhaustive()
+    }
+}
+
+impl Classifier {
+    /// Parse, validate (card, input and output shapes) and optimise a model file.
+    pub fn from_bytes(source_name: &str, bytes: &[u8]) -> Result<Classifier> {
+        let proto = model_file::parse_proto(source_name, bytes)?;
+        let card = model_file::read_card(source_name, &proto)?;
+        let bad = |reason: String| Error::model(source_name, reason);
+        let graph = proto.graph.as_ref().expect("parse_proto checked the graph");
+        let inputs: Vec<&str> = graph
+            .input
+            .iter()
+            .map(|i| i.name.as_str())
+            .filter(|n| !graph.initializer.iter().any(|t| t.name == *n))
+            .collect();
+        if inputs != [model_file::INPUT_NAME] {
+            return Err(bad(format!("expected one input named `input`, found {inputs:?}")));
+        }
+        let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+        if outputs != [model_file::OUTPUT_NAME] {
+            return Err(bad(format!("expected one output named `logits`, found {outputs:?}")));
+        }
+
+        let model = tract_onnx::onnx()
+            .model_for_proto_model(&proto)
+            .map_err(|e| bad(format!("tract cannot load the graph: {e}")))?;
+        let n = model.sym("N");
+        let s = INPUT_SIZE as i64;
+        let typed = model
+            .with_input_fact(0, f32::fact(&[n.to_dim(), 3.into(), s.into(), s.into()]).into())
+            .and_then(|m| m.into_typed())
+            .map_err(|e| bad(format!("the graph does not accept input [N, 3, {s}, {s}]: {e}")))?;
+        let out_fact = typed.output_fact(0).map_err(|e| bad(e.to_string()))?;
+        let expected: TVec<TDim> = tvec![n.to_dim(), 4.into()];
+        if out_fact.shape.to_tvec() != expected || out_fact.datum_type != f32::datum_type() {
+            return Err(bad(format!(
+                "output `logits` is {:?} {:?}, expected float32 [N, 4] (one logit per class)",
+                out_fact.datum_type, out_fact.shape
+            )));
+        }
+        let plan = typed
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| bad(format!("tract cannot optimise the graph: {e}")))?;
+        Ok(Classifier { card, plan })
+    }
+
+    pub fn card(&self) -> &ModelCard {
+        &self.card
+    }
+
+    /// Raw logits for `n` inputs laid out as `[n, 3, 128, 128]`.
+    pub fn logits(&self, input: Vec<f32>, n: usize) -> Result<Vec<[f32; 4]>> {
+        let per = 3 * INPUT_SIZE * INPUT_SIZE;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        if input.len() != n * per {
+            return Err(Error::Inference(format!("{} values for {n} discs, expected {}", input.len(), n * per)));
+        }
+        let tensor = Tensor::from_shape(&[n, 3, INPUT_SIZE, INPUT_SIZE], &input)
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        let out = self.plan.run(tvec!(tensor.into())).map_err(|e| Error::Inference(e.to_string()))?;
+        let view = out[0].to_plain_array_view::<f32>().map_err(|e| Error::Inference(e.to_string()))?;
+        let flat: Vec<f32> = view.iter().copied().collect();
+        Ok(flat.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect())
+    }
+
+    /// Classify preprocessed discs in one batched run.
+    pub fn classify(&self, rois: &[Roi]) -> Result<Vec<Prediction>> {
+        let p = &self.card.preprocessing;
+        let input: Vec<f32> = rois.iter().flat_map(|r| r.to_tensor(p)).collect();
+        let logits = self.logits(input, rois.len())?;
+        Ok(logits.into_iter().map(|l| self.predict(l)).collect())
+    }
+
+    /// Calibrated prediction from one disc's logits.
+    pub fn predict(&self, logits: [f32; 4]) -> Prediction {
+        let probabilities = self.card.calibration.probabilities(&logits);
+        let best = (0..4).max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b])).unwrap_or(0);
+        Prediction { class: Class::ALL[best], probabilities, logits }
+    }
+}

@@ -1,0 +1,121 @@
+//! The data set manifest of SPEC.md: one CSV row per disc,
+//! `image,subject,level,label,x1,y1,x2,y2,x3,y3,x4,y4`. Reading names the line and field at
+//! fault; extra columns (such as the page's prediction columns) are ignored, so an exported
+//! result file reads back as a manifest.
+
+use crate::class::{Class, Level};
+use crate::error::{Error, Result};
+use crate::geometry::Point;
+
+pub const COLUMNS: [&str; 12] = ["image", "subject", "level", "label", "x1", "y1", "x2", "y2", "x3", "y3", "x4", "y4"];
+
+/// One disc.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Image path relative to the manifest's folder.
+    pub image: String,
+    pub subject: String,
+    pub level: Option<Level>,
+    pub label: Option<Class>,
+    pub corners: [Point; 4],
+}
+
+/// Parse manifest text. `file` only labels errors.
+pub fn parse(file: &str, text: &str) -> Result<Vec<Row>> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(text.as_bytes());
+    let err = |row: usize, field: &str, reason: String| Error::Manifest { file: file.into(), row, field: field.into(), reason };
+    let header = reader.headers().map_err(|e| err(1, "header", e.to_string()))?.clone();
+    let mut index = [0usize; 12];
+    for (i, col) in COLUMNS.iter().enumerate() {
+        index[i] = header.iter().position(|h| h.eq_ignore_ascii_case(col)).ok_or_else(|| {
+            err(1, col, format!("column missing; the header must contain {}", COLUMNS.join(",")))
+        })?;
+    }
+    let mut rows = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 2;
+        let record = record.map_err(|e| err(line, "row", e.to_string()))?;
+        let field = |c: usize| record.get(index[c]).unwrap_or("");
+        let image = field(0).to_string();
+        if image.is_empty() {
+            return Err(err(line, "image", "empty; give the image path relative to the manifest".into()));
+        }
+        let opt = |c: usize| Some(field(c)).filter(|s| !s.is_empty());
+        let level = opt(2).map(str::parse::<Level>).transpose().map_err(|e| err(line, "level", e.to_string()))?;
+        let label = opt(3).map(str::parse::<Class>).transpose().map_err(|e| err(line, "label", e.to_string()))?;
+        let mut xy = [0.0f64; 8];
+        for (k, v) in xy.iter_mut().enumerate() {
+            let name = COLUMNS[4 + k];
+            let s = field(4 + k);
+            *v = s.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+                err(line, name, format!("`{s}` is not a number; corners are pixel coordinates like 123.5"))
+            })?;
+        }
+        rows.push(Row {
+            image,
+            subject: field(1).to_string(),
+            level,
+            label,
+            corners: std::array::from_fn(|c| Point::new(xy[2 * c], xy[2 * c + 1])),
+        });
+    }
+    Ok(rows)
+}
+
+/// Write rows as manifest CSV (the ids of SPEC.md, corners with 0.01 px precision), with any
+/// extra columns appended per row.
+pub fn write(rows: &[Row], extra_header: &[&str], extra: &[Vec<String>]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<&str> = COLUMNS.to_vec();
+    header.extend_from_slice(extra_header);
+    w.write_record(&header).expect("writing to memory");
+    for (i, r) in rows.iter().enumerate() {
+        let mut rec = vec![
+            r.image.clone(),
+            r.subject.clone(),
+            r.level.map(|l| l.id().to_string()).unwrap_or_default(),
+            r.label.map(|c| c.id().to_string()).unwrap_or_default(),
+        ];
+        for p in &r.corners {
+            rec.push(format!("{}", (p.x * 100.0).round() / 100.0));
+            rec.push(format!("{}", (p.y * 100.0).round() / 100.0));
+        }
+        if let Some(e) = extra.get(i) {
+            rec.extend(e.iter().cloned());
+        }
+        w.write_record(&rec).expect("writing to memory");
+    }
+    String::from_utf8(w.into_inner().expect("flush to memory")).expect("csv is utf-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_accepts_display_names() {
+        let text = "image,subject,level,label,x1,y1,x2,y2,x3,y3,x4,y4,extra\n\
+                    a.png,s1,L4-L5,Schmorl's node,1,2,3,4,5,6,7,8,zzz\n\
+                    b.dcm,s2,L5S1,,10.5,20,30,40,50,60,70,80,\n";
+        let rows = parse("m.csv", text).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].label, Some(Class::Schmorl));
+        assert_eq!(rows[0].level, Some(Level::L4L5));
+        assert_eq!(rows[1].label, None);
+        assert_eq!(rows[1].corners[0], Point::new(10.5, 20.0));
+        let again = parse("m2.csv", &write(&rows, &[], &[])).unwrap();
+        assert_eq!(again, rows);
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let text = "image,subject,level,label,x1,y1,x2,y2,x3,y3,x4,y4\na.png,s,L1L2,fracture,1,2,3,4,5,6,7,8\n";
+        let e = parse("m.csv", text).unwrap_err().to_string();
+        assert!(e.contains("m.csv, row 2, field `label`") && e.contains("fracture"), "{e}");
+        let text = "image,subject,level,label,x1,y1,x2,y2,x3,y3,x4,y4\na.png,s,L1L2,,1,2,3,4,5,six,7,8\n";
+        let e = parse("m.csv", text).unwrap_err().to_string();
+        assert!(e.contains("field `y3`") && e.contains("six"), "{e}");
+        let e = parse("m.csv", "image,label\n").unwrap_err().to_string();
+        assert!(e.contains("`subject`"), "{e}");
+    }
+}

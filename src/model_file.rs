@@ -1,0 +1,252 @@
+//! The self-describing ONNX model file: a torchvision-layout ResNet18 written from named weight
+//! tensors with the card in `metadata_props`, and the reading side that validates it. Uses the
+//! protobuf types tract-onnx already carries, so writing needs no further dependency.
+
+use crate::card::{ModelCard, CARD_KEY};
+use crate::error::{Error, Result};
+use crate::resnet::{fold_batchnorm, Architecture, ConvBn, WeightTensor, Weights, BN_EPSILON};
+use prost::Message;
+use tract_onnx::pb;
+use tract_onnx::pb::attribute_proto::AttributeType;
+use tract_onnx::pb::tensor_proto::DataType;
+
+pub const INPUT_NAME: &str = "input";
+pub const OUTPUT_NAME: &str = "logits";
+pub const INPUT_SIZE: usize = 128;
+pub const OPSET: i64 = 13;
+
+/// Whether BatchNorm survives as its own node (what a training framework exports) or is folded
+/// into the convolutions (smaller, faster, identical in eval mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchNorm {
+    Keep,
+    Fold,
+}
+
+fn attr_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Ints as i32,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
+    pb::AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i: v, ..Default::default() }
+}
+fn attr_float(name: &str, v: f32) -> pb::AttributeProto {
+    pb::AttributeProto { name: name.into(), r#type: AttributeType::Float as i32, f: v, ..Default::default() }
+}
+fn node(op: &str, name: &str, inputs: &[&str], output: &str, attribute: Vec<pb::AttributeProto>) -> pb::NodeProto {
+    pb::NodeProto {
+        op_type: op.into(),
+        name: name.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        attribute,
+        ..Default::default()
+    }
+}
+fn tensor_proto(name: &str, t: &WeightTensor) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: t.shape.iter().map(|&d| d as i64).collect(),
+        data_type: DataType::Float as i32,
+        raw_data: t.data.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+fn value_info(name: &str, dims: &[Option<i64>]) -> pb::ValueInfoProto {
+    use pb::tensor_shape_proto::{dimension::Value, Dimension};
+    let dim = dims
+        .iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Some(v) => Value::DimValue(*v),
+                None => Value::DimParam("N".into()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: DataType::Float as i32,
+                shape: Some(pb::TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Builds the graph node by node, adding the initializers each node uses.
+struct GraphBuilder<'w> {
+    weights: &'w Weights,
+    batchnorm: BatchNorm,
+    nodes: Vec<pb::NodeProto>,
+    initializers: Vec<pb::TensorProto>,
+}
+
+impl GraphBuilder<'_> {
+    fn init(&mut self, name: &str, t: WeightTensor) {
+        self.initializers.push(tensor_proto(name, &t));
+    }
+    fn init_named(&mut self, name: &str) {
+        self.initializers.push(tensor_proto(name, &self.weights[name]));
+    }
+
+    /// Conv + BN (+ ReLU); returns the output's name.
+    fn conv_bn(&mut self, c: &ConvBn, input: &str, relu: bool) -> String {
+        let k = c.kernel as i64;
+        let attrs = vec![
+            attr_ints("kernel_shape", &[k, k]),
+            attr_ints("strides", &[c.stride as i64; 2]),
+            attr_ints("pads", &[c.pad as i64; 4]),
+        ];
+        let out = match self.batchnorm {
+            BatchNorm::Fold => {
+                let (w, b) = fold_batchnorm(self.weights, c);
+                let (wn, bn) = (format!("{}.weight", c.conv), format!("{}.bias", c.conv));
+                self.init(&wn, w);
+                self.init(&bn, b);
+                let out = format!("{}.out", c.conv);
+                self.nodes.push(node("Conv", &c.conv, &[input, &wn, &bn], &out, attrs));
+                out
+            }
+            BatchNorm::Keep => {
+                let wn = format!("{}.weight", c.conv);
+                self.init_named(&wn);
+                let conv_out = format!("{}.out", c.conv);
+                self.nodes.push(node("Conv", &c.conv, &[input, &wn], &conv_out, attrs));
+                let names: Vec<String> =
+                    ["weight", "bias", "running_mean", "running_var"].iter().map(|f| format!("{}.{f}", c.bn)).collect();
+                for n in &names {
+                    self.init_named(n);
+                }
+                let out = format!("{}.out", c.bn);
+                let inputs: Vec<&str> = std::iter::once(conv_out.as_str()).chain(names.iter().map(|s| s.as_str())).collect();
+                self.nodes.push(node(
+                    "BatchNormalization",
+                    &c.bn,
+                    &inputs,
+                    &out,
+                    vec![attr_float("epsilon", BN_EPSILON), attr_float("momentum", 0.9)],
+                ));
+                out
+            }
+        };
+        if relu {
+            let r = format!("{out}.relu");
+            self.nodes.push(node("Relu", &r, &[&out], &r, vec![]));
+            r
+        } else {
+            out
+        }
+    }
+}
+
+/// Encode a ResNet18 with `weights` and `card` as ONNX bytes.
+pub fn write_model(arch: &Architecture, weights: &Weights, card: &ModelCard, batchnorm: BatchNorm) -> Result<Vec<u8>> {
+    arch.check(weights)?;
+    let mut g = GraphBuilder { weights, batchnorm, nodes: Vec::new(), initializers: Vec::new() };
+    let x = g.conv_bn(&arch.stem, INPUT_NAME, true);
+    g.nodes.push(node(
+        "MaxPool",
+        "maxpool",
+        &[&x],
+        "maxpool.out",
+        vec![attr_ints("kernel_shape", &[3, 3]), attr_ints("strides", &[2, 2]), attr_ints("pads", &[1, 1, 1, 1])],
+    ));
+    let mut x = "maxpool.out".to_string();
+    for block in &arch.blocks {
+        let y = g.conv_bn(&block.conv1, &x, true);
+        let y = g.conv_bn(&block.conv2, &y, false);
+        let identity = match &block.downsample {
+            Some(d) => g.conv_bn(d, &x, false),
+            None => x.clone(),
+        };
+        let prefix = block.conv1.conv.trim_end_matches(".conv1");
+        let sum = format!("{prefix}.add");
+        g.nodes.push(node("Add", &sum, &[&y, &identity], &sum, vec![]));
+        let relu = format!("{prefix}.relu");
+        g.nodes.push(node("Relu", &relu, &[&sum], &relu, vec![]));
+        x = relu;
+    }
+    g.nodes.push(node("GlobalAveragePool", "avgpool", &[&x], "avgpool.out", vec![]));
+    g.nodes.push(node("Flatten", "flatten", &["avgpool.out"], "flatten.out", vec![attr_int("axis", 1)]));
+    g.init_named("fc.weight");
+    g.init_named("fc.bias");
+    g.nodes.push(node("Gemm", "fc", &["flatten.out", "fc.weight", "fc.bias"], OUTPUT_NAME, vec![attr_int("transB", 1)]));
+
+    let s = INPUT_SIZE as i64;
+    let graph = pb::GraphProto {
+        name: "endplate-resnet18".into(),
+        node: g.nodes,
+        initializer: g.initializers,
+        input: vec![value_info(INPUT_NAME, &[None, Some(3), Some(s), Some(s)])],
+        output: vec![value_info(OUTPUT_NAME, &[None, Some(arch.classes as i64)])],
+        ..Default::default()
+    };
+    let card_json = serde_json::to_string(card).map_err(|e| Error::Invalid(e.to_string()))?;
+    let model = pb::ModelProto {
+        ir_version: 8,
+        producer_name: "endplate".into(),
+        producer_version: crate::VERSION.into(),
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
+        graph: Some(graph),
+        metadata_props: vec![pb::StringStringEntryProto { key: CARD_KEY.into(), value: card_json }],
+        ..Default::default()
+    };
+    Ok(model.encode_to_vec())
+}
+
+/// Decode ONNX bytes into the protobuf model, with a message a user can act on.
+pub fn parse_proto(source_name: &str, bytes: &[u8]) -> Result<pb::ModelProto> {
+    let proto = pb::ModelProto::decode(bytes).map_err(|e| {
+        Error::model(source_name, format!("not an ONNX file (protobuf decoding failed: {e})"))
+    })?;
+    if proto.graph.is_none() {
+        return Err(Error::model(source_name, "not an ONNX model: it has no graph"));
+    }
+    Ok(proto)
+}
+
+/// The card stored in a parsed model, validated.
+pub fn read_card(source_name: &str, proto: &pb::ModelProto) -> Result<ModelCard> {
+    let entry = proto.metadata_props.iter().find(|e| e.key == CARD_KEY).ok_or_else(|| {
+        Error::model(
+            source_name,
+            format!("no model card: metadata_props has no `{CARD_KEY}` entry (an ONNX file written by `endplate train` has one)"),
+        )
+    })?;
+    ModelCard::from_json(source_name, &entry.value)
+}
+
+/// Float initializers by name, e.g. the weights of a torchvision ResNet18 exported to ONNX
+/// (`torch.onnx.export(..., do_constant_folding=False)` keeps the parameter names).
+pub fn read_initializers(source_name: &str, proto: &pb::ModelProto) -> Result<Weights> {
+    let graph = proto.graph.as_ref().ok_or_else(|| Error::model(source_name, "no graph"))?;
+    let mut out = Weights::new();
+    for t in &graph.initializer {
+        if t.data_type != DataType::Float as i32 {
+            continue;
+        }
+        let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = if !t.raw_data.is_empty() {
+            t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        } else {
+            t.float_data.clone()
+        };
+        if data.len() != n {
+            return Err(Error::model(
+                source_name,
+                format!("initializer `{}` has {} values for shape {:?}", t.name, data.len(), shape),
+            ));
+        }
+        out.insert(t.name.clone(), WeightTensor { shape, data });
+    }
+    Ok(out)
+}

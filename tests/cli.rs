@@ -1,0 +1,125 @@
+//! The `endplate` binary end to end: roi, classify (single disc, manifest, --json), and clear
+//! errors with a non-zero exit status.
+
+mod common;
+
+use endplate::decode::{decode_file, DecodeOptions};
+use endplate::model_file::BatchNorm;
+use endplate::{Classifier, Point, Roi, RoiParams};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn endplate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_endplate")).args(args).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A 16-bit slice with two bright "discs" between darker "bodies".
+fn write_slice(dir: &Path) -> std::path::PathBuf {
+    let (w, h) = (160u32, 200u32);
+    let data: Vec<u16> = (0..w * h)
+        .map(|i| {
+            let (x, y) = (i % w, i / w);
+            let band = (y / 20) % 3 == 1 && (40..120).contains(&x);
+            (if band { 3000 } else { 1200 }) + ((x * 7 + y * 13) % 200) as u16
+        })
+        .collect();
+    let path = dir.join("slice.png");
+    std::fs::write(&path, common::encode_png_gray16(w, h, &data)).unwrap();
+    path
+}
+
+const CORNERS: &str = "40,20,120,20,40,40,120,40";
+
+#[test]
+fn classify_json_matches_the_library_and_roi_writes_the_same_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let slice = write_slice(dir.path());
+    let (model_bytes, _) = common::random_model(9, BatchNorm::Fold);
+    let model = dir.path().join("m.onnx");
+    std::fs::write(&model, &model_bytes).unwrap();
+    let manifest = dir.path().join("manifest.csv");
+    std::fs::write(
+        &manifest,
+        "image,subject,level,label,x1,y1,x2,y2,x3,y3,x4,y4\n\
+         slice.png,s1,L1L2,normal,40,20,120,20,40,40,120,40\n\
+         slice.png,s1,L2L3,,40,80,120,82,41,100,120,101\n",
+    )
+    .unwrap();
+
+    let out = endplate(&["classify", "--manifest", manifest.to_str().unwrap(), "--model", model.to_str().unwrap(), "--json", "--threads", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("discs/s"), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[1]["level"], "L2L3");
+    assert!(json["model"]["warning"].as_str().unwrap().contains("Untrained"));
+
+    // The same discs through the library.
+    let lib = Classifier::from_bytes("m", &model_bytes).unwrap();
+    let s = decode_file(&slice, DecodeOptions::default()).unwrap();
+    let discs = [
+        [Point::new(40., 20.), Point::new(120., 20.), Point::new(40., 40.), Point::new(120., 40.)],
+        [Point::new(40., 80.), Point::new(120., 82.), Point::new(41., 100.), Point::new(120., 101.)],
+    ];
+    let rois = Roi::extract_many(&s, &discs, &RoiParams::default()).unwrap();
+    let preds = lib.classify(&rois).unwrap();
+    for (r, p) in results.iter().zip(&preds) {
+        assert_eq!(r["label"], p.class.id());
+        let probs = &r["probabilities"];
+        let sum: f64 = ["normal", "wavy", "notched", "schmorl"].iter().map(|k| probs[k].as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-5);
+        for k in 0..4 {
+            assert!((r["logits"][k].as_f64().unwrap() - p.logits[k] as f64).abs() < 1e-4);
+        }
+    }
+
+    // Single-disc table output.
+    let out = endplate(&["classify", "--image", slice.to_str().unwrap(), "--corners", CORNERS, "--model", model.to_str().unwrap(), "--level", "L1L2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("L1L2") && table.contains(preds[0].class.display_name()), "{table}");
+
+    // roi writes exactly the library's ROI.
+    let png = dir.path().join("roi.png");
+    let out = endplate(&["roi", "--image", slice.to_str().unwrap(), "--corners", CORNERS, "--out", png.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written = image::open(&png).unwrap().into_luma8();
+    assert_eq!(written.dimensions(), (128, 128));
+    assert_eq!(written.into_raw(), rois[0].to_gray8());
+}
+
+#[test]
+fn bad_input_exits_non_zero_with_a_message_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let slice = write_slice(dir.path());
+    let (model_bytes, _) = common::random_model(9, BatchNorm::Fold);
+    let model = dir.path().join("m.onnx");
+    std::fs::write(&model, &model_bytes).unwrap();
+    let junk = dir.path().join("junk.onnx");
+    std::fs::write(&junk, b"this is not a network").unwrap();
+    let bad_manifest = dir.path().join("bad.csv");
+    std::fs::write(&bad_manifest, "image,subject,level,label,x1,y1,x2,y2,x3,y3,x4,y4\nslice.png,s,L1L2,fracture,1,2,3,4,5,6,7,8\n").unwrap();
+    let s = slice.to_str().unwrap();
+    let m = model.to_str().unwrap();
+
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["classify", "--image", "/nonexistent/x.png", "--corners", CORNERS, "--model", m], "/nonexistent/x.png"),
+        (vec!["classify", "--image", s, "--corners", "1,2,3", "--model", m], "eight numbers"),
+        (vec!["classify", "--image", s, "--corners", "40,20,999,20,40,40,120,40", "--model", m], "outside the 160x200 slice"),
+        (vec!["classify", "--image", s, "--corners", "10,10,20,10,30,10,40,10", "--model", m], "collinear"),
+        (vec!["classify", "--image", s, "--corners", CORNERS, "--model", junk.to_str().unwrap()], "not an ONNX"),
+        (vec!["classify", "--manifest", bad_manifest.to_str().unwrap(), "--model", m], "row 2, field `label`"),
+        (vec!["classify", "--model", m], "--manifest"),
+    ];
+    for (args, needle) in cases {
+        let out = endplate(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: `{}` lacks `{needle}`", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{args:?}");
+    }
+}

@@ -1,0 +1,136 @@
+//! The model our writer produces, run by tract, against an independent naive forward pass of
+//! the same torchvision ResNet18 computed here in f64 from the named weights.
+
+mod common;
+
+use endplate::model_file::BatchNorm;
+use endplate::resnet::{Architecture, ConvBn, Weights, BN_EPSILON};
+use endplate::Classifier;
+use rand::{rngs::SmallRng, Rng, SeedableRng};
+
+/// Activations `[c][y][x]` flattened.
+struct Map {
+    c: usize,
+    h: usize,
+    w: usize,
+    v: Vec<f64>,
+}
+
+fn conv(x: &Map, weights: &Weights, c: &ConvBn) -> Map {
+    let k = &weights[&format!("{}.weight", c.conv)].data;
+    let ks = c.kernel;
+    let ho = (x.h + 2 * c.pad - ks) / c.stride + 1;
+    let wo = (x.w + 2 * c.pad - ks) / c.stride + 1;
+    let mut v = vec![0.0; c.out_ch * ho * wo];
+    for o in 0..c.out_ch {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let mut acc = 0.0f64;
+                for i in 0..c.in_ch {
+                    for ky in 0..ks {
+                        let iy = (oy * c.stride + ky) as isize - c.pad as isize;
+                        if iy < 0 || iy >= x.h as isize {
+                            continue;
+                        }
+                        for kx in 0..ks {
+                            let ix = (ox * c.stride + kx) as isize - c.pad as isize;
+                            if ix < 0 || ix >= x.w as isize {
+                                continue;
+                            }
+                            let wv = k[((o * c.in_ch + i) * ks + ky) * ks + kx] as f64;
+                            acc += wv * x.v[(i * x.h + iy as usize) * x.w + ix as usize];
+                        }
+                    }
+                }
+                v[(o * ho + oy) * wo + ox] = acc;
+            }
+        }
+    }
+    // BatchNorm in eval mode.
+    let g = |n: &str| &weights[&format!("{}.{n}", c.bn)].data;
+    let (gamma, beta, mean, var) = (g("weight"), g("bias"), g("running_mean"), g("running_var"));
+    for o in 0..c.out_ch {
+        let s = gamma[o] as f64 / (var[o] as f64 + BN_EPSILON as f64).sqrt();
+        for p in &mut v[o * ho * wo..(o + 1) * ho * wo] {
+            *p = (*p - mean[o] as f64) * s + beta[o] as f64;
+        }
+    }
+    Map { c: c.out_ch, h: ho, w: wo, v }
+}
+
+fn relu(mut m: Map) -> Map {
+    m.v.iter_mut().for_each(|x| *x = x.max(0.0));
+    m
+}
+
+fn maxpool(x: &Map) -> Map {
+    let (ho, wo) = ((x.h + 2 - 3) / 2 + 1, (x.w + 2 - 3) / 2 + 1);
+    let mut v = vec![f64::NEG_INFINITY; x.c * ho * wo];
+    for c in 0..x.c {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        let (iy, ix) = ((oy * 2 + ky) as isize - 1, (ox * 2 + kx) as isize - 1);
+                        if iy >= 0 && ix >= 0 && (iy as usize) < x.h && (ix as usize) < x.w {
+                            let p = &mut v[(c * ho + oy) * wo + ox];
+                            *p = p.max(x.v[(c * x.h + iy as usize) * x.w + ix as usize]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Map { c: x.c, h: ho, w: wo, v }
+}
+
+fn reference_forward(weights: &Weights, input: &[f32]) -> [f64; 4] {
+    let arch = Architecture::resnet18(4);
+    let x = Map { c: 3, h: 128, w: 128, v: input.iter().map(|&v| v as f64).collect() };
+    let mut x = maxpool(&relu(conv(&x, weights, &arch.stem)));
+    for b in &arch.blocks {
+        let y = relu(conv(&x, weights, &b.conv1));
+        let y = conv(&y, weights, &b.conv2);
+        let id = match &b.downsample {
+            Some(d) => conv(&x, weights, d),
+            None => Map { c: x.c, h: x.h, w: x.w, v: x.v.clone() },
+        };
+        x = relu(Map { c: y.c, h: y.h, w: y.w, v: y.v.iter().zip(&id.v).map(|(a, b)| a + b).collect() });
+    }
+    let pooled: Vec<f64> = (0..x.c).map(|c| x.v[c * x.h * x.w..(c + 1) * x.h * x.w].iter().sum::<f64>() / (x.h * x.w) as f64).collect();
+    let fw = &weights["fc.weight"].data;
+    let fb = &weights["fc.bias"].data;
+    std::array::from_fn(|k| fb[k] as f64 + (0..512).map(|i| fw[k * 512 + i] as f64 * pooled[i]).sum::<f64>())
+}
+
+#[test]
+fn tract_matches_a_naive_forward_pass_with_batchnorm_kept_and_folded() {
+    let mut rng = SmallRng::seed_from_u64(11);
+    let n = 2;
+    let input: Vec<f32> = (0..n * 3 * 128 * 128).map(|_| rng.random_range(-2.0..2.0)).collect();
+    for bn in [BatchNorm::Keep, BatchNorm::Fold] {
+        let (bytes, weights) = common::random_model(5, bn);
+        let model = Classifier::from_bytes("test", &bytes).unwrap();
+        let got = model.logits(input.clone(), n).unwrap();
+        for i in 0..n {
+            let want = reference_forward(&weights, &input[i * 3 * 128 * 128..(i + 1) * 3 * 128 * 128]);
+            for k in 0..4 {
+                let d = (got[i][k] as f64 - want[k]).abs();
+                assert!(d <= 1e-4, "{bn:?} disc {i} class {k}: tract {} vs reference {} (diff {d})", got[i][k], want[k]);
+            }
+            // The test would be weak if the logits were all zero or identical.
+            assert!(want.iter().any(|v| v.abs() > 1e-2), "{want:?}");
+        }
+        assert_ne!(got[0], got[1]);
+    }
+}
+
+#[test]
+fn weights_read_back_from_the_file_equal_those_written() {
+    let (bytes, weights) = common::random_model(3, BatchNorm::Keep);
+    let proto = endplate::model_file::parse_proto("m", &bytes).unwrap();
+    let back = endplate::model_file::read_initializers("m", &proto).unwrap();
+    assert_eq!(back, weights);
+    let card = endplate::model_file::read_card("m", &proto).unwrap();
+    assert_eq!(card.training.seed, Some(3));
+}
