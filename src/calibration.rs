@@ -164,7 +164,10 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(7);
         let truth = Sigmoid { a: -2.0, b: 0.5 };
         let scores: Vec<f64> = (0..20000).map(|_| rng.random_range(-3.0..3.0)).collect();
-        let pos: Vec<bool> = scores.iter().map(|&s| rng.random::<f64>() < truth.apply(s)).collect();
+        let pos: Vec<bool> = scores
+            .iter()
+            .map(|&s| rng.random::<f64>() < truth.apply(s))
+            .collect();
         let fit = Sigmoid::fit(&scores, &pos).unwrap();
         assert!((fit.a - truth.a).abs() < 0.1, "{fit:?}");
         assert!((fit.b - truth.b).abs() < 0.1, "{fit:?}");
@@ -177,20 +180,32 @@ mod tests {
         assert!(fit.a.is_finite() && fit.b.is_finite());
         // Targets are smoothed to 3/4 and 1/4, so the fit cannot be more confident than that on
         // the training points by much.
-        assert!(fit.apply(2.0) < 0.95 && fit.apply(2.0) > 0.6, "{}", fit.apply(2.0));
+        assert!(
+            fit.apply(2.0) < 0.95 && fit.apply(2.0) > 0.6,
+            "{}",
+            fit.apply(2.0)
+        );
         assert!(fit.apply(-2.0) < 0.4);
     }
 
     #[test]
     fn platt_probabilities_sum_to_one_and_softmax_matches_definition() {
         let cal = Calibration::Platt {
-            sigmoids: [Sigmoid { a: -1.0, b: 0.0 }, Sigmoid { a: -2.0, b: 1.0 },
-                       Sigmoid { a: -0.5, b: 0.0 }, Sigmoid { a: -1.0, b: 2.0 }],
+            sigmoids: [
+                Sigmoid { a: -1.0, b: 0.0 },
+                Sigmoid { a: -2.0, b: 1.0 },
+                Sigmoid { a: -0.5, b: 0.0 },
+                Sigmoid { a: -1.0, b: 2.0 },
+            ],
         };
         let p = cal.probabilities(&[1.0, 0.5, -1.0, 3.0]);
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
-        let raw = [1.0 / (1.0 + (-1.0f64).exp()), 1.0 / (1.0 + (0.0f64).exp()),
-                   1.0 / (1.0 + (0.5f64).exp()), 1.0 / (1.0 + (-1.0f64).exp())];
+        let raw = [
+            1.0 / (1.0 + (-1.0f64).exp()),
+            1.0 / (1.0 + (0.0f64).exp()),
+            1.0 / (1.0 + (0.5f64).exp()),
+            1.0 / (1.0 + (-1.0f64).exp()),
+        ];
         let s: f64 = raw.iter().sum();
         for k in 0..4 {
             assert!((p[k] as f64 - raw[k] / s).abs() < 1e-6);

@@ -74,8 +74,9 @@ impl ModelCard {
 
     /// Parse and validate a card, saying exactly what is wrong.
     pub fn from_json(source_name: &str, json: &str) -> Result<ModelCard> {
-        let value: serde_json::Value = serde_json::from_str(json)
-            .map_err(|e| Error::model(source_name, format!("card `{CARD_KEY}` is not JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
+            Error::model(source_name, format!("card `{CARD_KEY}` is not JSON: {e}"))
+        })?;
         match value.get("format_version").and_then(|v| v.as_u64()) {
             Some(v) if v == CARD_VERSION as u64 => {}
             Some(v) => {
@@ -94,18 +95,28 @@ impl ModelCard {
         if card.classes != expected {
             return Err(Error::model(
                 source_name,
-                format!("card classes {:?} differ from the expected {:?}", card.classes, expected),
+                format!(
+                    "card classes {:?} differ from the expected {:?}",
+                    card.classes, expected
+                ),
             ));
         }
         let p = &card.preprocessing;
         if p.size != crate::model_file::INPUT_SIZE {
             return Err(Error::model(
                 source_name,
-                format!("card says ROI size {}, the network takes {}", p.size, crate::model_file::INPUT_SIZE),
+                format!(
+                    "card says ROI size {}, the network takes {}",
+                    p.size,
+                    crate::model_file::INPUT_SIZE
+                ),
             ));
         }
         if p.std.iter().any(|s| !(*s > 0.0)) || !(p.stretch_low < p.stretch_high) {
-            return Err(Error::model(source_name, "card preprocessing has a zero std or low >= high stretch"));
+            return Err(Error::model(
+                source_name,
+                "card preprocessing has a zero std or low >= high stretch",
+            ));
         }
         Ok(card)
     }
@@ -113,7 +124,9 @@ impl ModelCard {
     /// The warning to show with this model: its own, or the phantom warning when it learnt from
     /// synthetic data.
     pub fn display_warning(&self) -> Option<String> {
-        self.warning.clone().or_else(|| self.training.synthetic.then(|| PHANTOM_WARNING.to_string()))
+        self.warning
+            .clone()
+            .or_else(|| self.training.synthetic.then(|| PHANTOM_WARNING.to_string()))
     }
 }
 

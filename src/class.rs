@@ -53,7 +53,10 @@ impl fmt::Display for Class {
 /// Lowercase and keep only letters, so "Schmorl's node", "SCHMORL" and "wavy / irregular" meet
 /// the same spelling.
 fn letters(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect()
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 impl FromStr for Class {
@@ -89,7 +92,13 @@ pub enum Level {
 }
 
 impl Level {
-    pub const ALL: [Level; 5] = [Level::L1L2, Level::L2L3, Level::L3L4, Level::L4L5, Level::L5S1];
+    pub const ALL: [Level; 5] = [
+        Level::L1L2,
+        Level::L2L3,
+        Level::L3L4,
+        Level::L4L5,
+        Level::L5S1,
+    ];
     pub fn id(self) -> &'static str {
         match self {
             Level::L1L2 => "L1L2",
@@ -114,11 +123,14 @@ impl FromStr for Level {
     type Err = Error;
     fn from_str(s: &str) -> Result<Level> {
         let key = letters(s).to_ascii_uppercase();
-        Level::ALL.into_iter().find(|l| l.id() == key).ok_or_else(|| Error::Unknown {
-            what: "level",
-            value: s.to_string(),
-            expected: "L1L2, L2L3, L3L4, L4L5, L5S1 (L4-L5 and l4l5 are read too)".into(),
-        })
+        Level::ALL
+            .into_iter()
+            .find(|l| l.id() == key)
+            .ok_or_else(|| Error::Unknown {
+                what: "level",
+                value: s.to_string(),
+                expected: "L1L2, L2L3, L3L4, L4L5, L5S1 (L4-L5 and l4l5 are read too)".into(),
+            })
     }
 }
 

@@ -23,15 +23,23 @@ impl Stretch {
     pub fn of_values(values: &[f32], low_fraction: f64, high_fraction: f64) -> Stretch {
         let n = values.len();
         if n == 0 {
-            return Stretch { low: 0.0, high: 1.0 };
+            return Stretch {
+                low: 0.0,
+                high: 1.0,
+            };
         }
         let mut v: Vec<f32> = values.iter().copied().filter(|x| x.is_finite()).collect();
         if v.is_empty() {
-            return Stretch { low: 0.0, high: 1.0 };
+            return Stretch {
+                low: 0.0,
+                high: 1.0,
+            };
         }
         let n = v.len();
         let k_low = ((low_fraction * n as f64).floor() as usize).min(n - 1);
-        let k_high = ((high_fraction * n as f64).ceil() as usize).saturating_sub(1).min(n - 1);
+        let k_high = ((high_fraction * n as f64).ceil() as usize)
+            .saturating_sub(1)
+            .min(n - 1);
         let cmp = |a: &f32, b: &f32| a.total_cmp(b);
         let (_, &mut low, _) = v.select_nth_unstable_by(k_low, cmp);
         let (_, &mut high, _) = v.select_nth_unstable_by(k_high, cmp);
@@ -41,9 +49,15 @@ impl Stretch {
         let min = v.iter().copied().fold(f32::INFINITY, f32::min);
         let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         if max > min {
-            Stretch { low: min, high: max }
+            Stretch {
+                low: min,
+                high: max,
+            }
         } else {
-            Stretch { low: min, high: min + 1.0 }
+            Stretch {
+                low: min,
+                high: min + 1.0,
+            }
         }
     }
 

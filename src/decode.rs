@@ -80,13 +80,28 @@ fn decode_raster(bytes: &[u8], name: &str, format: image::ImageFormat) -> Result
     let (width, height) = (img.width() as usize, img.height() as usize);
     use image::ColorType::*;
     let (pixels, bits): (Vec<f32>, u16) = match img.color() {
-        L16 | La16 | Rgb16 | Rgba16 => {
-            (img.into_luma16().into_raw().into_iter().map(f32::from).collect(), 16)
-        }
+        L16 | La16 | Rgb16 | Rgba16 => (
+            img.into_luma16()
+                .into_raw()
+                .into_iter()
+                .map(f32::from)
+                .collect(),
+            16,
+        ),
         Rgb32F | Rgba32F => {
-            return Err(Error::image(name, "floating-point images are not supported; use 8/16-bit"))
+            return Err(Error::image(
+                name,
+                "floating-point images are not supported; use 8/16-bit",
+            ))
         }
-        _ => (img.into_luma8().into_raw().into_iter().map(f32::from).collect(), 8),
+        _ => (
+            img.into_luma8()
+                .into_raw()
+                .into_iter()
+                .map(f32::from)
+                .collect(),
+            8,
+        ),
     };
     Slice::new(width, height, pixels, bits)
 }
@@ -115,12 +130,17 @@ fn decode_dicom(bytes: &[u8], name: &str, frame: Option<u32>) -> Result<Slice> {
         .and_then(|e| e.to_int::<u32>().ok())
         .unwrap_or(1)
         .max(1);
-    if rows == 0 || cols == 0 || rows > MAX_SIDE || cols > MAX_SIDE
+    if rows == 0
+        || cols == 0
+        || rows > MAX_SIDE
+        || cols > MAX_SIDE
         || rows as u64 * cols as u64 > MAX_PIXELS
     {
         return Err(Error::image(
             name,
-            format!("{cols}x{rows} pixels is outside the accepted size (at most {MAX_SIDE} a side)"),
+            format!(
+                "{cols}x{rows} pixels is outside the accepted size (at most {MAX_SIDE} a side)"
+            ),
         ));
     }
     let samples = obj
@@ -136,10 +156,17 @@ fn decode_dicom(bytes: &[u8], name: &str, frame: Option<u32>) -> Result<Slice> {
     }
     let frame = frame.unwrap_or(frames / 2);
     if frame >= frames {
-        return Err(Error::image(name, format!("frame {frame} asked, the file has {frames} (0-based)")));
+        return Err(Error::image(
+            name,
+            format!("frame {frame} asked, the file has {frames} (0-based)"),
+        ));
     }
 
-    let ts = obj.meta().transfer_syntax().trim_end_matches('\0').to_string();
+    let ts = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_string();
     let decoded = obj.decode_pixel_data_frame(frame).map_err(|e| {
         Error::image(
             name,
@@ -157,19 +184,25 @@ fn decode_dicom(bytes: &[u8], name: &str, frame: Option<u32>) -> Result<Slice> {
     let bits = decoded.bits_stored();
 
     let rescale = decoded.rescale().ok().and_then(|r| r.first().copied());
-    let (slope, intercept) = rescale.map(|r| (r.slope, r.intercept)).unwrap_or((1.0, 0.0));
-    let mut window = decoded
-        .window()
-        .ok()
-        .flatten()
-        .and_then(|w| w.first().map(|w| Window { center: w.center, width: w.width }));
+    let (slope, intercept) = rescale
+        .map(|r| (r.slope, r.intercept))
+        .unwrap_or((1.0, 0.0));
+    let mut window = decoded.window().ok().flatten().and_then(|w| {
+        w.first().map(|w| Window {
+            center: w.center,
+            width: w.width,
+        })
+    });
 
     // MONOCHROME1 shows low values bright: mirror values (and the window) within the range the
     // stored bits can hold, so the slice always reads "high = bright" at its native scale.
     if decoded.photometric_interpretation().as_str().trim() == "MONOCHROME1" {
         let signed = decoded.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed;
         let (lo, hi) = if signed {
-            (-(2f64.powi(bits as i32 - 1)), 2f64.powi(bits as i32 - 1) - 1.0)
+            (
+                -(2f64.powi(bits as i32 - 1)),
+                2f64.powi(bits as i32 - 1) - 1.0,
+            )
         } else {
             (0.0, 2f64.powi(bits as i32) - 1.0)
         };

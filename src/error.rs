@@ -21,11 +21,20 @@ pub enum Error {
 
     /// A manifest row or field that cannot be used.
     #[error("{file}, row {row}, field `{field}`: {reason}")]
-    Manifest { file: String, row: usize, field: String, reason: String },
+    Manifest {
+        file: String,
+        row: usize,
+        field: String,
+        reason: String,
+    },
 
     /// A value that is not one of the accepted choices (class label, level, option).
     #[error("unknown {what} `{value}`: expected one of {expected}")]
-    Unknown { what: &'static str, value: String, expected: String },
+    Unknown {
+        what: &'static str,
+        value: String,
+        expected: String,
+    },
 
     /// A failure while running the network (should not happen with a validated model).
     #[error("inference failed: {0}")]
@@ -37,19 +46,31 @@ pub enum Error {
 
     /// A file system failure, with the path it concerns.
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn image(source_name: impl fmt::Display, reason: impl fmt::Display) -> Self {
-        Error::Image { source_name: source_name.to_string(), reason: reason.to_string() }
+        Error::Image {
+            source_name: source_name.to_string(),
+            reason: reason.to_string(),
+        }
     }
     pub fn model(source_name: impl fmt::Display, reason: impl fmt::Display) -> Self {
-        Error::Model { source_name: source_name.to_string(), reason: reason.to_string() }
+        Error::Model {
+            source_name: source_name.to_string(),
+            reason: reason.to_string(),
+        }
     }
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().display().to_string(), source }
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 }

@@ -44,7 +44,8 @@ pub struct DiscFrame {
 }
 
 fn segments_cross(a: Point, b: Point, c: Point, d: Point) -> bool {
-    let orient = |p: Point, q: Point, r: Point| (q.x - p.x) * (r.y - p.y) - (q.y - p.y) * (r.x - p.x);
+    let orient =
+        |p: Point, q: Point, r: Point| (q.x - p.x) * (r.y - p.y) - (q.y - p.y) * (r.x - p.x);
     let (o1, o2) = (orient(a, b, c), orient(a, b, d));
     let (o3, o4) = (orient(c, d, a), orient(c, d, b));
     o1 * o2 < 0.0 && o3 * o4 < 0.0
@@ -60,7 +61,10 @@ impl DiscFrame {
         let (w, h) = (image_size.0 as f64, image_size.1 as f64);
         for (i, p) in corners.iter().enumerate() {
             if !p.x.is_finite() || !p.y.is_finite() {
-                return Err(Error::Corners(format!("corner {} is not a finite number", i + 1)));
+                return Err(Error::Corners(format!(
+                    "corner {} is not a finite number",
+                    i + 1
+                )));
             }
             if p.x < 0.0 || p.y < 0.0 || p.x > w || p.y > h {
                 return Err(Error::Corners(format!(
@@ -103,8 +107,10 @@ impl DiscFrame {
         if d1.dot(d2) < 0.0 {
             d1 = Point::new(-d1.x, -d1.y);
         }
-        let dir = Point::new(d1.x / l1.max(f64::MIN_POSITIVE) + d2.x / l2.max(f64::MIN_POSITIVE),
-                             d1.y / l1.max(f64::MIN_POSITIVE) + d2.y / l2.max(f64::MIN_POSITIVE));
+        let dir = Point::new(
+            d1.x / l1.max(f64::MIN_POSITIVE) + d2.x / l2.max(f64::MIN_POSITIVE),
+            d1.y / l1.max(f64::MIN_POSITIVE) + d2.y / l2.max(f64::MIN_POSITIVE),
+        );
         let dn = dir.norm();
         let min_side = 1.0;
         if l1 < min_side || l2 < min_side || !(dn > 1e-9) {
@@ -138,7 +144,11 @@ impl DiscFrame {
                  endplate and the two of the lower vertebra's upper endplate"
             )));
         }
-        let (upper, lower) = if proj(&mid(e1), v) < proj(&mid(e2), v) { (e1, e2) } else { (e2, e1) };
+        let (upper, lower) = if proj(&mid(e1), v) < proj(&mid(e2), v) {
+            (e1, e2)
+        } else {
+            (e2, e1)
+        };
         Ok(DiscFrame {
             center,
             u,

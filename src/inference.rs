@@ -14,7 +14,11 @@ use tract_onnx::prelude::*;
 #[cfg(not(target_arch = "wasm32"))]
 pub fn set_threads(n: usize) {
     use tract_linalg::multithread::{set_default_executor, Executor};
-    set_default_executor(if n <= 1 { Executor::SingleThread } else { Executor::multithread(n) });
+    set_default_executor(if n <= 1 {
+        Executor::SingleThread
+    } else {
+        Executor::multithread(n)
+    });
 }
 
 /// One disc's answer.
@@ -35,7 +39,9 @@ pub struct Classifier {
 
 impl std::fmt::Debug for Classifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Classifier").field("card", &self.card.name).finish_non_exhaustive()
+        f.debug_struct("Classifier")
+            .field("card", &self.card.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -53,11 +59,15 @@ impl Classifier {
             .filter(|n| !graph.initializer.iter().any(|t| t.name == *n))
             .collect();
         if inputs != [model_file::INPUT_NAME] {
-            return Err(bad(format!("expected one input named `input`, found {inputs:?}")));
+            return Err(bad(format!(
+                "expected one input named `input`, found {inputs:?}"
+            )));
         }
         let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
         if outputs != [model_file::OUTPUT_NAME] {
-            return Err(bad(format!("expected one output named `logits`, found {outputs:?}")));
+            return Err(bad(format!(
+                "expected one output named `logits`, found {outputs:?}"
+            )));
         }
 
         let model = tract_onnx::onnx()
@@ -66,9 +76,16 @@ impl Classifier {
         let n = model.sym("N");
         let s = INPUT_SIZE as i64;
         let typed = model
-            .with_input_fact(0, f32::fact(&[n.to_dim(), 3.into(), s.into(), s.into()]).into())
+            .with_input_fact(
+                0,
+                f32::fact(&[n.to_dim(), 3.into(), s.into(), s.into()]).into(),
+            )
             .and_then(|m| m.into_typed())
-            .map_err(|e| bad(format!("the graph does not accept input [N, 3, {s}, {s}]: {e}")))?;
+            .map_err(|e| {
+                bad(format!(
+                    "the graph does not accept input [N, 3, {s}, {s}]: {e}"
+                ))
+            })?;
         let out_fact = typed.output_fact(0).map_err(|e| bad(e.to_string()))?;
         let expected: TVec<TDim> = tvec![n.to_dim(), 4.into()];
         if out_fact.shape.to_tvec() != expected || out_fact.datum_type != f32::datum_type() {
@@ -95,14 +112,26 @@ impl Classifier {
             return Ok(Vec::new());
         }
         if input.len() != n * per {
-            return Err(Error::Inference(format!("{} values for {n} discs, expected {}", input.len(), n * per)));
+            return Err(Error::Inference(format!(
+                "{} values for {n} discs, expected {}",
+                input.len(),
+                n * per
+            )));
         }
         let tensor = Tensor::from_shape(&[n, 3, INPUT_SIZE, INPUT_SIZE], &input)
             .map_err(|e| Error::Inference(e.to_string()))?;
-        let out = self.plan.run(tvec!(tensor.into())).map_err(|e| Error::Inference(e.to_string()))?;
-        let view = out[0].to_plain_array_view::<f32>().map_err(|e| Error::Inference(e.to_string()))?;
+        let out = self
+            .plan
+            .run(tvec!(tensor.into()))
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        let view = out[0]
+            .to_plain_array_view::<f32>()
+            .map_err(|e| Error::Inference(e.to_string()))?;
         let flat: Vec<f32> = view.iter().copied().collect();
-        Ok(flat.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect())
+        Ok(flat
+            .chunks_exact(4)
+            .map(|c| [c[0], c[1], c[2], c[3]])
+            .collect())
     }
 
     /// Classify preprocessed discs in one batched run.
@@ -116,7 +145,13 @@ impl Classifier {
     /// Calibrated prediction from one disc's logits.
     pub fn predict(&self, logits: [f32; 4]) -> Prediction {
         let probabilities = self.card.calibration.probabilities(&logits);
-        let best = (0..4).max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b])).unwrap_or(0);
-        Prediction { class: Class::ALL[best], probabilities, logits }
+        let best = (0..4)
+            .max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b]))
+            .unwrap_or(0);
+        Prediction {
+            class: Class::ALL[best],
+            probabilities,
+            logits,
+        }
     }
 }

@@ -17,9 +17,12 @@ pub mod geometry;
 pub mod inference;
 pub mod manifest;
 pub mod model_file;
+pub mod phantom;
 pub mod resnet;
 pub mod roi;
 pub mod slice;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use class::{Class, Level};
 pub use error::{Error, Result};

@@ -7,7 +7,9 @@ use crate::class::{Class, Level};
 use crate::error::{Error, Result};
 use crate::geometry::Point;
 
-pub const COLUMNS: [&str; 12] = ["image", "subject", "level", "label", "x1", "y1", "x2", "y2", "x3", "y3", "x4", "y4"];
+pub const COLUMNS: [&str; 12] = [
+    "image", "subject", "level", "label", "x1", "y1", "x2", "y2", "x3", "y3", "x4", "y4",
+];
 
 /// One disc.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,14 +24,35 @@ pub struct Row {
 
 /// Parse manifest text. `file` only labels errors.
 pub fn parse(file: &str, text: &str) -> Result<Vec<Row>> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(text.as_bytes());
-    let err = |row: usize, field: &str, reason: String| Error::Manifest { file: file.into(), row, field: field.into(), reason };
-    let header = reader.headers().map_err(|e| err(1, "header", e.to_string()))?.clone();
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let err = |row: usize, field: &str, reason: String| Error::Manifest {
+        file: file.into(),
+        row,
+        field: field.into(),
+        reason,
+    };
+    let header = reader
+        .headers()
+        .map_err(|e| err(1, "header", e.to_string()))?
+        .clone();
     let mut index = [0usize; 12];
     for (i, col) in COLUMNS.iter().enumerate() {
-        index[i] = header.iter().position(|h| h.eq_ignore_ascii_case(col)).ok_or_else(|| {
-            err(1, col, format!("column missing; the header must contain {}", COLUMNS.join(",")))
-        })?;
+        index[i] = header
+            .iter()
+            .position(|h| h.eq_ignore_ascii_case(col))
+            .ok_or_else(|| {
+                err(
+                    1,
+                    col,
+                    format!(
+                        "column missing; the header must contain {}",
+                        COLUMNS.join(",")
+                    ),
+                )
+            })?;
     }
     let mut rows = Vec::new();
     for (i, record) in reader.records().enumerate() {
@@ -38,18 +61,36 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Row>> {
         let field = |c: usize| record.get(index[c]).unwrap_or("");
         let image = field(0).to_string();
         if image.is_empty() {
-            return Err(err(line, "image", "empty; give the image path relative to the manifest".into()));
+            return Err(err(
+                line,
+                "image",
+                "empty; give the image path relative to the manifest".into(),
+            ));
         }
         let opt = |c: usize| Some(field(c)).filter(|s| !s.is_empty());
-        let level = opt(2).map(str::parse::<Level>).transpose().map_err(|e| err(line, "level", e.to_string()))?;
-        let label = opt(3).map(str::parse::<Class>).transpose().map_err(|e| err(line, "label", e.to_string()))?;
+        let level = opt(2)
+            .map(str::parse::<Level>)
+            .transpose()
+            .map_err(|e| err(line, "level", e.to_string()))?;
+        let label = opt(3)
+            .map(str::parse::<Class>)
+            .transpose()
+            .map_err(|e| err(line, "label", e.to_string()))?;
         let mut xy = [0.0f64; 8];
         for (k, v) in xy.iter_mut().enumerate() {
             let name = COLUMNS[4 + k];
             let s = field(4 + k);
-            *v = s.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                err(line, name, format!("`{s}` is not a number; corners are pixel coordinates like 123.5"))
-            })?;
+            *v = s
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| {
+                    err(
+                        line,
+                        name,
+                        format!("`{s}` is not a number; corners are pixel coordinates like 123.5"),
+                    )
+                })?;
         }
         rows.push(Row {
             image,
@@ -111,8 +152,12 @@ mod tests {
     fn errors_name_line_and_field() {
         let text = "image,subject,level,label,x1,y1,x2,y2,x3,y3,x4,y4\na.png,s,L1L2,fracture,1,2,3,4,5,6,7,8\n";
         let e = parse("m.csv", text).unwrap_err().to_string();
-        assert!(e.contains("m.csv, row 2, field `label`") && e.contains("fracture"), "{e}");
-        let text = "image,subject,level,label,x1,y1,x2,y2,x3,y3,x4,y4\na.png,s,L1L2,,1,2,3,4,5,six,7,8\n";
+        assert!(
+            e.contains("m.csv, row 2, field `label`") && e.contains("fracture"),
+            "{e}"
+        );
+        let text =
+            "image,subject,level,label,x1,y1,x2,y2,x3,y3,x4,y4\na.png,s,L1L2,,1,2,3,4,5,six,7,8\n";
         let e = parse("m.csv", text).unwrap_err().to_string();
         assert!(e.contains("field `y3`") && e.contains("six"), "{e}");
         let e = parse("m.csv", "image,label\n").unwrap_err().to_string();

@@ -32,12 +32,28 @@ fn attr_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
     }
 }
 fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i: v, ..Default::default() }
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Int as i32,
+        i: v,
+        ..Default::default()
+    }
 }
 fn attr_float(name: &str, v: f32) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.into(), r#type: AttributeType::Float as i32, f: v, ..Default::default() }
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Float as i32,
+        f: v,
+        ..Default::default()
+    }
 }
-fn node(op: &str, name: &str, inputs: &[&str], output: &str, attribute: Vec<pb::AttributeProto>) -> pb::NodeProto {
+fn node(
+    op: &str,
+    name: &str,
+    inputs: &[&str],
+    output: &str,
+    attribute: Vec<pb::AttributeProto>,
+) -> pb::NodeProto {
     pb::NodeProto {
         op_type: op.into(),
         name: name.into(),
@@ -94,7 +110,8 @@ impl GraphBuilder<'_> {
         self.initializers.push(tensor_proto(name, &t));
     }
     fn init_named(&mut self, name: &str) {
-        self.initializers.push(tensor_proto(name, &self.weights[name]));
+        self.initializers
+            .push(tensor_proto(name, &self.weights[name]));
     }
 
     /// Conv + BN (+ ReLU); returns the output's name.
@@ -112,27 +129,36 @@ impl GraphBuilder<'_> {
                 self.init(&wn, w);
                 self.init(&bn, b);
                 let out = format!("{}.out", c.conv);
-                self.nodes.push(node("Conv", &c.conv, &[input, &wn, &bn], &out, attrs));
+                self.nodes
+                    .push(node("Conv", &c.conv, &[input, &wn, &bn], &out, attrs));
                 out
             }
             BatchNorm::Keep => {
                 let wn = format!("{}.weight", c.conv);
                 self.init_named(&wn);
                 let conv_out = format!("{}.out", c.conv);
-                self.nodes.push(node("Conv", &c.conv, &[input, &wn], &conv_out, attrs));
-                let names: Vec<String> =
-                    ["weight", "bias", "running_mean", "running_var"].iter().map(|f| format!("{}.{f}", c.bn)).collect();
+                self.nodes
+                    .push(node("Conv", &c.conv, &[input, &wn], &conv_out, attrs));
+                let names: Vec<String> = ["weight", "bias", "running_mean", "running_var"]
+                    .iter()
+                    .map(|f| format!("{}.{f}", c.bn))
+                    .collect();
                 for n in &names {
                     self.init_named(n);
                 }
                 let out = format!("{}.out", c.bn);
-                let inputs: Vec<&str> = std::iter::once(conv_out.as_str()).chain(names.iter().map(|s| s.as_str())).collect();
+                let inputs: Vec<&str> = std::iter::once(conv_out.as_str())
+                    .chain(names.iter().map(|s| s.as_str()))
+                    .collect();
                 self.nodes.push(node(
                     "BatchNormalization",
                     &c.bn,
                     &inputs,
                     &out,
-                    vec![attr_float("epsilon", BN_EPSILON), attr_float("momentum", 0.9)],
+                    vec![
+                        attr_float("epsilon", BN_EPSILON),
+                        attr_float("momentum", 0.9),
+                    ],
                 ));
                 out
             }
@@ -148,16 +174,30 @@ impl GraphBuilder<'_> {
 }
 
 /// Encode a ResNet18 with `weights` and `card` as ONNX bytes.
-pub fn write_model(arch: &Architecture, weights: &Weights, card: &ModelCard, batchnorm: BatchNorm) -> Result<Vec<u8>> {
+pub fn write_model(
+    arch: &Architecture,
+    weights: &Weights,
+    card: &ModelCard,
+    batchnorm: BatchNorm,
+) -> Result<Vec<u8>> {
     arch.check(weights)?;
-    let mut g = GraphBuilder { weights, batchnorm, nodes: Vec::new(), initializers: Vec::new() };
+    let mut g = GraphBuilder {
+        weights,
+        batchnorm,
+        nodes: Vec::new(),
+        initializers: Vec::new(),
+    };
     let x = g.conv_bn(&arch.stem, INPUT_NAME, true);
     g.nodes.push(node(
         "MaxPool",
         "maxpool",
         &[&x],
         "maxpool.out",
-        vec![attr_ints("kernel_shape", &[3, 3]), attr_ints("strides", &[2, 2]), attr_ints("pads", &[1, 1, 1, 1])],
+        vec![
+            attr_ints("kernel_shape", &[3, 3]),
+            attr_ints("strides", &[2, 2]),
+            attr_ints("pads", &[1, 1, 1, 1]),
+        ],
     ));
     let mut x = "maxpool.out".to_string();
     for block in &arch.blocks {
@@ -169,16 +209,35 @@ pub fn write_model(arch: &Architecture, weights: &Weights, card: &ModelCard, bat
         };
         let prefix = block.conv1.conv.trim_end_matches(".conv1");
         let sum = format!("{prefix}.add");
-        g.nodes.push(node("Add", &sum, &[&y, &identity], &sum, vec![]));
+        g.nodes
+            .push(node("Add", &sum, &[&y, &identity], &sum, vec![]));
         let relu = format!("{prefix}.relu");
         g.nodes.push(node("Relu", &relu, &[&sum], &relu, vec![]));
         x = relu;
     }
-    g.nodes.push(node("GlobalAveragePool", "avgpool", &[&x], "avgpool.out", vec![]));
-    g.nodes.push(node("Flatten", "flatten", &["avgpool.out"], "flatten.out", vec![attr_int("axis", 1)]));
+    g.nodes.push(node(
+        "GlobalAveragePool",
+        "avgpool",
+        &[&x],
+        "avgpool.out",
+        vec![],
+    ));
+    g.nodes.push(node(
+        "Flatten",
+        "flatten",
+        &["avgpool.out"],
+        "flatten.out",
+        vec![attr_int("axis", 1)],
+    ));
     g.init_named("fc.weight");
     g.init_named("fc.bias");
-    g.nodes.push(node("Gemm", "fc", &["flatten.out", "fc.weight", "fc.bias"], OUTPUT_NAME, vec![attr_int("transB", 1)]));
+    g.nodes.push(node(
+        "Gemm",
+        "fc",
+        &["flatten.out", "fc.weight", "fc.bias"],
+        OUTPUT_NAME,
+        vec![attr_int("transB", 1)],
+    ));
 
     let s = INPUT_SIZE as i64;
     let graph = pb::GraphProto {
@@ -194,9 +253,15 @@ pub fn write_model(arch: &Architecture, weights: &Weights, card: &ModelCard, bat
         ir_version: 8,
         producer_name: "endplate".into(),
         producer_version: crate::VERSION.into(),
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
         graph: Some(graph),
-        metadata_props: vec![pb::StringStringEntryProto { key: CARD_KEY.into(), value: card_json }],
+        metadata_props: vec![pb::StringStringEntryProto {
+            key: CARD_KEY.into(),
+            value: card_json,
+        }],
         ..Default::default()
     };
     Ok(model.encode_to_vec())
@@ -205,10 +270,16 @@ pub fn write_model(arch: &Architecture, weights: &Weights, card: &ModelCard, bat
 /// Decode ONNX bytes into the protobuf model, with a message a user can act on.
 pub fn parse_proto(source_name: &str, bytes: &[u8]) -> Result<pb::ModelProto> {
     let proto = pb::ModelProto::decode(bytes).map_err(|e| {
-        Error::model(source_name, format!("not an ONNX file (protobuf decoding failed: {e})"))
+        Error::model(
+            source_name,
+            format!("not an ONNX file (protobuf decoding failed: {e})"),
+        )
     })?;
     if proto.graph.is_none() {
-        return Err(Error::model(source_name, "not an ONNX model: it has no graph"));
+        return Err(Error::model(
+            source_name,
+            "not an ONNX model: it has no graph",
+        ));
     }
     Ok(proto)
 }
@@ -227,7 +298,10 @@ pub fn read_card(source_name: &str, proto: &pb::ModelProto) -> Result<ModelCard>
 /// Float initializers by name, e.g. the weights of a torchvision ResNet18 exported to ONNX
 /// (`torch.onnx.export(..., do_constant_folding=False)` keeps the parameter names).
 pub fn read_initializers(source_name: &str, proto: &pb::ModelProto) -> Result<Weights> {
-    let graph = proto.graph.as_ref().ok_or_else(|| Error::model(source_name, "no graph"))?;
+    let graph = proto
+        .graph
+        .as_ref()
+        .ok_or_else(|| Error::model(source_name, "no graph"))?;
     let mut out = Weights::new();
     for t in &graph.initializer {
         if t.data_type != DataType::Float as i32 {
@@ -236,14 +310,22 @@ pub fn read_initializers(source_name: &str, proto: &pb::ModelProto) -> Result<We
         let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
         let n: usize = shape.iter().product();
         let data: Vec<f32> = if !t.raw_data.is_empty() {
-            t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+            t.raw_data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
         } else {
             t.float_data.clone()
         };
         if data.len() != n {
             return Err(Error::model(
                 source_name,
-                format!("initializer `{}` has {} values for shape {:?}", t.name, data.len(), shape),
+                format!(
+                    "initializer `{}` has {} values for shape {:?}",
+                    t.name,
+                    data.len(),
+                    shape
+                ),
             ));
         }
         out.insert(t.name.clone(), WeightTensor { shape, data });

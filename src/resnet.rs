@@ -68,22 +68,53 @@ impl Architecture {
                 let p = format!("layer{}.{}", stage + 1, b);
                 let stride = if stage > 0 && b == 0 { 2 } else { 1 };
                 let downsample = (stride != 1 || in_ch != out_ch).then(|| {
-                    cb(format!("{p}.downsample.0"), format!("{p}.downsample.1"), in_ch, out_ch, 1, stride, 0)
+                    cb(
+                        format!("{p}.downsample.0"),
+                        format!("{p}.downsample.1"),
+                        in_ch,
+                        out_ch,
+                        1,
+                        stride,
+                        0,
+                    )
                 });
                 blocks.push(Block {
-                    conv1: cb(format!("{p}.conv1"), format!("{p}.bn1"), in_ch, out_ch, 3, stride, 1),
-                    conv2: cb(format!("{p}.conv2"), format!("{p}.bn2"), out_ch, out_ch, 3, 1, 1),
+                    conv1: cb(
+                        format!("{p}.conv1"),
+                        format!("{p}.bn1"),
+                        in_ch,
+                        out_ch,
+                        3,
+                        stride,
+                        1,
+                    ),
+                    conv2: cb(
+                        format!("{p}.conv2"),
+                        format!("{p}.bn2"),
+                        out_ch,
+                        out_ch,
+                        3,
+                        1,
+                        1,
+                    ),
                     downsample,
                 });
                 in_ch = out_ch;
             }
         }
-        Architecture { stem, blocks, classes }
+        Architecture {
+            stem,
+            blocks,
+            classes,
+        }
     }
 
     pub fn conv_bns(&self) -> impl Iterator<Item = &ConvBn> {
         std::iter::once(&self.stem).chain(
-            self.blocks.iter().flat_map(|b| [Some(&b.conv1), Some(&b.conv2), b.downsample.as_ref()]).flatten(),
+            self.blocks
+                .iter()
+                .flat_map(|b| [Some(&b.conv1), Some(&b.conv2), b.downsample.as_ref()])
+                .flatten(),
         )
     }
 
@@ -91,7 +122,10 @@ impl Architecture {
     pub fn parameter_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let mut out = Vec::new();
         for c in self.conv_bns() {
-            out.push((format!("{}.weight", c.conv), vec![c.out_ch, c.in_ch, c.kernel, c.kernel]));
+            out.push((
+                format!("{}.weight", c.conv),
+                vec![c.out_ch, c.in_ch, c.kernel, c.kernel],
+            ));
             for field in ["weight", "bias", "running_mean", "running_var"] {
                 out.push((format!("{}.{field}", c.bn), vec![c.out_ch]));
             }
@@ -155,15 +189,31 @@ impl Architecture {
 /// Fold a BatchNorm into the convolution before it: returns the scaled kernel and a bias.
 pub fn fold_batchnorm(weights: &Weights, c: &ConvBn) -> (WeightTensor, WeightTensor) {
     let get = |n: &str| &weights[&format!("{}.{n}", c.bn)].data;
-    let (gamma, beta, mean, var) = (get("weight"), get("bias"), get("running_mean"), get("running_var"));
+    let (gamma, beta, mean, var) = (
+        get("weight"),
+        get("bias"),
+        get("running_mean"),
+        get("running_var"),
+    );
     let kernel = &weights[&format!("{}.weight", c.conv)];
     let per_out = kernel.data.len() / c.out_ch;
     let mut data = kernel.data.clone();
     let mut bias = vec![0.0; c.out_ch];
     for o in 0..c.out_ch {
         let scale = gamma[o] / (var[o] + BN_EPSILON).sqrt();
-        data[o * per_out..(o + 1) * per_out].iter_mut().for_each(|x| *x *= scale);
+        data[o * per_out..(o + 1) * per_out]
+            .iter_mut()
+            .for_each(|x| *x *= scale);
         bias[o] = beta[o] - mean[o] * scale;
     }
-    (WeightTensor { shape: kernel.shape.clone(), data }, WeightTensor { shape: vec![c.out_ch], data: bias })
+    (
+        WeightTensor {
+            shape: kernel.shape.clone(),
+            data,
+        },
+        WeightTensor {
+            shape: vec![c.out_ch],
+            data: bias,
+        },
+    )
 }

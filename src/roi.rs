@@ -64,8 +64,13 @@ impl RoiRect {
         let frame = DiscFrame::from_corners(corners, image_size)?;
         let width = 2.0 * (frame.half_extent_u + p.axis_margin * frame.width);
         let height = 2.0
-            * (frame.half_extent_v + p.vertebra_fraction * p.vertebra_height_per_width * frame.width);
-        Ok(RoiRect { frame, width, height })
+            * (frame.half_extent_v
+                + p.vertebra_fraction * p.vertebra_height_per_width * frame.width);
+        Ok(RoiRect {
+            frame,
+            width,
+            height,
+        })
     }
 
     /// The rectangle's four corners in slice coordinates (for drawing it over the slice).
@@ -99,7 +104,10 @@ fn sample(slice: &Slice, stretch: &Stretch, x: f64, y: f64, outside: f32) -> f32
     let fx = (x - 0.5).clamp(0.0, w - 1.0);
     let fy = (y - 0.5).clamp(0.0, h - 1.0);
     let (x0, y0) = (fx.floor() as usize, fy.floor() as usize);
-    let (x1, y1) = ((x0 + 1).min(slice.width - 1), (y0 + 1).min(slice.height - 1));
+    let (x1, y1) = (
+        (x0 + 1).min(slice.width - 1),
+        (y0 + 1).min(slice.height - 1),
+    );
     let (tx, ty) = ((fx - x0 as f64) as f32, (fy - y0 as f64) as f32);
     let v = |xi, yi| stretch.apply(slice.get(xi, yi));
     let top = v(x0, y0) * (1.0 - tx) + v(x1, y0) * tx;
@@ -118,7 +126,10 @@ impl Roi {
     /// Cut the ROIs of several discs of one slice, stretching the slice's contrast once.
     pub fn extract_many(slice: &Slice, discs: &[[Point; 4]], p: &RoiParams) -> Result<Vec<Roi>> {
         let stretch = Stretch::of(slice, p.stretch_low, p.stretch_high);
-        discs.iter().map(|c| Self::extract_with(slice, &stretch, c, p)).collect()
+        discs
+            .iter()
+            .map(|c| Self::extract_with(slice, &stretch, c, p))
+            .collect()
     }
 
     pub fn extract_with(
@@ -139,7 +150,10 @@ impl Roi {
         // Output pixels per slice pixel, per axis, so the content fills ow x oh exactly.
         let (sx, sy) = (ow as f64 / rect.width, oh as f64 / rect.height);
         // Area averaging when shrinking: average a grid of bilinear taps covering the footprint.
-        let (nx, ny) = ((1.0 / sx).ceil().max(1.0) as usize, (1.0 / sy).ceil().max(1.0) as usize);
+        let (nx, ny) = (
+            (1.0 / sx).ceil().max(1.0) as usize,
+            (1.0 / sy).ceil().max(1.0) as usize,
+        );
         let (x0, y0) = ((n - ow) / 2, (n - oh) / 2);
         let f = &rect.frame;
         let mut pixels = vec![p.pad_value; n * n];
@@ -172,6 +186,9 @@ impl Roi {
 
     /// 8-bit gray, for writing a PNG or showing the preview.
     pub fn to_gray8(&self) -> Vec<u8> {
-        self.pixels.iter().map(|&g| (g.clamp(0.0, 1.0) * 255.0).round() as u8).collect()
+        self.pixels
+            .iter()
+            .map(|&g| (g.clamp(0.0, 1.0) * 255.0).round() as u8)
+            .collect()
     }
 }

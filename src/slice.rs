@@ -31,10 +31,23 @@ impl Slice {
         if width == 0 || height == 0 || pixels.len() != width * height {
             return Err(crate::Error::image(
                 "<memory>",
-                format!("{}x{} slice needs {} values, got {}", width, height, width * height, pixels.len()),
+                format!(
+                    "{}x{} slice needs {} values, got {}",
+                    width,
+                    height,
+                    width * height,
+                    pixels.len()
+                ),
             ));
         }
-        Ok(Slice { width, height, pixels, bits, window: None, spacing_mm: None })
+        Ok(Slice {
+            width,
+            height,
+            pixels,
+            bits,
+            window: None,
+            spacing_mm: None,
+        })
     }
 
     pub fn get(&self, x: usize, y: usize) -> f32 {

@@ -44,7 +44,10 @@ fn bad_images() {
     bomb.extend(&ihdr);
     bomb.extend(crc32(&ihdr).to_be_bytes());
     let e = image_error(&bomb, "bomb.png");
-    assert!(e.to_lowercase().contains("limit") || e.contains("100000"), "{e}");
+    assert!(
+        e.to_lowercase().contains("limit") || e.contains("100000"),
+        "{e}"
+    );
 
     let jp2 = dicom::build(Spec {
         ts: dicom::JPEG_2000,
@@ -58,7 +61,10 @@ fn bad_images() {
         pixels: Pixels::Encapsulated(vec![vec![0xFF, 0x4F, 0xFF, 0x51, 0, 0]]),
     });
     let e = image_error(&jp2, "j2k.dcm");
-    assert!(e.contains("1.2.840.10008.1.2.4.90") && e.contains("supported"), "{e}");
+    assert!(
+        e.contains("1.2.840.10008.1.2.4.90") && e.contains("supported"),
+        "{e}"
+    );
 
     let mut big = dicom::build(Spec {
         ts: dicom::EXPLICIT_LE,
@@ -81,7 +87,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -89,7 +99,9 @@ fn crc32(bytes: &[u8]) -> u32 {
 
 #[test]
 fn bad_models() {
-    let random: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let random: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let e = model_error(&random);
     assert!(e.contains("not an ONNX"), "{e}");
 
@@ -126,7 +138,14 @@ fn bad_models() {
     // Missing weight: the writer refuses and names it.
     let mut partial = w.clone();
     partial.remove("layer3.1.bn2.running_var");
-    let e = write_model(&arch, &partial, &ModelCard::untrained("x", 1), BatchNorm::Keep).unwrap_err().to_string();
+    let e = write_model(
+        &arch,
+        &partial,
+        &ModelCard::untrained("x", 1),
+        BatchNorm::Keep,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("layer3.1.bn2.running_var"), "{e}");
 }
 
@@ -139,6 +158,8 @@ fn bad_manifest_and_corners_via_the_library() {
         endplate::Point::new(10.0, 20.0),
         endplate::Point::new(40.0, 20.0),
     ];
-    let e = endplate::Roi::extract(&slice, &outside, &endplate::RoiParams::default()).unwrap_err().to_string();
+    let e = endplate::Roi::extract(&slice, &outside, &endplate::RoiParams::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("outside the 50x40 slice"), "{e}");
 }

@@ -10,7 +10,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn endplate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_endplate")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_endplate"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -50,28 +53,53 @@ fn classify_json_matches_the_library_and_roi_writes_the_same_pixels() {
     )
     .unwrap();
 
-    let out = endplate(&["classify", "--manifest", manifest.to_str().unwrap(), "--model", model.to_str().unwrap(), "--json", "--threads", "1"]);
+    let out = endplate(&[
+        "classify",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+        "--threads",
+        "1",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("discs/s"), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let results = json["results"].as_array().unwrap();
     assert_eq!(results.len(), 2);
     assert_eq!(results[1]["level"], "L2L3");
-    assert!(json["model"]["warning"].as_str().unwrap().contains("Untrained"));
+    assert!(json["model"]["warning"]
+        .as_str()
+        .unwrap()
+        .contains("Untrained"));
 
     // The same discs through the library.
     let lib = Classifier::from_bytes("m", &model_bytes).unwrap();
     let s = decode_file(&slice, DecodeOptions::default()).unwrap();
     let discs = [
-        [Point::new(40., 20.), Point::new(120., 20.), Point::new(40., 40.), Point::new(120., 40.)],
-        [Point::new(40., 80.), Point::new(120., 82.), Point::new(41., 100.), Point::new(120., 101.)],
+        [
+            Point::new(40., 20.),
+            Point::new(120., 20.),
+            Point::new(40., 40.),
+            Point::new(120., 40.),
+        ],
+        [
+            Point::new(40., 80.),
+            Point::new(120., 82.),
+            Point::new(41., 100.),
+            Point::new(120., 101.),
+        ],
     ];
     let rois = Roi::extract_many(&s, &discs, &RoiParams::default()).unwrap();
     let preds = lib.classify(&rois).unwrap();
     for (r, p) in results.iter().zip(&preds) {
         assert_eq!(r["label"], p.class.id());
         let probs = &r["probabilities"];
-        let sum: f64 = ["normal", "wavy", "notched", "schmorl"].iter().map(|k| probs[k].as_f64().unwrap()).sum();
+        let sum: f64 = ["normal", "wavy", "notched", "schmorl"]
+            .iter()
+            .map(|k| probs[k].as_f64().unwrap())
+            .sum();
         assert!((sum - 1.0).abs() < 1e-5);
         for k in 0..4 {
             assert!((r["logits"][k].as_f64().unwrap() - p.logits[k] as f64).abs() < 1e-4);
@@ -79,14 +107,35 @@ fn classify_json_matches_the_library_and_roi_writes_the_same_pixels() {
     }
 
     // Single-disc table output.
-    let out = endplate(&["classify", "--image", slice.to_str().unwrap(), "--corners", CORNERS, "--model", model.to_str().unwrap(), "--level", "L1L2"]);
+    let out = endplate(&[
+        "classify",
+        "--image",
+        slice.to_str().unwrap(),
+        "--corners",
+        CORNERS,
+        "--model",
+        model.to_str().unwrap(),
+        "--level",
+        "L1L2",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("L1L2") && table.contains(preds[0].class.display_name()), "{table}");
+    assert!(
+        table.contains("L1L2") && table.contains(preds[0].class.display_name()),
+        "{table}"
+    );
 
     // roi writes exactly the library's ROI.
     let png = dir.path().join("roi.png");
-    let out = endplate(&["roi", "--image", slice.to_str().unwrap(), "--corners", CORNERS, "--out", png.to_str().unwrap()]);
+    let out = endplate(&[
+        "roi",
+        "--image",
+        slice.to_str().unwrap(),
+        "--corners",
+        CORNERS,
+        "--out",
+        png.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let written = image::open(&png).unwrap().into_luma8();
     assert_eq!(written.dimensions(), (128, 128));
@@ -108,18 +157,78 @@ fn bad_input_exits_non_zero_with_a_message_naming_the_problem() {
     let m = model.to_str().unwrap();
 
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["classify", "--image", "/nonexistent/x.png", "--corners", CORNERS, "--model", m], "/nonexistent/x.png"),
-        (vec!["classify", "--image", s, "--corners", "1,2,3", "--model", m], "eight numbers"),
-        (vec!["classify", "--image", s, "--corners", "40,20,999,20,40,40,120,40", "--model", m], "outside the 160x200 slice"),
-        (vec!["classify", "--image", s, "--corners", "10,10,20,10,30,10,40,10", "--model", m], "collinear"),
-        (vec!["classify", "--image", s, "--corners", CORNERS, "--model", junk.to_str().unwrap()], "not an ONNX"),
-        (vec!["classify", "--manifest", bad_manifest.to_str().unwrap(), "--model", m], "row 2, field `label`"),
+        (
+            vec![
+                "classify",
+                "--image",
+                "/nonexistent/x.png",
+                "--corners",
+                CORNERS,
+                "--model",
+                m,
+            ],
+            "/nonexistent/x.png",
+        ),
+        (
+            vec!["classify", "--image", s, "--corners", "1,2,3", "--model", m],
+            "eight numbers",
+        ),
+        (
+            vec![
+                "classify",
+                "--image",
+                s,
+                "--corners",
+                "40,20,999,20,40,40,120,40",
+                "--model",
+                m,
+            ],
+            "outside the 160x200 slice",
+        ),
+        (
+            vec![
+                "classify",
+                "--image",
+                s,
+                "--corners",
+                "10,10,20,10,30,10,40,10",
+                "--model",
+                m,
+            ],
+            "collinear",
+        ),
+        (
+            vec![
+                "classify",
+                "--image",
+                s,
+                "--corners",
+                CORNERS,
+                "--model",
+                junk.to_str().unwrap(),
+            ],
+            "not an ONNX",
+        ),
+        (
+            vec![
+                "classify",
+                "--manifest",
+                bad_manifest.to_str().unwrap(),
+                "--model",
+                m,
+            ],
+            "row 2, field `label`",
+        ),
         (vec!["classify", "--model", m], "--manifest"),
     ];
     for (args, needle) in cases {
         let out = endplate(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains(needle), "{args:?}: `{}` lacks `{needle}`", stderr(&out));
+        assert!(
+            stderr(&out).contains(needle),
+            "{args:?}: `{}` lacks `{needle}`",
+            stderr(&out)
+        );
         assert!(!stderr(&out).contains("panicked"), "{args:?}");
     }
 }

@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::dicom::{self, Pixels, Spec};
 use endplate::decode::{decode, sniff, DecodeOptions, Format};
 
@@ -12,19 +11,38 @@ fn ramp16(w: usize, h: usize) -> Vec<u16> {
 }
 
 fn spec<'a>(ts: &'a str, pixels: Pixels) -> Spec<'a> {
-    Spec { ts, rows: 6, cols: 5, frames: 1, bits: 16, photometric: "MONOCHROME2", rescale: None, window: None, pixels }
+    Spec {
+        ts,
+        rows: 6,
+        cols: 5,
+        frames: 1,
+        bits: 16,
+        photometric: "MONOCHROME2",
+        rescale: None,
+        window: None,
+        pixels,
+    }
 }
 
 #[test]
 fn png_keeps_16_bit_values_and_converts_colour_to_gray() {
     let data = ramp16(7, 3);
-    let s = decode(&common::encode_png_gray16(7, 3, &data), "a.png", DecodeOptions::default()).unwrap();
+    let s = decode(
+        &common::encode_png_gray16(7, 3, &data),
+        "a.png",
+        DecodeOptions::default(),
+    )
+    .unwrap();
     assert_eq!((s.width, s.height, s.bits), (7, 3, 16));
     assert_eq!(s.pixels, data.iter().map(|&v| v as f32).collect::<Vec<_>>());
 
     let rgb = image::RgbImage::from_fn(4, 2, |x, y| image::Rgb([(x * 50 + y) as u8; 3]));
     let mut bytes = Vec::new();
-    rgb.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
+    rgb.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .unwrap();
     let s = decode(&bytes, "rgb.png", DecodeOptions::default()).unwrap();
     assert_eq!(s.bits, 8);
     assert_eq!(s.get(3, 1), 151.0);
@@ -34,7 +52,11 @@ fn png_keeps_16_bit_values_and_converts_colour_to_gray() {
 fn jpeg_decodes_to_gray() {
     let img = image::GrayImage::from_fn(32, 16, |x, _| image::Luma([(x * 8) as u8]));
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Jpeg).unwrap();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Jpeg,
+    )
+    .unwrap();
     assert_eq!(sniff(&bytes), Some(Format::Jpeg));
     let s = decode(&bytes, "a.jpg", DecodeOptions::default()).unwrap();
     assert_eq!((s.width, s.height), (32, 16));
@@ -45,9 +67,15 @@ fn jpeg_decodes_to_gray() {
 fn dicom_native_transfer_syntaxes_decode_to_the_same_values() {
     let data = ramp16(5, 6);
     let want: Vec<f32> = data.iter().map(|&v| v as f32).collect();
-    for ts in [dicom::EXPLICIT_LE, dicom::IMPLICIT_LE, dicom::EXPLICIT_BE, dicom::DEFLATE] {
+    for ts in [
+        dicom::EXPLICIT_LE,
+        dicom::IMPLICIT_LE,
+        dicom::EXPLICIT_BE,
+        dicom::DEFLATE,
+    ] {
         let bytes = dicom::build(spec(ts, Pixels::Native16(data.clone())));
-        let s = decode(&bytes, ts, DecodeOptions::default()).unwrap_or_else(|e| panic!("{ts}: {e}"));
+        let s =
+            decode(&bytes, ts, DecodeOptions::default()).unwrap_or_else(|e| panic!("{ts}: {e}"));
         assert_eq!((s.width, s.height, s.bits), (5, 6, 16), "{ts}");
         assert_eq!(s.pixels, want, "{ts}");
         assert_eq!(s.spacing_mm, Some((0.5, 0.6)), "{ts}");
@@ -57,13 +85,20 @@ fn dicom_native_transfer_syntaxes_decode_to_the_same_values() {
 #[test]
 fn dicom_rle_and_jpeg_baseline_decode() {
     let data = ramp16(5, 6);
-    let bytes = dicom::build(spec(dicom::RLE, Pixels::Encapsulated(vec![dicom::rle16(&data)])));
+    let bytes = dicom::build(spec(
+        dicom::RLE,
+        Pixels::Encapsulated(vec![dicom::rle16(&data)]),
+    ));
     let s = decode(&bytes, "rle.dcm", DecodeOptions::default()).unwrap();
     assert_eq!(s.pixels, data.iter().map(|&v| v as f32).collect::<Vec<_>>());
 
     let img = image::GrayImage::from_fn(16, 8, |x, _| image::Luma([(x * 16) as u8]));
     let mut jpeg = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut jpeg),
+        image::ImageFormat::Jpeg,
+    )
+    .unwrap();
     let mut s8 = spec(dicom::JPEG_BASELINE, Pixels::Encapsulated(vec![jpeg]));
     (s8.rows, s8.cols, s8.bits) = (8, 16, 8);
     let s = decode(&dicom::build(s8), "jpeg.dcm", DecodeOptions::default()).unwrap();
@@ -94,12 +129,26 @@ fn dicom_rescale_monochrome1_and_window() {
 
 #[test]
 fn dicom_multi_frame_takes_the_middle_frame_unless_told() {
-    let frames: Vec<u16> = (0..3u16).flat_map(|f| std::iter::repeat_n(f * 1000 + 7, 30)).collect();
+    let frames: Vec<u16> = (0..3u16)
+        .flat_map(|f| std::iter::repeat_n(f * 1000 + 7, 30))
+        .collect();
     let mut sp = spec(dicom::EXPLICIT_LE, Pixels::Native16(frames));
     sp.frames = 3;
     let bytes = dicom::build(sp);
-    assert_eq!(decode(&bytes, "mf", DecodeOptions::default()).unwrap().get(0, 0), 1007.0);
-    assert_eq!(decode(&bytes, "mf", DecodeOptions { frame: Some(2) }).unwrap().get(4, 5), 2007.0);
-    let e = decode(&bytes, "mf", DecodeOptions { frame: Some(3) }).unwrap_err().to_string();
+    assert_eq!(
+        decode(&bytes, "mf", DecodeOptions::default())
+            .unwrap()
+            .get(0, 0),
+        1007.0
+    );
+    assert_eq!(
+        decode(&bytes, "mf", DecodeOptions { frame: Some(2) })
+            .unwrap()
+            .get(4, 5),
+        2007.0
+    );
+    let e = decode(&bytes, "mf", DecodeOptions { frame: Some(3) })
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("frame 3") && e.contains("has 3"), "{e}");
 }

@@ -55,7 +55,12 @@ fn conv(x: &Map, weights: &Weights, c: &ConvBn) -> Map {
             *p = (*p - mean[o] as f64) * s + beta[o] as f64;
         }
     }
-    Map { c: c.out_ch, h: ho, w: wo, v }
+    Map {
+        c: c.out_ch,
+        h: ho,
+        w: wo,
+        v,
+    }
 }
 
 fn relu(mut m: Map) -> Map {
@@ -81,42 +86,77 @@ fn maxpool(x: &Map) -> Map {
             }
         }
     }
-    Map { c: x.c, h: ho, w: wo, v }
+    Map {
+        c: x.c,
+        h: ho,
+        w: wo,
+        v,
+    }
 }
 
 fn reference_forward(weights: &Weights, input: &[f32]) -> [f64; 4] {
     let arch = Architecture::resnet18(4);
-    let x = Map { c: 3, h: 128, w: 128, v: input.iter().map(|&v| v as f64).collect() };
+    let x = Map {
+        c: 3,
+        h: 128,
+        w: 128,
+        v: input.iter().map(|&v| v as f64).collect(),
+    };
     let mut x = maxpool(&relu(conv(&x, weights, &arch.stem)));
     for b in &arch.blocks {
         let y = relu(conv(&x, weights, &b.conv1));
         let y = conv(&y, weights, &b.conv2);
         let id = match &b.downsample {
             Some(d) => conv(&x, weights, d),
-            None => Map { c: x.c, h: x.h, w: x.w, v: x.v.clone() },
+            None => Map {
+                c: x.c,
+                h: x.h,
+                w: x.w,
+                v: x.v.clone(),
+            },
         };
-        x = relu(Map { c: y.c, h: y.h, w: y.w, v: y.v.iter().zip(&id.v).map(|(a, b)| a + b).collect() });
+        x = relu(Map {
+            c: y.c,
+            h: y.h,
+            w: y.w,
+            v: y.v.iter().zip(&id.v).map(|(a, b)| a + b).collect(),
+        });
     }
-    let pooled: Vec<f64> = (0..x.c).map(|c| x.v[c * x.h * x.w..(c + 1) * x.h * x.w].iter().sum::<f64>() / (x.h * x.w) as f64).collect();
+    let pooled: Vec<f64> = (0..x.c)
+        .map(|c| x.v[c * x.h * x.w..(c + 1) * x.h * x.w].iter().sum::<f64>() / (x.h * x.w) as f64)
+        .collect();
     let fw = &weights["fc.weight"].data;
     let fb = &weights["fc.bias"].data;
-    std::array::from_fn(|k| fb[k] as f64 + (0..512).map(|i| fw[k * 512 + i] as f64 * pooled[i]).sum::<f64>())
+    std::array::from_fn(|k| {
+        fb[k] as f64
+            + (0..512)
+                .map(|i| fw[k * 512 + i] as f64 * pooled[i])
+                .sum::<f64>()
+    })
 }
 
 #[test]
 fn tract_matches_a_naive_forward_pass_with_batchnorm_kept_and_folded() {
     let mut rng = SmallRng::seed_from_u64(11);
     let n = 2;
-    let input: Vec<f32> = (0..n * 3 * 128 * 128).map(|_| rng.random_range(-2.0..2.0)).collect();
+    let input: Vec<f32> = (0..n * 3 * 128 * 128)
+        .map(|_| rng.random_range(-2.0..2.0))
+        .collect();
     for bn in [BatchNorm::Keep, BatchNorm::Fold] {
         let (bytes, weights) = common::random_model(5, bn);
         let model = Classifier::from_bytes("test", &bytes).unwrap();
         let got = model.logits(input.clone(), n).unwrap();
         for i in 0..n {
-            let want = reference_forward(&weights, &input[i * 3 * 128 * 128..(i + 1) * 3 * 128 * 128]);
+            let want =
+                reference_forward(&weights, &input[i * 3 * 128 * 128..(i + 1) * 3 * 128 * 128]);
             for k in 0..4 {
                 let d = (got[i][k] as f64 - want[k]).abs();
-                assert!(d <= 1e-4, "{bn:?} disc {i} class {k}: tract {} vs reference {} (diff {d})", got[i][k], want[k]);
+                assert!(
+                    d <= 1e-4,
+                    "{bn:?} disc {i} class {k}: tract {} vs reference {} (diff {d})",
+                    got[i][k],
+                    want[k]
+                );
             }
             // The test would be weak if the logits were all zero or identical.
             assert!(want.iter().any(|v| v.abs() > 1e-2), "{want:?}");

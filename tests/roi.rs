@@ -7,11 +7,20 @@ use endplate::{Error, Point, Roi, RoiParams, Slice};
 use proptest::prelude::*;
 
 fn max_abs_diff(a: &Roi, b: &Roi) -> f32 {
-    a.pixels.iter().zip(&b.pixels).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.pixels
+        .iter()
+        .zip(&b.pixels)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn mean_abs_diff(a: &Roi, b: &Roi) -> f32 {
-    a.pixels.iter().zip(&b.pixels).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.pixels.len() as f32
+    a.pixels
+        .iter()
+        .zip(&b.pixels)
+        .map(|(x, y)| (x - y).abs())
+        .sum::<f32>()
+        / a.pixels.len() as f32
 }
 
 /// A smooth, textured test pattern, zero outside a disc of radius 110 around (128, 128) so that
@@ -122,7 +131,12 @@ fn a_horizontal_ramp_gives_the_roi_computed_by_hand() {
     // 200x100 slice, pixel column i holds value i.
     let px: Vec<f32> = (0..100).flat_map(|_| (0..200).map(|i| i as f32)).collect();
     let slice = Slice::new(200, 100, px, 8).unwrap();
-    let corners = [Point::new(140.0, 56.0), Point::new(60.0, 40.0), Point::new(140.0, 40.0), Point::new(60.0, 56.0)];
+    let corners = [
+        Point::new(140.0, 56.0),
+        Point::new(60.0, 40.0),
+        Point::new(140.0, 40.0),
+        Point::new(60.0, 56.0),
+    ];
     let roi = Roi::extract(&slice, &corners, &RoiParams::default()).unwrap();
     // stretchlim over 20000 values: low = 2 (first value past 1 %), high = 197 (reaches 99 %).
     // Rectangle: width 2 * (40 + 0.25 * 80) = 120, height 2 * (8 + 0.3 * 0.75 * 80) = 52.
@@ -136,7 +150,10 @@ fn a_horizontal_ramp_gives_the_roi_computed_by_hand() {
             }
             let x = 40.0 + (a as f64 + 0.5) * 120.0 / 128.0;
             let want = ((x - 0.5 - 2.0) / 195.0).clamp(0.0, 1.0);
-            assert!((got as f64 - want).abs() < 1e-5, "({a}, {b}): {got} vs {want}");
+            assert!(
+                (got as f64 - want).abs() < 1e-5,
+                "({a}, {b}): {got} vs {want}"
+            );
         }
     }
     // And the tensor normalises the gray per channel with ImageNet statistics.
@@ -150,9 +167,16 @@ fn a_horizontal_ramp_gives_the_roi_computed_by_hand() {
 fn shrinking_averages_the_area_instead_of_aliasing() {
     // A one-pixel checkerboard: any ROI shrunk well below the slice's resolution must come out
     // close to uniform mid-gray, where point sampling would show a moire of 0s and 1s.
-    let px: Vec<f32> = (0..600).flat_map(|y| (0..600).map(move |x| ((x + y) % 2) as f32 * 100.0)).collect();
+    let px: Vec<f32> = (0..600)
+        .flat_map(|y| (0..600).map(move |x| ((x + y) % 2) as f32 * 100.0))
+        .collect();
     let slice = Slice::new(600, 600, px, 8).unwrap();
-    let corners = [Point::new(100.0, 250.0), Point::new(500.0, 250.0), Point::new(100.0, 350.0), Point::new(500.0, 350.0)];
+    let corners = [
+        Point::new(100.0, 250.0),
+        Point::new(500.0, 250.0),
+        Point::new(100.0, 350.0),
+        Point::new(500.0, 350.0),
+    ];
     let roi = Roi::extract(&slice, &corners, &RoiParams::default()).unwrap();
     let content: Vec<f32> = roi.pixels.iter().copied().filter(|&v| v != 0.5).collect();
     assert!(!content.is_empty());
@@ -166,12 +190,60 @@ fn degenerate_corners_are_errors_not_panics() {
     let p = RoiParams::default();
     let cases: Vec<(&str, [Point; 4])> = vec![
         ("coincident", [Point::new(50.0, 50.0); 4]),
-        ("two coincident pairs", [Point::new(20.0, 50.0), Point::new(20.0, 50.0), Point::new(60.0, 50.0), Point::new(60.0, 50.0)]),
-        ("collinear", [Point::new(10.0, 50.0), Point::new(30.0, 50.0), Point::new(50.0, 50.0), Point::new(70.0, 50.0)]),
-        ("not finite", [Point::new(f64::NAN, 50.0), Point::new(30.0, 50.0), Point::new(50.0, 60.0), Point::new(70.0, 60.0)]),
-        ("infinite", [Point::new(f64::INFINITY, 50.0), Point::new(30.0, 50.0), Point::new(50.0, 60.0), Point::new(70.0, 60.0)]),
-        ("outside", [Point::new(-5.0, 40.0), Point::new(60.0, 40.0), Point::new(20.0, 60.0), Point::new(60.0, 60.0)]),
-        ("far outside", [Point::new(1e9, 40.0), Point::new(60.0, 40.0), Point::new(20.0, 60.0), Point::new(60.0, 60.0)]),
+        (
+            "two coincident pairs",
+            [
+                Point::new(20.0, 50.0),
+                Point::new(20.0, 50.0),
+                Point::new(60.0, 50.0),
+                Point::new(60.0, 50.0),
+            ],
+        ),
+        (
+            "collinear",
+            [
+                Point::new(10.0, 50.0),
+                Point::new(30.0, 50.0),
+                Point::new(50.0, 50.0),
+                Point::new(70.0, 50.0),
+            ],
+        ),
+        (
+            "not finite",
+            [
+                Point::new(f64::NAN, 50.0),
+                Point::new(30.0, 50.0),
+                Point::new(50.0, 60.0),
+                Point::new(70.0, 60.0),
+            ],
+        ),
+        (
+            "infinite",
+            [
+                Point::new(f64::INFINITY, 50.0),
+                Point::new(30.0, 50.0),
+                Point::new(50.0, 60.0),
+                Point::new(70.0, 60.0),
+            ],
+        ),
+        (
+            "outside",
+            [
+                Point::new(-5.0, 40.0),
+                Point::new(60.0, 40.0),
+                Point::new(20.0, 60.0),
+                Point::new(60.0, 60.0),
+            ],
+        ),
+        (
+            "far outside",
+            [
+                Point::new(1e9, 40.0),
+                Point::new(60.0, 40.0),
+                Point::new(20.0, 60.0),
+                Point::new(60.0, 60.0),
+            ],
+        ),
     ];
     for (what, corners) in cases {
         match Roi::extract(&slice, &corners, &p) {

@@ -3,14 +3,18 @@
 use clap::{Args, Parser, Subcommand};
 use endplate::decode::{decode_file, DecodeOptions};
 use endplate::manifest::{self, Row};
-use endplate::{Class, Classifier, Error, Level, Point, Prediction, Roi, RoiParams, Result};
+use endplate::{Class, Classifier, Error, Level, Point, Prediction, Result, Roi, RoiParams};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(name = "endplate", version, about = "Classify lumbar endplate lesions on sagittal T2 MRI (normal, wavy/irregular, notched, Schmorl's node)")]
+#[command(
+    name = "endplate",
+    version,
+    about = "Classify lumbar endplate lesions on sagittal T2 MRI (normal, wavy/irregular, notched, Schmorl's node)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,6 +26,30 @@ enum Command {
     Roi(RoiArgs),
     /// Classify one disc (--image and --corners) or every row of a manifest
     Classify(ClassifyArgs),
+    /// Make a phantom data set: synthetic sagittal T2 slices with known lesions and corners
+    Synth(SynthArgs),
+}
+
+#[derive(Args)]
+struct SynthArgs {
+    /// Output folder (images/, manifest.csv, truth.json)
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of subjects (five discs each, L1L2..L5S1)
+    #[arg(long, default_value_t = 10)]
+    subjects: usize,
+    /// Seed: the same seed gives the same bytes
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Bits per pixel of the PNGs
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(8..=16))]
+    bits: u16,
+    /// Class frequencies: the paper's Tables 1-2, or a quarter each
+    #[arg(long, default_value = "paper")]
+    class_mix: String,
+    /// Rendering threads (default: all cores)
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Args)]
@@ -78,9 +106,16 @@ fn parse_corners(s: &str) -> Result<[Point; 4]> {
         .split(',')
         .map(|t| t.trim().parse::<f64>())
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::Corners(format!("--corners `{s}`: {e}; give eight numbers x1,y1,...,x4,y4")))?;
+        .map_err(|e| {
+            Error::Corners(format!(
+                "--corners `{s}`: {e}; give eight numbers x1,y1,...,x4,y4"
+            ))
+        })?;
     if v.len() != 8 {
-        return Err(Error::Corners(format!("--corners needs eight numbers x1,y1,...,x4,y4, got {}", v.len())));
+        return Err(Error::Corners(format!(
+            "--corners needs eight numbers x1,y1,...,x4,y4, got {}",
+            v.len()
+        )));
     }
     Ok(std::array::from_fn(|i| Point::new(v[2 * i], v[2 * i + 1])))
 }
@@ -89,10 +124,15 @@ fn parse_corners(s: &str) -> Result<[Point; 4]> {
 fn default_model() -> Result<PathBuf> {
     let candidates = [
         Path::new(env!("CARGO_MANIFEST_DIR")).join("models/endplate-default.onnx"),
-        std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("endplate-default.onnx"))).unwrap_or_default(),
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("endplate-default.onnx")))
+            .unwrap_or_default(),
     ];
     candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
-        Error::Invalid("no bundled model found (models/endplate-default.onnx): pass --model FILE.onnx".into())
+        Error::Invalid(
+            "no bundled model found (models/endplate-default.onnx): pass --model FILE.onnx".into(),
+        )
     })
 }
 
@@ -107,7 +147,11 @@ fn load_model(path: Option<&Path>) -> Result<Classifier> {
 
 /// The discs to work on: the single `--image/--corners` disc, or the manifest's rows with their
 /// image paths resolved against the manifest's folder.
-fn discs(disc: &DiscArgs, manifest: Option<&Path>, level: Option<&str>) -> Result<(Vec<Row>, PathBuf)> {
+fn discs(
+    disc: &DiscArgs,
+    manifest: Option<&Path>,
+    level: Option<&str>,
+) -> Result<(Vec<Row>, PathBuf)> {
     if let Some(m) = manifest {
         let text = std::fs::read_to_string(m).map_err(|e| Error::io(m, e))?;
         let rows = manifest::parse(&m.display().to_string(), &text)?;
@@ -115,7 +159,9 @@ fn discs(disc: &DiscArgs, manifest: Option<&Path>, level: Option<&str>) -> Resul
         return Ok((rows, base));
     }
     let (Some(image), Some(corners)) = (&disc.image, &disc.corners) else {
-        return Err(Error::Invalid("give --image and --corners for one disc, or --manifest CSV".into()));
+        return Err(Error::Invalid(
+            "give --image and --corners for one disc, or --manifest CSV".into(),
+        ));
     };
     let level = level.map(str::parse::<Level>).transpose()?;
     let row = Row {
@@ -146,7 +192,10 @@ fn rois(rows: &[Row], base: &Path, frame: Option<u32>, p: &RoiParams) -> Result<
             out[i] = Some(roi);
         }
     }
-    Ok(out.into_iter().map(|r| r.expect("every row has a ROI")).collect())
+    Ok(out
+        .into_iter()
+        .map(|r| r.expect("every row has a ROI"))
+        .collect())
 }
 
 fn run_roi(a: RoiArgs) -> Result<()> {
@@ -156,7 +205,8 @@ fn run_roi(a: RoiArgs) -> Result<()> {
     };
     let (rows, base) = discs(&a.disc, None, None)?;
     let roi = rois(&rows, &base, a.disc.frame, &params)?.remove(0);
-    let img = image::GrayImage::from_raw(roi.size as u32, roi.size as u32, roi.to_gray8()).expect("size matches");
+    let img = image::GrayImage::from_raw(roi.size as u32, roi.size as u32, roi.to_gray8())
+        .expect("size matches");
     let mut png = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|e| Error::Invalid(format!("encoding PNG: {e}")))?;
@@ -166,7 +216,11 @@ fn run_roi(a: RoiArgs) -> Result<()> {
 }
 
 fn run_classify(a: ClassifyArgs) -> Result<()> {
-    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads = a.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     endplate::inference::set_threads(threads);
     let model = load_model(a.model.as_deref())?;
     let (rows, base) = discs(&a.disc, a.manifest.as_deref(), a.level.as_deref())?;
@@ -200,9 +254,16 @@ fn run_classify(a: ClassifyArgs) -> Result<()> {
         if let Some(w) = model.card().display_warning() {
             eprintln!("note: {w}");
         }
-        println!("{:<28} {:<5} {:<15} {:>7} {:>7} {:>8} {:>8}  truth", "image", "level", "class", "normal", "wavy", "notched", "schmorl");
+        println!(
+            "{:<28} {:<5} {:<15} {:>7} {:>7} {:>8} {:>8}  truth",
+            "image", "level", "class", "normal", "wavy", "notched", "schmorl"
+        );
         for (r, p) in rows.iter().zip(&preds) {
-            let name = if r.image.len() > 28 { &r.image[r.image.len() - 28..] } else { &r.image };
+            let name = if r.image.len() > 28 {
+                &r.image[r.image.len() - 28..]
+            } else {
+                &r.image
+            };
             let pr = p.probabilities;
             println!(
                 "{:<28} {:<5} {:<15} {:>7.3} {:>7.3} {:>8.3} {:>8.3}  {}",
@@ -229,11 +290,117 @@ fn run_classify(a: ClassifyArgs) -> Result<()> {
     Ok(())
 }
 
+fn encode_png(slice: &endplate::Slice) -> Result<Vec<u8>> {
+    let (w, h) = (slice.width as u32, slice.height as u32);
+    let mut out = Vec::new();
+    let mut cursor = std::io::Cursor::new(&mut out);
+    let r = if slice.bits <= 8 {
+        image::GrayImage::from_raw(w, h, slice.pixels.iter().map(|&v| v as u8).collect())
+            .expect("size")
+            .write_to(&mut cursor, image::ImageFormat::Png)
+    } else {
+        image::ImageBuffer::<image::Luma<u16>, _>::from_raw(
+            w,
+            h,
+            slice.pixels.iter().map(|&v| v as u16).collect::<Vec<u16>>(),
+        )
+        .expect("size")
+        .write_to(&mut cursor, image::ImageFormat::Png)
+    };
+    r.map_err(|e| Error::Invalid(format!("encoding PNG: {e}")))?;
+    Ok(out)
+}
+
+fn run_synth(a: SynthArgs) -> Result<()> {
+    use endplate::phantom::{plan_subject, render, ClassMix};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let mix: ClassMix = a.class_mix.parse()?;
+    if a.bits != 8 && a.bits != 16 {
+        return Err(Error::Invalid(format!("--bits {}: give 8 or 16", a.bits)));
+    }
+    let threads = a
+        .threads
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1);
+    let images = a.out.join("images");
+    std::fs::create_dir_all(&images).map_err(|e| Error::io(&images, e))?;
+    let bar = indicatif::ProgressBar::new(a.subjects as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} slices  {per_sec}  eta {eta}",
+        )
+        .expect("template"),
+    );
+    let start = Instant::now();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<(Vec<Row>, Vec<serde_json::Value>)>>> =
+        Mutex::new(vec![None; a.subjects]);
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= a.subjects || failure.lock().unwrap().is_some() {
+                    break;
+                }
+                let plan = plan_subject(a.seed, i, mix, a.bits);
+                let ph = render(&plan);
+                let file = format!("images/{}.png", plan.id);
+                let written = encode_png(&ph.slice).and_then(|png| endplate::files::write_atomic(&a.out.join(&file), &png));
+                if let Err(e) = written {
+                    *failure.lock().unwrap() = Some(e);
+                    break;
+                }
+                let rows = ph.discs.iter().map(|d| Row { image: file.clone(), subject: plan.id.clone(), level: Some(d.level), label: Some(d.class), corners: d.corners }).collect();
+                let truth = ph.discs.iter().map(|d| serde_json::json!({"image": file, "subject": plan.id, "age": plan.age, "spacing_mm": plan.spacing_mm, "disc": d})).collect();
+                results.lock().unwrap()[i] = Some((rows, truth));
+                bar.inc(1);
+            });
+        }
+    });
+    bar.finish_and_clear();
+    if let Some(e) = failure.into_inner().unwrap() {
+        return Err(e);
+    }
+    let (mut rows, mut truth) = (Vec::new(), Vec::new());
+    for (r, t) in results.into_inner().unwrap().into_iter().flatten() {
+        rows.extend(r);
+        truth.extend(t);
+    }
+    endplate::files::write_atomic(
+        &a.out.join("manifest.csv"),
+        manifest::write(&rows, &[], &[]).as_bytes(),
+    )?;
+    let truth = serde_json::json!({"seed": a.seed, "class_mix": a.class_mix, "bits": a.bits, "discs": truth});
+    endplate::files::write_atomic(
+        &a.out.join("truth.json"),
+        serde_json::to_string_pretty(&truth)
+            .expect("json")
+            .as_bytes(),
+    )?;
+    let secs = start.elapsed().as_secs_f64();
+    let mut counts = [0usize; 4];
+    rows.iter()
+        .for_each(|r| counts[r.label.map(|c| c.index()).unwrap_or(0)] += 1);
+    eprintln!(
+        "{} slices, {} discs (normal {}, wavy {}, notched {}, schmorl {}) in {:.1} s: {:.2} slices/s on {} thread{} -> {}",
+        a.subjects, rows.len(), counts[0], counts[1], counts[2], counts[3], secs, a.subjects as f64 / secs, threads,
+        if threads == 1 { "" } else { "s" }, a.out.display()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Roi(a) => run_roi(a),
         Command::Classify(a) => run_classify(a),
+        Command::Synth(a) => run_synth(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,8 +34,16 @@ pub struct Spec<'a> {
 pub fn build(s: Spec) -> Vec<u8> {
     let mut obj = InMemDicomObject::new_empty();
     let us = |v: u16| PrimitiveValue::from(v);
-    obj.put(DataElement::new(tags::SOP_CLASS_UID, VR::UI, PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.4")));
-    obj.put(DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from("1.2.3.4.5.6")));
+    obj.put(DataElement::new(
+        tags::SOP_CLASS_UID,
+        VR::UI,
+        PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.4"),
+    ));
+    obj.put(DataElement::new(
+        tags::SOP_INSTANCE_UID,
+        VR::UI,
+        PrimitiveValue::from("1.2.3.4.5.6"),
+    ));
     obj.put(DataElement::new(tags::ROWS, VR::US, us(s.rows)));
     obj.put(DataElement::new(tags::COLUMNS, VR::US, us(s.cols)));
     obj.put(DataElement::new(tags::SAMPLES_PER_PIXEL, VR::US, us(1)));
@@ -43,22 +51,58 @@ pub fn build(s: Spec) -> Vec<u8> {
     obj.put(DataElement::new(tags::BITS_STORED, VR::US, us(s.bits)));
     obj.put(DataElement::new(tags::HIGH_BIT, VR::US, us(s.bits - 1)));
     obj.put(DataElement::new(tags::PIXEL_REPRESENTATION, VR::US, us(0)));
-    obj.put(DataElement::new(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, PrimitiveValue::from(s.photometric)));
-    obj.put(DataElement::new(tags::PIXEL_SPACING, VR::DS, PrimitiveValue::from("0.5\\0.6")));
+    obj.put(DataElement::new(
+        tags::PHOTOMETRIC_INTERPRETATION,
+        VR::CS,
+        PrimitiveValue::from(s.photometric),
+    ));
+    obj.put(DataElement::new(
+        tags::PIXEL_SPACING,
+        VR::DS,
+        PrimitiveValue::from("0.5\\0.6"),
+    ));
     if s.frames > 1 {
-        obj.put(DataElement::new(tags::NUMBER_OF_FRAMES, VR::IS, PrimitiveValue::from(s.frames.to_string())));
+        obj.put(DataElement::new(
+            tags::NUMBER_OF_FRAMES,
+            VR::IS,
+            PrimitiveValue::from(s.frames.to_string()),
+        ));
     }
     if let Some((slope, intercept)) = s.rescale {
-        obj.put(DataElement::new(tags::RESCALE_SLOPE, VR::DS, PrimitiveValue::from(slope.to_string())));
-        obj.put(DataElement::new(tags::RESCALE_INTERCEPT, VR::DS, PrimitiveValue::from(intercept.to_string())));
+        obj.put(DataElement::new(
+            tags::RESCALE_SLOPE,
+            VR::DS,
+            PrimitiveValue::from(slope.to_string()),
+        ));
+        obj.put(DataElement::new(
+            tags::RESCALE_INTERCEPT,
+            VR::DS,
+            PrimitiveValue::from(intercept.to_string()),
+        ));
     }
     if let Some((c, w)) = s.window {
-        obj.put(DataElement::new(tags::WINDOW_CENTER, VR::DS, PrimitiveValue::from(c.to_string())));
-        obj.put(DataElement::new(tags::WINDOW_WIDTH, VR::DS, PrimitiveValue::from(w.to_string())));
+        obj.put(DataElement::new(
+            tags::WINDOW_CENTER,
+            VR::DS,
+            PrimitiveValue::from(c.to_string()),
+        ));
+        obj.put(DataElement::new(
+            tags::WINDOW_WIDTH,
+            VR::DS,
+            PrimitiveValue::from(w.to_string()),
+        ));
     }
     match s.pixels {
-        Pixels::Native16(v) => obj.put(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(v.into()))),
-        Pixels::Native8(v) => obj.put(DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::U8(v.into()))),
+        Pixels::Native16(v) => obj.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OW,
+            PrimitiveValue::U16(v.into()),
+        )),
+        Pixels::Native8(v) => obj.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OB,
+            PrimitiveValue::U8(v.into()),
+        )),
         Pixels::Encapsulated(frags) => obj.put(DataElement::new(
             tags::PIXEL_DATA,
             VR::OB,

@@ -23,7 +23,10 @@ pub fn spider_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("skipped: {} is absent (the real sample slices live in the shared folder)", dir.display());
+        eprintln!(
+            "skipped: {} is absent (the real sample slices live in the shared folder)",
+            dir.display()
+        );
         None
     }
 }
@@ -42,13 +45,15 @@ pub fn slice_from_fn(w: usize, h: usize, f: impl Fn(f64, f64) -> f64) -> Slice {
 pub fn encode_png_gray16(w: u32, h: u32, data: &[u16]) -> Vec<u8> {
     let img = image::ImageBuffer::<image::Luma<u16>, _>::from_raw(w, h, data.to_vec()).unwrap();
     let mut out = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
     out
 }
 
 pub fn encode_png_gray8(w: u32, h: u32, data: &[u8]) -> Vec<u8> {
     let img = image::GrayImage::from_raw(w, h, data.to_vec()).unwrap();
     let mut out = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
     out
 }
