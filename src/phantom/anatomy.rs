@@ -343,7 +343,7 @@ impl Anatomy {
             roots,
             texture: ValueNoise::new(rng.random(), 2.5),
             soft: ValueNoise::new(rng.random(), 9.0),
-            abdomen_depth: rng.random_range(120.0..220.0),
+            abdomen_depth: rng.random_range(90.0..200.0),
         }
     }
 
@@ -422,7 +422,7 @@ impl Anatomy {
 
     fn marrow(&self, b: &Body, s: f64, n: f64) -> f64 {
         let tex = self.texture.fractal(n, s, 3);
-        let mut v = b.marrow + 0.07 * tex;
+        let mut v = b.marrow + 0.1 * tex + 0.06 * self.soft.at(n * 1.5, s * 1.5);
         // Cortex: dark within ~1 mm of the endplates and a thinner rim on the walls.
         let d_top = s - b.endplate(0, n);
         let d_bot = b.endplate(1, n) - s;

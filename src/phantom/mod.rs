@@ -93,7 +93,7 @@ pub fn render(plan: &SubjectPlan) -> Phantom {
         }
     }
     texture::gaussian_blur(&mut signal, w, h, rng.random_range(0.3..0.8));
-    let noise = rng.random_range(0.012..0.045);
+    let noise = rng.random_range(0.004..0.02);
     texture::rician(&mut signal, noise, rng.random());
 
     // Scanner scaling and quantisation.
