@@ -32,10 +32,9 @@ build_wasm() {
     cargo build --lib --release --target wasm32-unknown-unknown
   wasm-bindgen --target web --no-typescript --out-dir www/pkg \
     "$WASM_TARGET_DIR/wasm32-unknown-unknown/release/endplate.wasm"
-  if command -v wasm-opt >/dev/null; then
-    wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
-      --enable-sign-ext --enable-mutable-globals www/pkg/endplate_bg.wasm -o www/pkg/endplate_bg.wasm
-  fi
+  # The page loads the bundled model from its own origin.
+  mkdir -p www/models
+  cp models/*.onnx www/models/ 2>/dev/null || echo "note: models/ has no .onnx yet; the page will ask for one" >&2
   echo "wasm package: www/pkg ($(du -h www/pkg/endplate_bg.wasm | cut -f1))"
 }
 

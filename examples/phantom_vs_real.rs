@@ -21,10 +21,16 @@ fn stats(slice: &Slice, corners: &[Point; 4]) -> [f64; 5] {
     let mut dark = 0usize;
     for y in 1..h - 1 {
         for x in 1..w - 1 {
-            let l = v(x - 1, y - 1) - 2.0 * v(x, y - 1) + v(x + 1, y - 1) - 2.0 * v(x - 1, y) + 4.0 * v(x, y)
-                - 2.0 * v(x + 1, y) + v(x - 1, y + 1) - 2.0 * v(x, y + 1) + v(x + 1, y + 1);
+            let l = v(x - 1, y - 1) - 2.0 * v(x, y - 1) + v(x + 1, y - 1) - 2.0 * v(x - 1, y)
+                + 4.0 * v(x, y)
+                - 2.0 * v(x + 1, y)
+                + v(x - 1, y + 1)
+                - 2.0 * v(x, y + 1)
+                + v(x + 1, y + 1);
             lap += l.abs();
-            grad += ((v(x + 1, y) - v(x - 1, y)).powi(2) + (v(x, y + 1) - v(x, y - 1)).powi(2)).sqrt() / 2.0;
+            grad += ((v(x + 1, y) - v(x - 1, y)).powi(2) + (v(x, y + 1) - v(x, y - 1)).powi(2))
+                .sqrt()
+                / 2.0;
             dark += (v(x, y) < 0.05) as usize;
         }
     }
@@ -32,7 +38,9 @@ fn stats(slice: &Slice, corners: &[Point; 4]) -> [f64; 5] {
     let noise = (std::f64::consts::FRAC_PI_2).sqrt() * lap / (6.0 * n);
     // Tissue ratios inside the disc ROI: disc centre, marrow above and below, CSF behind.
     let roi = Roi::extract_with(slice, &st, corners, &RoiParams::default()).expect("corners valid");
-    let rows: Vec<usize> = (0..128).filter(|&y| roi.pixels[y * 128 + 64] != 0.5 || roi.pixels[y * 128 + 40] != 0.5).collect();
+    let rows: Vec<usize> = (0..128)
+        .filter(|&y| roi.pixels[y * 128 + 64] != 0.5 || roi.pixels[y * 128 + 40] != 0.5)
+        .collect();
     let (top, bot) = (rows[0], *rows.last().unwrap());
     let mean = |ys: std::ops::Range<usize>, xs: std::ops::Range<usize>| {
         let mut s = 0.0;
@@ -48,10 +56,19 @@ fn stats(slice: &Slice, corners: &[Point; 4]) -> [f64; 5] {
     let mid = (top + bot) / 2;
     let disc = mean(mid - 2..mid + 3, 50..78);
     let marrow = 0.5 * (mean(top + 3..top + 9, 45..83) + mean(bot - 8..bot - 2, 45..83));
-    let mut behind: Vec<f32> = (mid - 3..mid + 4).flat_map(|y| (108..126).map(move |x| (y, x))).map(|(y, x)| roi.pixels[y * 128 + x]).collect();
+    let mut behind: Vec<f32> = (mid - 3..mid + 4)
+        .flat_map(|y| (108..126).map(move |x| (y, x)))
+        .map(|(y, x)| roi.pixels[y * 128 + x])
+        .collect();
     behind.sort_by(f32::total_cmp);
     let csf = behind[behind.len() * 9 / 10] as f64;
-    [disc / marrow.max(1e-3), csf / marrow.max(1e-3), noise, grad / n, dark as f64 / n]
+    [
+        disc / marrow.max(1e-3),
+        csf / marrow.max(1e-3),
+        noise,
+        grad / n,
+        dark as f64 / n,
+    ]
 }
 
 fn to_gray8(slice: &Slice) -> image::GrayImage {
@@ -62,15 +79,21 @@ fn to_gray8(slice: &Slice) -> image::GrayImage {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let count: usize = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(24);
+    let count: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(24);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let manifest = root.join("tests/data/spider-manifest.csv");
-    let rows = endplate::manifest::parse("spider-manifest.csv", &std::fs::read_to_string(&manifest)?)?;
+    let rows =
+        endplate::manifest::parse("spider-manifest.csv", &std::fs::read_to_string(&manifest)?)?;
     let mut real = Vec::new();
     let mut pictures = Vec::new();
     for row in &rows {
         let path = manifest.parent().unwrap().join(&row.image);
-        let slice = decode_file(&path, DecodeOptions::default()).map_err(|e| format!("{e} (the real slices live in ../shared)"))?;
+        let slice = decode_file(&path, DecodeOptions::default())
+            .map_err(|e| format!("{e} (the real slices live in ../shared)"))?;
         real.push(stats(&slice, &row.corners));
         if pictures.len() < 4 {
             pictures.push(to_gray8(&slice));
@@ -86,11 +109,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             phantom_pictures.push(to_gray8(&ph.slice));
         }
     }
-    let names = ["disc / marrow", "CSF / marrow", "noise sd", "mean |gradient|", "dark fraction"];
-    println!("{:<16} {:>18} {:>18}", "statistic", "real (n=12)", format!("phantom (n={count})"));
+    let names = [
+        "disc / marrow",
+        "CSF / marrow",
+        "noise sd",
+        "mean |gradient|",
+        "dark fraction",
+    ];
+    println!(
+        "{:<16} {:>18} {:>18}",
+        "statistic",
+        "real (n=12)",
+        format!("phantom (n={count})")
+    );
     let ms = |v: &[[f64; 5]], k: usize| {
         let m = v.iter().map(|s| s[k]).sum::<f64>() / v.len() as f64;
-        let sd = (v.iter().map(|s| (s[k] - m).powi(2)).sum::<f64>() / (v.len() - 1).max(1) as f64).sqrt();
+        let sd = (v.iter().map(|s| (s[k] - m).powi(2)).sum::<f64>() / (v.len() - 1).max(1) as f64)
+            .sqrt();
         format!("{m:.3} ± {sd:.3}")
     };
     for (k, name) in names.iter().enumerate() {
@@ -104,7 +139,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let top: Vec<_> = pictures.iter().map(tile).collect();
     let bottom: Vec<_> = phantom_pictures.iter().map(tile).collect();
-    let width = top.iter().map(|t| t.width()).sum::<u32>().max(bottom.iter().map(|t| t.width()).sum::<u32>());
+    let width = top
+        .iter()
+        .map(|t| t.width())
+        .sum::<u32>()
+        .max(bottom.iter().map(|t| t.width()).sum::<u32>());
     let mut canvas = image::GrayImage::new(width, 640);
     for (row, tiles) in [top, bottom].iter().enumerate() {
         let mut x = 0;

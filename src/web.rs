@@ -6,8 +6,10 @@ use crate::card;
 use crate::contrast::Stretch;
 use crate::decode::{decode, DecodeOptions};
 use crate::geometry::Point;
+use crate::manifest::{self, Row};
+use crate::phantom::{plan_subject, render, ClassMix};
 use crate::roi::{Roi, RoiRect};
-use crate::{Class, Classifier, Slice};
+use crate::{Class, Classifier, Level, Slice};
 use wasm_bindgen::prelude::*;
 
 fn js(e: impl std::fmt::Display) -> JsError {
@@ -162,6 +164,81 @@ impl Endplate {
                     "logits": p.logits,
                 })
             })
+            .collect();
+        Ok(serde_json::Value::Array(out).to_string())
+    }
+
+    /// Draw a fresh teaching phantom (balanced classes) and make it the current slice. Returns
+    /// `{"info": ..., "truth": [{"level", "label", "corners": [[x, y] x4]}]}`.
+    #[wasm_bindgen(js_name = newPhantom)]
+    pub fn new_phantom(&mut self, seed: u32) -> Result<String, JsError> {
+        let ph = render(&plan_subject(seed as u64, 0, ClassMix::Balanced, 16));
+        let truth: Vec<_> = ph
+            .discs
+            .iter()
+            .map(|d| serde_json::json!({"level": d.level.id(), "label": d.class.id(), "display": d.class.display_name(), "severity": d.severity, "corners": d.corners.iter().map(|p| [p.x, p.y]).collect::<Vec<_>>()}))
+            .collect();
+        let info: serde_json::Value =
+            serde_json::from_str(&self.set_slice(ph.slice)?).map_err(js)?;
+        Ok(serde_json::json!({"info": info, "truth": truth}).to_string())
+    }
+
+    /// The placed discs as a manifest CSV (SPEC.md) with prediction columns. `discs` is JSON:
+    /// `[{"level", "corners": [x1, y1, ..., y4], "truth"?, "prediction"?: {"label", "probabilities"}}]`.
+    #[wasm_bindgen(js_name = exportCsv)]
+    pub fn export_csv(&self, image: &str, subject: &str, discs: &str) -> Result<String, JsError> {
+        let discs: Vec<serde_json::Value> = serde_json::from_str(discs).map_err(js)?;
+        let mut rows = Vec::new();
+        let mut extra = Vec::new();
+        for d in &discs {
+            let flat: Vec<f64> = d["corners"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
+                .unwrap_or_default();
+            let corners = corners_from(&flat)?[0];
+            let level = d["level"]
+                .as_str()
+                .map(str::parse::<Level>)
+                .transpose()
+                .map_err(js)?;
+            let label = d["truth"]
+                .as_str()
+                .map(str::parse::<Class>)
+                .transpose()
+                .map_err(js)?;
+            rows.push(Row {
+                image: image.to_string(),
+                subject: subject.to_string(),
+                level,
+                label,
+                corners,
+            });
+            let p = &d["prediction"];
+            let mut e = vec![p["label"].as_str().unwrap_or("").to_string()];
+            for c in Class::ALL {
+                e.push(
+                    p["probabilities"][c.id()]
+                        .as_f64()
+                        .map(|v| format!("{v:.6}"))
+                        .unwrap_or_default(),
+                );
+            }
+            extra.push(e);
+        }
+        Ok(manifest::write(
+            &rows,
+            &["predicted", "p_normal", "p_wavy", "p_notched", "p_schmorl"],
+            &extra,
+        ))
+    }
+
+    /// Read a manifest CSV back (e.g. an export): `[{"image", "level", "label", "corners"}]`.
+    #[wasm_bindgen(js_name = importCsv)]
+    pub fn import_csv(&self, name: &str, text: &str) -> Result<String, JsError> {
+        let rows = manifest::parse(name, text).map_err(js)?;
+        let out: Vec<_> = rows
+            .iter()
+            .map(|r| serde_json::json!({"image": r.image, "level": r.level.map(|l| l.id()), "label": r.label.map(|c| c.id()), "corners": r.corners.iter().flat_map(|p| [p.x, p.y]).collect::<Vec<_>>()}))
             .collect();
         Ok(serde_json::Value::Array(out).to_string())
     }

@@ -1,0 +1,204 @@
+// End-to-end tests of the page in Debian's headless Chromium, driven by playwright-core.
+// Run by `./build.sh test` after the Rust tests (it needs www/pkg and target/debug/endplate).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { readFile, mkdtemp, writeFile, mkdir, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join, extname, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const www = join(root, 'www');
+const bin = join(root, 'target/debug/endplate');
+const artifacts = join(root, 'target/browser');
+const spider = resolve(root, '../shared/data/spider-t2-sample');
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
+  '.wasm': 'application/wasm', '.onnx': 'application/octet-stream', '.png': 'image/png' };
+
+let server, origin, context, page, work;
+const requests = [];
+const consoleErrors = [];
+
+before(async () => {
+  assert.ok(existsSync(join(www, 'pkg/endplate_bg.wasm')), 'build the wasm package first: ./build.sh wasm');
+  assert.ok(existsSync(bin), 'build the native binary first: cargo build');
+  await mkdir(artifacts, { recursive: true });
+  work = await mkdtemp(join(tmpdir(), 'endplate-e2e-'));
+  server = createServer(async (req, res) => {
+    const path = join(www, decodeURIComponent(new URL(req.url, 'http://x').pathname).replace(/\/$/, '/index.html'));
+    try {
+      const body = await readFile(path);
+      res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream' });
+      res.end(body);
+    } catch {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  origin = `http://127.0.0.1:${server.address().port}`;
+  context = await chromium.launchPersistentContext(join(work, 'profile'), {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--no-first-run', '--disable-sync', '--disable-quic'],
+    viewport: { width: 1280, height: 900 },
+    acceptDownloads: true,
+  });
+  context.on('request', (r) => requests.push(r.url()));
+  page = context.pages()[0] ?? await context.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  const t0 = Date.now();
+  await page.goto(origin + '/');
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 60000 });
+  console.log(`page ready in ${Date.now() - t0} ms`);
+});
+
+after(async () => {
+  await context?.close();
+  server?.close();
+});
+
+/// A model for the page: the bundled one when it exists, otherwise an untrained one from our
+/// writer (the page then shows its "untrained" warning).
+async function ensureModel() {
+  const name = await page.textContent('#model-name');
+  if (name !== 'none') return join(root, 'models/endplate-default.onnx');
+  const model = join(work, 'random.onnx');
+  execFileSync('cargo', ['run', '--quiet', '--example', 'random_model', '--', model, '7'], { cwd: root });
+  await page.setInputFiles('#model-input', model);
+  await page.waitForFunction(() => document.querySelector('#model-name').textContent !== 'none');
+  await page.evaluate(() => { document.querySelector('#error').hidden = true; });
+  return model;
+}
+
+/// Click the four corners of each disc on the canvas, as a user would.
+async function clickCorners(discs, size) {
+  const box = await page.locator('#view').boundingBox();
+  const scale = Math.min(640 / size.width, 640 / size.height);
+  const tx = (640 - size.width * scale) / 2;
+  const ty = (640 - size.height * scale) / 2;
+  for (const corners of discs) {
+    for (const [x, y] of corners) {
+      await page.mouse.click(box.x + (x * scale + tx) * box.width / 640, box.y + (y * scale + ty) * box.height / 640);
+    }
+  }
+}
+
+async function download(selector) {
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
+  const path = join(work, dl.suggestedFilename());
+  await dl.saveAs(path);
+  return path;
+}
+
+function readManifest(text) {
+  const [header, ...lines] = text.trim().split('\n');
+  const cols = header.split(',');
+  return lines.map((l) => Object.fromEntries(l.split(',').map((v, i) => [cols[i], v])));
+}
+
+test('a phantom classified in the page matches endplate classify --json', async () => {
+  const model = await ensureModel();
+  const data = join(work, 'phantom');
+  execFileSync(bin, ['synth', '--out', data, '--subjects', '1', '--seed', '42', '--bits', '16']);
+  const rows = readManifest(await readFile(join(data, 'manifest.csv'), 'utf8'));
+  const image = join(data, rows[0].image);
+  await page.setInputFiles('#slice-input', image);
+  await page.waitForFunction(() => document.querySelector('#prompt').textContent.includes('L1L2'));
+  const size = await page.evaluate(() => ({ width: document.querySelector('#view').width }));
+  // The slice size, from the PNG header.
+  const png = await readFile(image);
+  const dims = { width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
+  assert.ok(size.width > 0);
+  const discs = rows.map((r) => [1, 2, 3, 4].map((k) => [Number(r[`x${k}`]), Number(r[`y${k}`])]));
+  await clickCorners(discs, dims);
+  await page.waitForSelector('#results li:nth-child(5) canvas');
+  await page.click('#classify-btn');
+  await page.waitForSelector('#results li:nth-child(5) .class[data-label]');
+  const timing = await page.textContent('#timing');
+  assert.match(timing, /5 discs classified in \d+ ms/);
+  console.log(timing);
+
+  // Export the page's corners and results, then run the native binary on exactly those corners.
+  const csvPath = await download('#export-csv');
+  const jsonPath = await download('#export-json');
+  const exported = JSON.parse(await readFile(jsonPath, 'utf8'));
+  assert.equal(exported.results.length, 5);
+  const csv = await readFile(csvPath, 'utf8');
+  await writeFile(join(dirname(image), 'page.csv'), csv.replaceAll(/^[^,\n]+\.png/gm, (m) => m.split('/').pop()));
+  const native = JSON.parse(execFileSync(bin, ['classify', '--manifest', join(dirname(image), 'page.csv'), '--model', model, '--json', '--threads', '1']).toString());
+  for (let i = 0; i < 5; i++) {
+    const [p, n] = [exported.results[i], native.results[i]];
+    assert.equal(p.level, n.level);
+    assert.equal(p.label, n.label, `${p.level}: page ${p.label}, native ${n.label}`);
+    for (const k of ['normal', 'wavy', 'notched', 'schmorl']) {
+      assert.ok(Math.abs(p.probabilities[k] - n.probabilities[k]) < 1e-4, `${p.level} ${k}: ${p.probabilities[k]} vs ${n.probabilities[k]}`);
+    }
+    // The clicked corners land within one screen pixel of the manifest's.
+    const px = 1 / Math.min(640 / dims.width, 640 / dims.height);
+    p.corners.forEach(([x, y], k) => assert.ok(Math.hypot(x - discs[i][k][0], y - discs[i][k][1]) <= 1.5 * px));
+  }
+  // The exported CSV reads back as a manifest with prediction columns.
+  assert.match(csv.split('\n')[0], /^image,subject,level,label,x1,y1,x2,y2,x3,y3,x4,y4,predicted,p_normal/);
+  await page.screenshot({ path: join(artifacts, 'phantom.png') });
+});
+
+test('importing an exported CSV restores the corners', async () => {
+  const files = await readdir(work);
+  const csv = join(work, files.find((f) => f.endsWith('-endplate.csv')));
+  await page.click('#clear-btn');
+  assert.equal(await page.locator('#results li').count(), 0);
+  await page.setInputFiles('#import-input', csv);
+  await page.waitForSelector('#results li:nth-child(5) canvas');
+  assert.equal(await page.locator('#results li').count(), 5);
+});
+
+test('a real slice from the shared folder loads and classifies', async (t) => {
+  if (!existsSync(spider)) return t.skip('shared/data/spider-t2-sample is absent');
+  const rows = readManifest(await readFile(join(root, 'tests/data/spider-manifest.csv'), 'utf8'));
+  const row = rows.find((r) => r.image.endsWith('spider_40_t2.png'));
+  const image = resolve(root, 'tests/data', row.image);
+  await page.setInputFiles('#slice-input', image);
+  await page.waitForFunction(() => document.querySelector('#prompt').textContent.includes('L1L2'));
+  const png = await readFile(image);
+  await clickCorners([[1, 2, 3, 4].map((k) => [Number(row[`x${k}`]), Number(row[`y${k}`])])], { width: png.readUInt32BE(16), height: png.readUInt32BE(20) });
+  await page.click('#classify-btn');
+  await page.waitForSelector('#results li:nth-child(1) .class[data-label]');
+  await page.screenshot({ path: join(artifacts, 'real-slice.png') });
+});
+
+test('bad files give visible errors and keep the current model', async () => {
+  const before = await page.textContent('#model-name');
+  const junk = join(work, 'notes.png');
+  await writeFile(junk, 'patient notes, not an image\n');
+  await page.setInputFiles('#slice-input', junk);
+  await page.waitForSelector('#error:not([hidden])');
+  assert.match(await page.textContent('#error'), /not a PNG, JPEG or DICOM/);
+  const badModel = join(work, 'bad.onnx');
+  await writeFile(badModel, Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 2654435761) >>> 24)));
+  await page.setInputFiles('#model-input', badModel);
+  await page.waitForFunction(() => document.querySelector('#error').textContent.includes('model'));
+  assert.match(await page.textContent('#error'), /current model stays/);
+  assert.equal(await page.textContent('#model-name'), before);
+});
+
+test('the page works offline and never leaves its origin', async () => {
+  await context.setOffline(true);
+  await page.click('#phantom-btn');
+  await page.waitForFunction(() => document.querySelector('#prompt').textContent.includes('L1L2'));
+  await page.click('#truth-btn');
+  await page.waitForSelector('#results li:nth-child(5) canvas');
+  await page.click('#classify-btn');
+  await page.waitForSelector('#results li:nth-child(5) .truth');
+  await page.screenshot({ path: join(artifacts, 'teaching-demo.png') });
+  await context.setOffline(false);
+  const foreign = requests.filter((u) => !u.startsWith(origin) && !u.startsWith('blob:') && !u.startsWith('data:'));
+  assert.deepEqual(foreign, []);
+  assert.deepEqual(consoleErrors.filter((e) => !e.includes('404')), []);
+});
