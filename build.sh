@@ -48,10 +48,16 @@ case "$task" in
     exec python3 -m http.server "$port" --bind 127.0.0.1 --directory www
     ;;
   test)
-    cargo test --all-targets
-    echo "== wasm build of the library"
-    RUSTFLAGS="-C target-feature=+simd128" CARGO_TARGET_DIR="$WASM_TARGET_DIR" \
-      cargo build --lib --target wasm32-unknown-unknown
+    # Everything the tests need, installed where missing (CI starts from a bare machine).
+    ensure_wasm_tools
+    command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+    (cd tests/browser && npm ci --no-audit --no-fund --silent)
+    echo "== Rust: unit, integration and training tests"
+    cargo test --all-targets --features train
+    echo "== wasm build of the library (release, SIMD) for the page"
+    build_wasm
+    echo "== browser end-to-end tests (headless Chromium)"
+    node --test tests/browser/
     ;;
   lint)
     cargo fmt --all -- --check

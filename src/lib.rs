@@ -5,6 +5,7 @@
 //! the disc ROI, the model file and its card, inference and calibration. It knows nothing of the
 //! command line or the browser.
 
+pub mod augment;
 pub mod calibration;
 pub mod card;
 pub mod class;
@@ -16,11 +17,17 @@ pub mod files;
 pub mod geometry;
 pub mod inference;
 pub mod manifest;
+pub mod metrics;
 pub mod model_file;
 pub mod phantom;
+pub mod plateau;
 pub mod resnet;
 pub mod roi;
+pub mod sampler;
 pub mod slice;
+pub mod split;
+#[cfg(all(feature = "train", not(target_arch = "wasm32")))]
+pub mod train;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 

@@ -28,6 +28,86 @@ enum Command {
     Classify(ClassifyArgs),
     /// Make a phantom data set: synthetic sagittal T2 slices with known lesions and corners
     Synth(SynthArgs),
+    /// Fine-tune ResNet18 on a labelled manifest (the paper's protocol); writes the model file
+    #[cfg(feature = "train")]
+    Train(TrainArgs),
+    /// The paper's Table 3 for a model on a labelled manifest, with bootstrap intervals
+    Evaluate(EvaluateArgs),
+}
+
+#[derive(Args)]
+struct EvaluateArgs {
+    /// Model file (ONNX with its card); default: the bundled model
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Labelled manifest CSV
+    #[arg(long)]
+    manifest: PathBuf,
+    /// Bootstrap resamples
+    #[arg(long, default_value_t = 500)]
+    bootstrap: usize,
+    /// Bootstrap seed
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Machine-readable output (SPEC.md's `evaluate --json`)
+    #[arg(long)]
+    json: bool,
+    /// Also write metrics.json and the confusion matrix here
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Threads for inference (default: all cores)
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[cfg(feature = "train")]
+#[derive(Args)]
+struct TrainArgs {
+    /// Labelled manifest CSV (image,subject,level,label,x1,...,y4)
+    #[arg(long)]
+    manifest: PathBuf,
+    /// Output model file
+    #[arg(long)]
+    out: PathBuf,
+    /// Epochs
+    #[arg(long, default_value_t = 100)]
+    epochs: usize,
+    /// Batch size
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Initial learning rate (divided by ten on a plateau)
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Epochs without validation improvement before the learning rate drops
+    #[arg(long, default_value_t = 10)]
+    patience: usize,
+    /// Seed of the split, sampler, augmentation and random init
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Keep each subject on one side of the split
+    #[arg(long, default_value = "disc", value_parser = ["disc", "subject"])]
+    split_by: String,
+    /// progressive (the paper: head first, deeper stages later) or all (from scratch)
+    #[arg(long, default_value = "progressive", value_parser = ["progressive", "all"])]
+    unfreeze: String,
+    /// Backbone weights: a torchvision ResNet18 exported to ONNX (do_constant_folding=False)
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Continue the run whose checkpoint is in --checkpoints
+    #[arg(long)]
+    resume: bool,
+    /// Checkpoint folder (default: OUT without extension + .checkpoints)
+    #[arg(long)]
+    checkpoints: Option<PathBuf>,
+    /// Report folder (default: OUT without extension + .report)
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Free-text description of the data for the model card
+    #[arg(long, default_value = "")]
+    describe: String,
+    /// The data are synthetic phantoms (the card and the page then say so)
+    #[arg(long)]
+    synthetic: bool,
 }
 
 #[derive(Args)]
@@ -395,12 +475,278 @@ fn run_synth(a: SynthArgs) -> Result<()> {
     Ok(())
 }
 
+/// Write metrics.json (and the confusion matrix as CSV) into a report folder.
+fn write_report(dir: &Path, metrics: &serde_json::Value) -> Result<()> {
+    endplate::files::write_atomic(
+        &dir.join("metrics.json"),
+        serde_json::to_string_pretty(metrics)
+            .expect("json")
+            .as_bytes(),
+    )?;
+    let mut csv = String::from("truth\\predicted,normal,wavy,notched,schmorl\n");
+    if let Some(rows) = metrics["confusion"].as_array() {
+        for (c, row) in Class::ALL.iter().zip(rows) {
+            let cells: Vec<String> = row
+                .as_array()
+                .map(|r| r.iter().map(|v| v.to_string()).collect())
+                .unwrap_or_default();
+            csv.push_str(&format!("{},{}\n", c.id(), cells.join(",")));
+        }
+    }
+    endplate::files::write_atomic(&dir.join("confusion.csv"), csv.as_bytes())
+}
+
+fn print_table3(m: &serde_json::Value) {
+    let pct = |v: &serde_json::Value| {
+        format!(
+            "{:5.1} ({:5.1}-{:5.1})",
+            100.0 * v["mean"].as_f64().unwrap_or(f64::NAN),
+            100.0 * v["lo"].as_f64().unwrap_or(f64::NAN),
+            100.0 * v["hi"].as_f64().unwrap_or(f64::NAN)
+        )
+    };
+    println!(
+        "n = {} discs; bootstrap mean (95 % interval), percent",
+        m["n"]
+    );
+    println!("overall accuracy     {}", pct(&m["accuracy"]));
+    for c in Class::ALL {
+        println!(
+            "sensitivity {:<9}{}",
+            c.id(),
+            pct(&m["per_class"][c.id()]["sensitivity"])
+        );
+    }
+    println!(
+        "one-vs-rest, macro:  AUC {}  accuracy {}",
+        pct(&m["auc"]),
+        pct(&m["ovr_accuracy"])
+    );
+    println!(
+        "                     precision {}  recall {}",
+        pct(&m["precision"]),
+        pct(&m["recall"])
+    );
+    println!(
+        "                     specificity {}  F1 {}",
+        pct(&m["specificity"]),
+        pct(&m["f1"])
+    );
+    println!("confusion (rows truth, columns predicted; normal wavy notched schmorl):");
+    if let Some(rows) = m["confusion"].as_array() {
+        for (c, r) in Class::ALL.iter().zip(rows) {
+            println!("  {:<8} {}", c.id(), r);
+        }
+    }
+}
+
+fn run_evaluate(a: EvaluateArgs) -> Result<()> {
+    let threads = a.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    endplate::inference::set_threads(threads);
+    let model = load_model(a.model.as_deref())?;
+    let text = std::fs::read_to_string(&a.manifest).map_err(|e| Error::io(&a.manifest, e))?;
+    let name = a.manifest.display().to_string();
+    let rows = manifest::parse(&name, &text)?;
+    if let Some(i) = rows.iter().position(|r| r.label.is_none()) {
+        return Err(Error::Manifest {
+            file: name,
+            row: i + 2,
+            field: "label".into(),
+            reason: "empty: evaluation needs a label on every row".into(),
+        });
+    }
+    let base = a
+        .manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let rois = rois(&rows, &base, None, &model.card().preprocessing)?;
+    let mut probs = Vec::with_capacity(rows.len());
+    for chunk in rois.chunks(16) {
+        probs.extend(model.classify(chunk)?.into_iter().map(|p| p.probabilities));
+    }
+    let truth: Vec<Class> = rows.iter().map(|r| r.label.expect("checked")).collect();
+    let metrics = endplate::metrics::evaluate(&truth, &probs, a.bootstrap, a.seed);
+    if let Some(dir) = &a.report {
+        write_report(dir, &metrics)?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&metrics).expect("json"));
+    } else {
+        if let Some(w) = model.card().display_warning() {
+            eprintln!("note: {w}");
+        }
+        print_table3(&metrics);
+    }
+    Ok(())
+}
+
+#[cfg(feature = "train")]
+struct Bars {
+    bar: indicatif::ProgressBar,
+}
+
+#[cfg(feature = "train")]
+impl endplate::train::Progress for Bars {
+    fn batch(
+        &mut self,
+        epoch: usize,
+        done: usize,
+        total: usize,
+        loss: f64,
+        accuracy: f64,
+        lr: f64,
+    ) {
+        self.bar.set_length(total as u64);
+        self.bar.set_position(done as u64);
+        self.bar.set_message(format!(
+            "epoch {} loss {loss:.3} acc {:.1}% lr {lr:.0e}",
+            epoch + 1,
+            100.0 * accuracy
+        ));
+    }
+    fn epoch(&mut self, l: &endplate::train::EpochLog) {
+        self.bar.println(format!(
+            "epoch {:>3}  train loss {:.3} acc {:5.1}%  val loss {:.3} acc {:5.1}%  lr {:.0e}  stages {}  {:.0} s ({:.1} img/s)",
+            l.epoch + 1, l.train_loss, 100.0 * l.train_accuracy, l.val_loss, 100.0 * l.val_accuracy, l.lr, l.stages_open, l.seconds, l.images_per_second
+        ));
+        self.bar.reset();
+    }
+}
+
+#[cfg(feature = "train")]
+fn run_train(a: TrainArgs) -> Result<()> {
+    use endplate::train::{self, Dataset, TrainConfig, Unfreeze};
+    let stem = a.out.with_extension("");
+    let ckpt = a
+        .checkpoints
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.checkpoints", stem.display())));
+    let report = a
+        .report
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.report", stem.display())));
+    std::fs::create_dir_all(&ckpt).map_err(|e| Error::io(&ckpt, e))?;
+    let arch = endplate::resnet::Architecture::resnet18(4);
+    let (init, init_desc) = match &a.init {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            let proto = endplate::model_file::parse_proto(&path.display().to_string(), &bytes)?;
+            let mut w =
+                endplate::model_file::read_initializers(&path.display().to_string(), &proto)?;
+            // Keep the backbone, start a fresh 4-class head.
+            let fresh = arch.random_weights(a.seed);
+            for k in ["fc.weight", "fc.bias"] {
+                w.insert(k.into(), fresh[k].clone());
+            }
+            arch.check(&w).map_err(|e| {
+                Error::model(path.display(), format!("not a torchvision ResNet18: {e}"))
+            })?;
+            (
+                w,
+                format!(
+                    "{} (sha256 {:x})",
+                    path.display(),
+                    <sha2::Sha256 as sha2::Digest>::digest(&bytes)
+                ),
+            )
+        }
+        None => (
+            arch.random_weights(a.seed),
+            format!("random Kaiming init (seed {})", a.seed),
+        ),
+    };
+    eprintln!("reading {}", a.manifest.display());
+    let data = Dataset::load(&a.manifest, &endplate::RoiParams::default())?;
+    let mut counts = [0usize; 4];
+    data.classes.iter().for_each(|c| counts[c.index()] += 1);
+    eprintln!(
+        "{} labelled discs (normal {}, wavy {}, notched {}, schmorl {})",
+        data.rois.len(),
+        counts[0],
+        counts[1],
+        counts[2],
+        counts[3]
+    );
+    let config = TrainConfig {
+        epochs: a.epochs,
+        batch: a.batch,
+        lr: a.lr,
+        patience: a.patience,
+        seed: a.seed,
+        unfreeze: if a.unfreeze == "all" {
+            Unfreeze::All
+        } else {
+            Unfreeze::Progressive
+        },
+        split_by_subject: a.split_by == "subject",
+        data_description: if a.describe.is_empty() {
+            format!("{} ({} discs)", a.manifest.display(), data.rois.len())
+        } else {
+            a.describe.clone()
+        },
+        synthetic: a.synthetic,
+        init: init_desc,
+        ..TrainConfig::default()
+    };
+    let _ = ctrlc::set_handler(|| {
+        eprintln!("\nstopping after this batch; the best model so far will be written");
+        train::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let bar = indicatif::ProgressBar::new(1);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} eta {eta}")
+            .expect("template"),
+    );
+    let mut progress = Bars { bar };
+    let mut trained = train::train(&data, config, init, &ckpt, a.resume, &mut progress)?;
+    progress.bar.finish_and_clear();
+    // Metrics of the calibrated model on the validation set, into the card and the report.
+    let probs: Vec<[f32; 4]> = trained
+        .val_logits
+        .iter()
+        .map(|l| trained.card.calibration.probabilities(l))
+        .collect();
+    let metrics = endplate::metrics::evaluate(&trained.val_truth, &probs, 500, 1);
+    trained.card.metrics = metrics.clone();
+    let bytes = endplate::model_file::write_model(
+        &arch,
+        &trained.weights,
+        &trained.card,
+        endplate::model_file::BatchNorm::Fold,
+    )?;
+    endplate::files::write_atomic(&a.out, &bytes)?;
+    let mut report_json = metrics.clone();
+    report_json["history"] = serde_json::to_value(&trained.state.history).expect("json");
+    write_report(&report, &report_json)?;
+    print_table3(&metrics);
+    eprintln!(
+        "wrote {} ({} bytes){}; report in {}",
+        a.out.display(),
+        bytes.len(),
+        if trained.stopped_early {
+            " after an early stop"
+        } else {
+            ""
+        },
+        report.display()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Roi(a) => run_roi(a),
         Command::Classify(a) => run_classify(a),
         Command::Synth(a) => run_synth(a),
+        #[cfg(feature = "train")]
+        Command::Train(a) => run_train(a),
+        Command::Evaluate(a) => run_evaluate(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,129 @@
+//! Train/validation splits: stratified by class (the paper's 80/20 keeping class proportions),
+//! optionally keeping each subject on one side, and K folds for cross-validation.
+
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::collections::BTreeMap;
+
+/// Assign each item to one of `k` folds, stratified by class. With `groups`, whole groups
+/// (subjects) move together, assigned greedily so each fold's class counts stay close.
+pub fn stratified_folds(
+    classes: &[usize],
+    groups: Option<&[String]>,
+    k: usize,
+    seed: u64,
+) -> Vec<usize> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let k = k.max(2);
+    let mut fold = vec![0usize; classes.len()];
+    match groups {
+        None => {
+            let mut by_class: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+            for (i, &c) in classes.iter().enumerate() {
+                by_class.entry(c).or_default().push(i);
+            }
+            let mut offset = 0;
+            for idx in by_class.values_mut() {
+                idx.shuffle(&mut rng);
+                for (j, &i) in idx.iter().enumerate() {
+                    fold[i] = (j + offset) % k;
+                }
+                offset += idx.len();
+            }
+        }
+        Some(groups) => {
+            let mut members: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+            for (i, g) in groups.iter().enumerate() {
+                members.entry(g.as_str()).or_default().push(i);
+            }
+            let mut list: Vec<Vec<usize>> = members.into_values().collect();
+            list.shuffle(&mut rng);
+            // Rarest classes first, so they spread over the folds before the common ones fill.
+            let mut totals = [0usize; 16];
+            classes.iter().for_each(|&c| totals[c.min(15)] += 1);
+            list.sort_by_key(|m| {
+                m.iter()
+                    .map(|&i| totals[classes[i].min(15)])
+                    .min()
+                    .unwrap_or(usize::MAX)
+            });
+            let mut counts = vec![[0usize; 16]; k];
+            let mut sizes = vec![0usize; k];
+            for m in list {
+                // The fold where this subject's classes are scarcest relative to the fold size.
+                let best = (0..k)
+                    .min_by_key(|&f| {
+                        (
+                            m.iter()
+                                .map(|&i| counts[f][classes[i].min(15)])
+                                .sum::<usize>()
+                                * 1000
+                                + sizes[f],
+                            f,
+                        )
+                    })
+                    .unwrap_or(0);
+                for &i in &m {
+                    fold[i] = best;
+                    counts[best][classes[i].min(15)] += 1;
+                }
+                sizes[best] += m.len();
+            }
+        }
+    }
+    fold
+}
+
+/// The paper's split: 80 % training, 20 % validation (fold 0 of 5 is validation).
+pub fn train_validation(
+    classes: &[usize],
+    groups: Option<&[String]>,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let folds = stratified_folds(classes, groups, 5, seed);
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for (i, f) in folds.into_iter().enumerate() {
+        if f == 0 {
+            val.push(i)
+        } else {
+            train.push(i)
+        }
+    }
+    (train, val)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stratified_80_20_keeps_class_proportions() {
+        let classes: Vec<usize> = [567, 485, 362, 145]
+            .iter()
+            .enumerate()
+            .flat_map(|(c, &n)| std::iter::repeat_n(c, n))
+            .collect();
+        let (train, val) = train_validation(&classes, None, 1);
+        assert_eq!(train.len() + val.len(), 1559);
+        assert!((val.len() as i64 - 312).abs() <= 2, "{}", val.len());
+        for (c, &n) in [567, 485, 362, 145].iter().enumerate() {
+            let v = val.iter().filter(|&&i| classes[i] == c).count() as f64;
+            assert!((v - n as f64 / 5.0).abs() <= 1.0, "class {c}: {v}");
+        }
+    }
+
+    #[test]
+    fn split_by_subject_never_shares_a_subject() {
+        let classes: Vec<usize> = (0..500).map(|i| (i * 7 / 3) % 4).collect();
+        let groups: Vec<String> = (0..500).map(|i| format!("s{}", i / 5)).collect();
+        let (train, val) = train_validation(&classes, Some(&groups), 2);
+        let tr: std::collections::HashSet<&String> = train.iter().map(|&i| &groups[i]).collect();
+        assert!(val.iter().all(|&i| !tr.contains(&groups[i])));
+        assert!(
+            (val.len() as f64 / 500.0 - 0.2).abs() < 0.05,
+            "{}",
+            val.len()
+        );
+    }
+}

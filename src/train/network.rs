@@ -1,0 +1,210 @@
+//! ResNet18 (torchvision layout) in burn, built from and exported to the named weight tensors of
+//! [`crate::resnet`], so the ONNX writer, `--init` and checkpoints all speak one format.
+
+use crate::resnet::{Architecture, ConvBn, WeightTensor, Weights};
+use burn::module::{Module, Param, RunningState};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor, TensorData};
+
+#[derive(Module, Debug)]
+pub struct ConvBnLayer {
+    pub conv: Conv2d,
+    pub bn: BatchNorm,
+}
+
+#[derive(Module, Debug)]
+pub struct Block {
+    pub conv1: ConvBnLayer,
+    pub conv2: ConvBnLayer,
+    pub downsample: Option<ConvBnLayer>,
+}
+
+#[derive(Module, Debug)]
+pub struct ResNet18 {
+    pub stem: ConvBnLayer,
+    pub pool: MaxPool2d,
+    /// The four stages, two blocks each.
+    pub layer1: Vec<Block>,
+    pub layer2: Vec<Block>,
+    pub layer3: Vec<Block>,
+    pub layer4: Vec<Block>,
+    pub avgpool: AdaptiveAvgPool2d,
+    pub fc: Linear,
+}
+
+fn tensor<const D: usize>(t: &WeightTensor, device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(t.data.clone(), t.shape.clone()), device)
+}
+
+fn conv_bn(spec: &ConvBn, w: &Weights, device: &Device) -> ConvBnLayer {
+    let k = spec.kernel;
+    let mut conv = Conv2dConfig::new([spec.in_ch, spec.out_ch], [k, k])
+        .with_stride([spec.stride, spec.stride])
+        .with_padding(PaddingConfig2d::Explicit(
+            spec.pad, spec.pad, spec.pad, spec.pad,
+        ))
+        .with_bias(false)
+        .init(device);
+    conv.weight = Param::from_tensor(tensor(&w[&format!("{}.weight", spec.conv)], device));
+    let mut bn = BatchNormConfig::new(spec.out_ch)
+        .with_epsilon(crate::resnet::BN_EPSILON as f64)
+        .init(device);
+    let g = |f: &str| tensor::<1>(&w[&format!("{}.{f}", spec.bn)], device);
+    bn.gamma = Param::from_tensor(g("weight"));
+    bn.beta = Param::from_tensor(g("bias"));
+    bn.running_mean = RunningState::new(g("running_mean"));
+    bn.running_var = RunningState::new(g("running_var"));
+    ConvBnLayer { conv, bn }
+}
+
+impl ConvBnLayer {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.bn.forward(self.conv.forward(x))
+    }
+
+    fn export(&self, spec: &ConvBn, out: &mut Weights) {
+        put(
+            out,
+            &format!("{}.weight", spec.conv),
+            self.conv.weight.val(),
+        );
+        put(out, &format!("{}.weight", spec.bn), self.bn.gamma.val());
+        put(out, &format!("{}.bias", spec.bn), self.bn.beta.val());
+        put(
+            out,
+            &format!("{}.running_mean", spec.bn),
+            self.bn.running_mean.value(),
+        );
+        put(
+            out,
+            &format!("{}.running_var", spec.bn),
+            self.bn.running_var.value(),
+        );
+    }
+}
+
+fn put<const D: usize>(out: &mut Weights, name: &str, t: Tensor<D>) {
+    let shape = t.dims().to_vec();
+    let data = t
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("float tensor");
+    out.insert(name.to_string(), WeightTensor { shape, data });
+}
+
+impl Block {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let y = relu(self.conv1.forward(x.clone()));
+        let y = self.conv2.forward(y);
+        let id = match &self.downsample {
+            Some(d) => d.forward(x),
+            None => x,
+        };
+        relu(y + id)
+    }
+}
+
+impl ResNet18 {
+    /// Build from named weights (checked against the architecture first).
+    pub fn from_weights(
+        arch: &Architecture,
+        w: &Weights,
+        device: &Device,
+    ) -> crate::Result<ResNet18> {
+        arch.check(w)?;
+        let blocks: Vec<Block> = arch
+            .blocks
+            .iter()
+            .map(|b| Block {
+                conv1: conv_bn(&b.conv1, w, device),
+                conv2: conv_bn(&b.conv2, w, device),
+                downsample: b.downsample.as_ref().map(|d| conv_bn(d, w, device)),
+            })
+            .collect();
+        let mut stages = blocks.into_iter();
+        let mut take2 = || {
+            vec![
+                stages.next().expect("8 blocks"),
+                stages.next().expect("8 blocks"),
+            ]
+        };
+        let (layer1, layer2, layer3, layer4) = (take2(), take2(), take2(), take2());
+        let mut fc = LinearConfig::new(512, arch.classes).init(device);
+        // torchvision stores fc.weight as [out, in]; burn's Linear holds [in, out].
+        fc.weight = Param::from_tensor(tensor::<2>(&w["fc.weight"], device).transpose());
+        fc.bias = Some(Param::from_tensor(tensor(&w["fc.bias"], device)));
+        Ok(ResNet18 {
+            stem: conv_bn(&arch.stem, w, device),
+            pool: MaxPool2dConfig::new([3, 3])
+                .with_strides([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(),
+            layer1,
+            layer2,
+            layer3,
+            layer4,
+            avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            fc,
+        })
+    }
+
+    pub fn export(&self, arch: &Architecture) -> Weights {
+        let mut out = Weights::new();
+        self.stem.export(&arch.stem, &mut out);
+        let blocks = self
+            .layer1
+            .iter()
+            .chain(&self.layer2)
+            .chain(&self.layer3)
+            .chain(&self.layer4);
+        for (b, spec) in blocks.zip(&arch.blocks) {
+            b.conv1.export(&spec.conv1, &mut out);
+            b.conv2.export(&spec.conv2, &mut out);
+            if let (Some(d), Some(s)) = (&b.downsample, &spec.downsample) {
+                d.export(s, &mut out);
+            }
+        }
+        put(&mut out, "fc.weight", self.fc.weight.val().transpose());
+        put(
+            &mut out,
+            "fc.bias",
+            self.fc.bias.as_ref().expect("fc has a bias").val(),
+        );
+        out
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = self.pool.forward(relu(self.stem.forward(x)));
+        let x = self
+            .layer1
+            .iter()
+            .chain(&self.layer2)
+            .chain(&self.layer3)
+            .chain(&self.layer4)
+            .fold(x, |x, b| b.forward(x));
+        let x = self.avgpool.forward(x);
+        let [n, c, _, _] = x.dims();
+        self.fc.forward(x.reshape([n, c]))
+    }
+
+    /// Progressive unfreezing: open the head and the last `open_stages` stages (0..=5, where 5
+    /// also opens the stem) for gradients, keep the rest frozen.
+    pub fn with_trainable_stages(mut self, open_stages: usize) -> ResNet18 {
+        let set = |m: Vec<Block>, open: bool| {
+            m.into_iter()
+                .map(|b| b.set_require_grad(open))
+                .collect::<Vec<_>>()
+        };
+        self.layer4 = set(self.layer4, open_stages >= 1);
+        self.layer3 = set(self.layer3, open_stages >= 2);
+        self.layer2 = set(self.layer2, open_stages >= 3);
+        self.layer1 = set(self.layer1, open_stages >= 4);
+        self.stem = self.stem.set_require_grad(open_stages >= 5);
+        self.fc = self.fc.set_require_grad(true);
+        self
+    }
+}

@@ -1,0 +1,153 @@
+//! Training on a few phantoms for one or two epochs (the real run is a documented command): the
+//! loop runs, checkpoints and resumes, calibrates, writes a model whose card says what it is, and
+//! the exported ONNX run by tract gives the training framework's own logits.
+#![cfg(feature = "train")]
+
+use endplate::model_file::{write_model, BatchNorm};
+use endplate::phantom::{plan_subject, render, ClassMix};
+use endplate::resnet::Architecture;
+use endplate::train::{
+    self, network::ResNet18, Dataset, EpochLog, Progress, TrainConfig, Unfreeze,
+};
+use endplate::{Classifier, RoiParams};
+
+struct Quiet(Vec<EpochLog>);
+impl Progress for Quiet {
+    fn batch(&mut self, _: usize, _: usize, _: usize, _: f64, _: f64, _: f64) {}
+    fn epoch(&mut self, log: &EpochLog) {
+        self.0.push(log.clone());
+    }
+}
+
+/// A small phantom data set on disk, written the way `endplate synth` writes it.
+fn phantom_set(dir: &std::path::Path, subjects: usize) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    let mut rows = Vec::new();
+    for i in 0..subjects {
+        let mut plan = plan_subject(77, i, ClassMix::Balanced, 8);
+        // Small slices keep the test quick; the anatomy scales with the spacing.
+        plan.spacing_mm *= plan.height as f64 / 256.0;
+        plan.width = plan.width * 256 / plan.height;
+        plan.height = 256;
+        let ph = render(&plan);
+        let file = format!("images/{}.png", plan.id);
+        let img = image::GrayImage::from_raw(
+            ph.slice.width as u32,
+            256,
+            ph.slice.pixels.iter().map(|&v| v as u8).collect(),
+        )
+        .unwrap();
+        img.save(dir.join(&file)).unwrap();
+        for d in &ph.discs {
+            rows.push(endplate::manifest::Row {
+                image: file.clone(),
+                subject: plan.id.clone(),
+                level: Some(d.level),
+                label: Some(d.class),
+                corners: d.corners,
+            });
+        }
+    }
+    let path = dir.join("manifest.csv");
+    std::fs::write(&path, endplate::manifest::write(&rows, &[], &[])).unwrap();
+    path
+}
+
+#[test]
+fn short_training_run_checkpoints_resumes_calibrates_and_exports_faithfully() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = phantom_set(dir.path(), 8);
+    let data = Dataset::load(&manifest, &RoiParams::default()).unwrap();
+    assert_eq!(data.rois.len(), 40);
+    let arch = Architecture::resnet18(4);
+    let ckpt = dir.path().join("ckpt");
+    std::fs::create_dir_all(&ckpt).unwrap();
+    let config = TrainConfig {
+        epochs: 1,
+        batch: 8,
+        seed: 3,
+        unfreeze: Unfreeze::All,
+        synthetic: true,
+        data_description: "test phantoms".into(),
+        ..TrainConfig::default()
+    };
+
+    let mut log = Quiet(Vec::new());
+    let first = train::train(
+        &data,
+        config.clone(),
+        arch.random_weights(3),
+        &ckpt,
+        false,
+        &mut log,
+    )
+    .unwrap();
+    assert_eq!(log.0.len(), 1);
+    assert!(log.0[0].train_loss.is_finite() && log.0[0].val_loss.is_finite());
+    assert_eq!(first.state.train.len() + first.state.val.len(), 40);
+    assert!(ckpt.join("checkpoint.onnx").is_file() && ckpt.join("checkpoint.json").is_file());
+
+    // Resume for a second epoch: continues from epoch 1, keeps the history.
+    let mut more = config.clone();
+    more.epochs = 2;
+    let state_path = ckpt.join("checkpoint.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    state["config"]["epochs"] = 2.into();
+    std::fs::write(&state_path, state.to_string()).unwrap();
+    let mut log2 = Quiet(Vec::new());
+    let second =
+        train::train(&data, more, arch.random_weights(99), &ckpt, true, &mut log2).unwrap();
+    assert_eq!(log2.0.len(), 1);
+    assert_eq!(log2.0[0].epoch, 1);
+    assert_eq!(second.state.history.len(), 2);
+    assert_eq!(
+        second.state.val, first.state.val,
+        "the split survives a resume"
+    );
+
+    // The card: calibrated, synthetic, with the phantom warning.
+    let card = &second.card;
+    assert!(matches!(
+        card.calibration,
+        endplate::calibration::Calibration::Platt { .. }
+    ));
+    assert!(card.training.synthetic && card.display_warning().unwrap().contains("phantoms"));
+    assert_eq!(card.training.data_hash.as_deref(), Some(data.hash.as_str()));
+
+    // Export: tract on the written ONNX (BatchNorm folded) against burn in eval mode.
+    let bytes = write_model(&arch, &second.weights, card, BatchNorm::Fold).unwrap();
+    let tract = Classifier::from_bytes("trained", &bytes).unwrap();
+    let device = burn::tensor::Device::flex();
+    let net = ResNet18::from_weights(&arch, &second.weights, &device).unwrap();
+    let idx: Vec<usize> = (0..6).collect();
+    let burn_logits = train::predict(&net, &data, &idx, &RoiParams::default(), &device);
+    let input: Vec<f32> = idx
+        .iter()
+        .flat_map(|&i| data.rois[i].to_tensor(&RoiParams::default()))
+        .collect();
+    let tract_logits = tract.logits(input, idx.len()).unwrap();
+    for (b, t) in burn_logits.iter().zip(&tract_logits) {
+        for k in 0..4 {
+            assert!((b[k] - t[k]).abs() <= 1e-4, "burn {b:?} vs tract {t:?}");
+        }
+    }
+}
+
+#[test]
+fn progressive_unfreezing_opens_deeper_stages_in_growing_steps() {
+    let opened: Vec<usize> = (0..100)
+        .map(|e| train::stages_open(Unfreeze::Progressive, e, 100))
+        .collect();
+    assert_eq!(opened[0], 0);
+    assert_eq!(opened[99], 5);
+    assert!(opened.windows(2).all(|w| w[1] >= w[0]));
+    let lengths: Vec<usize> = (0..=5)
+        .map(|s| opened.iter().filter(|&&o| o == s).count())
+        .collect();
+    assert!(
+        lengths[1..5].windows(2).all(|w| w[1] >= w[0]),
+        "{lengths:?}"
+    );
+    assert_eq!(train::stages_open(Unfreeze::All, 0, 100), 5);
+}
