@@ -63,6 +63,9 @@ case "$task" in
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
     ;;
-  bench) bash bench/inference.sh ;;
+  bench)
+    python3 -c "import onnxruntime, numpy" 2>/dev/null || pip install --quiet onnxruntime numpy
+    bash bench/inference.sh
+    ;;
   *) echo "unknown task $task; see the top of build.sh" >&2; exit 2 ;;
 esac

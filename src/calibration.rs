@@ -128,7 +128,7 @@ impl Calibration {
             }
         };
         let sum: f64 = raw.iter().sum();
-        if !(sum > 0.0) || !sum.is_finite() {
+        if sum <= 0.0 || !sum.is_finite() {
             return [0.25; 4];
         }
         std::array::from_fn(|k| (raw[k] / sum) as f32)

@@ -112,7 +112,9 @@ impl ModelCard {
                 ),
             ));
         }
-        if p.std.iter().any(|s| !(*s > 0.0)) || !(p.stretch_low < p.stretch_high) {
+        if p.std.iter().any(|s| s.is_nan() || *s <= 0.0)
+            || p.stretch_low.partial_cmp(&p.stretch_high) != Some(std::cmp::Ordering::Less)
+        {
             return Err(Error::model(
                 source_name,
                 "card preprocessing has a zero std or low >= high stretch",

@@ -113,7 +113,7 @@ impl DiscFrame {
         );
         let dn = dir.norm();
         let min_side = 1.0;
-        if l1 < min_side || l2 < min_side || !(dn > 1e-9) {
+        if l1 < min_side || l2 < min_side || dn.is_nan() || dn <= 1e-9 {
             return Err(Error::Corners(
                 "corners coincide: each endplate needs two distinct corners at least a pixel apart"
                     .into(),

@@ -225,8 +225,8 @@ mod tests {
         assert!((p.accuracy - 275.0 / 312.0).abs() < 1e-12);
         assert!((p.accuracy - 0.881).abs() < 5e-4);
         let want = [104.0 / 114.0, 80.0 / 97.0, 67.0 / 72.0, 24.0 / 29.0];
-        for k in 0..4 {
-            assert!((p.sensitivity[k] - want[k]).abs() < 1e-12);
+        for (got, want) in p.sensitivity.iter().zip(want) {
+            assert!((got - want).abs() < 1e-12);
         }
     }
 

@@ -391,6 +391,9 @@ fn encode_png(slice: &endplate::Slice) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// One rendered subject's manifest rows and truth records.
+type SubjectRows = (Vec<Row>, Vec<serde_json::Value>);
+
 fn run_synth(a: SynthArgs) -> Result<()> {
     use endplate::phantom::{plan_subject, render, ClassMix};
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -418,8 +421,7 @@ fn run_synth(a: SynthArgs) -> Result<()> {
     );
     let start = Instant::now();
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<(Vec<Row>, Vec<serde_json::Value>)>>> =
-        Mutex::new(vec![None; a.subjects]);
+    let results: Mutex<Vec<Option<SubjectRows>>> = Mutex::new(vec![None; a.subjects]);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..threads {
