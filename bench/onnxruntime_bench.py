@@ -18,7 +18,7 @@ for threads in sorted({1, os.cpu_count() or 1}):
         for i in range(0, discs, batch):
             sess.run(None, {"input": x[i:i + batch]})
         ms = (time.perf_counter() - t) * 1000 / discs
-        print(f"onnxruntime  threads={threads} batch={batch:<3} {ms:7.2} ms/disc  {1000 / ms:7.1} discs/s")
+        print(f"onnxruntime  threads={threads} batch={batch:<3} {ms:7.2f} ms/disc  {1000 / ms:7.1f} discs/s")
         rows.append({"engine": "onnxruntime", "threads": threads, "batch": batch, "ms_per_disc": ms})
 # The same logits as tract? (both engines on the same bytes)
 json.dump(rows, open(os.path.join(out, "onnxruntime.json"), "w"), indent=1)
