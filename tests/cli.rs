@@ -232,3 +232,76 @@ fn bad_input_exits_non_zero_with_a_message_naming_the_problem() {
         assert!(!stderr(&out).contains("panicked"), "{args:?}");
     }
 }
+
+#[test]
+fn synth_is_deterministic_and_evaluate_reports_table_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for out in [&a, &b] {
+        let o = endplate(&[
+            "synth",
+            "--out",
+            out.to_str().unwrap(),
+            "--subjects",
+            "2",
+            "--seed",
+            "5",
+            "--bits",
+            "8",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stderr(&o).contains("slices/s"), "{}", stderr(&o));
+    }
+    let manifest = std::fs::read_to_string(a.join("manifest.csv")).unwrap();
+    assert_eq!(
+        manifest,
+        std::fs::read_to_string(b.join("manifest.csv")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(a.join("images/ph00001.png")).unwrap(),
+        std::fs::read(b.join("images/ph00001.png")).unwrap()
+    );
+    assert_eq!(manifest.lines().count(), 11);
+
+    let (model_bytes, _) = common::random_model(4, BatchNorm::Fold);
+    let model = dir.path().join("m.onnx");
+    std::fs::write(&model, &model_bytes).unwrap();
+    let o = endplate(&[
+        "evaluate",
+        "--model",
+        model.to_str().unwrap(),
+        "--manifest",
+        a.join("manifest.csv").to_str().unwrap(),
+        "--json",
+        "--bootstrap",
+        "50",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(m["n"], 10);
+    for key in [
+        "accuracy",
+        "auc",
+        "precision",
+        "recall",
+        "specificity",
+        "f1",
+    ] {
+        let e = &m[key];
+        let (lo, hi, point) = (
+            e["lo"].as_f64().unwrap(),
+            e["hi"].as_f64().unwrap(),
+            e["point"].as_f64().unwrap(),
+        );
+        assert!((0.0..=1.0).contains(&point) && lo <= hi, "{key}: {e}");
+    }
+    let total: u64 = m["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 10);
+    assert!(m["per_class"]["schmorl"]["sensitivity"]["point"].is_number());
+}
