@@ -8,7 +8,7 @@ use crate::decode::{decode, DecodeOptions};
 use crate::geometry::Point;
 use crate::manifest::{self, Row};
 use crate::phantom::{plan_subject, render, ClassMix};
-use crate::roi::{Roi, RoiRect};
+use crate::roi::{Roi, RoiParams, RoiRect};
 use crate::{Class, Classifier, Level, Slice};
 use wasm_bindgen::prelude::*;
 
@@ -72,11 +72,7 @@ impl Endplate {
     }
 
     fn set_slice(&mut self, slice: Slice) -> Result<String, JsError> {
-        let p = self
-            .model
-            .as_ref()
-            .map(|m| m.card().preprocessing.clone())
-            .unwrap_or_default();
+        let p = self.params();
         let stretch = Stretch::of(&slice, p.stretch_low, p.stretch_high);
         let (center, width, source) = match slice.window {
             Some(w) if w.width > 0.0 => (w.center, w.width, "dicom"),
@@ -105,6 +101,14 @@ impl Endplate {
         self.slice.as_ref().ok_or_else(|| js("no slice loaded"))
     }
 
+    /// The active model's preprocessing, or SPEC.md's defaults before a model is loaded.
+    fn params(&self) -> RoiParams {
+        self.model
+            .as_ref()
+            .map(|m| m.card().preprocessing.clone())
+            .unwrap_or_default()
+    }
+
     fn model(&self) -> Result<&Classifier, JsError> {
         self.model.as_ref().ok_or_else(|| js("no model loaded"))
     }
@@ -113,11 +117,7 @@ impl Endplate {
     #[wasm_bindgen(js_name = roiPreview)]
     pub fn roi_preview(&self, corners: &[f64]) -> Result<Vec<u8>, JsError> {
         let (slice, stretch) = self.slice()?;
-        let p = self
-            .model
-            .as_ref()
-            .map(|m| m.card().preprocessing.clone())
-            .unwrap_or_default();
+        let p = self.params();
         let c = corners_from(corners)?;
         let roi = Roi::extract_with(slice, stretch, &c[0], &p).map_err(js)?;
         Ok(roi.to_gray8())
@@ -127,11 +127,7 @@ impl Endplate {
     #[wasm_bindgen(js_name = roiOutline)]
     pub fn roi_outline(&self, corners: &[f64]) -> Result<Vec<f64>, JsError> {
         let (slice, _) = self.slice()?;
-        let p = self
-            .model
-            .as_ref()
-            .map(|m| m.card().preprocessing.clone())
-            .unwrap_or_default();
+        let p = self.params();
         let c = corners_from(corners)?;
         let rect = RoiRect::new(&c[0], (slice.width, slice.height), &p).map_err(js)?;
         Ok(rect.outline().iter().flat_map(|p| [p.x, p.y]).collect())

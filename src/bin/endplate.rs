@@ -295,12 +295,19 @@ fn run_roi(a: RoiArgs) -> Result<()> {
     Ok(())
 }
 
+/// The asked thread count, or every core.
+fn threads_or_all(asked: Option<usize>) -> usize {
+    asked
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1)
+}
+
 fn run_classify(a: ClassifyArgs) -> Result<()> {
-    let threads = a.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let threads = threads_or_all(a.threads);
     endplate::inference::set_threads(threads);
     let model = load_model(a.model.as_deref())?;
     let (rows, base) = discs(&a.disc, a.manifest.as_deref(), a.level.as_deref())?;
@@ -402,14 +409,7 @@ fn run_synth(a: SynthArgs) -> Result<()> {
     if a.bits != 8 && a.bits != 16 {
         return Err(Error::Invalid(format!("--bits {}: give 8 or 16", a.bits)));
     }
-    let threads = a
-        .threads
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
-        .max(1);
+    let threads = threads_or_all(a.threads);
     let images = a.out.join("images");
     std::fs::create_dir_all(&images).map_err(|e| Error::io(&images, e))?;
     let bar = indicatif::ProgressBar::new(a.subjects as u64);
@@ -543,11 +543,7 @@ fn print_table3(m: &serde_json::Value) {
 }
 
 fn run_evaluate(a: EvaluateArgs) -> Result<()> {
-    let threads = a.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let threads = threads_or_all(a.threads);
     endplate::inference::set_threads(threads);
     let model = load_model(a.model.as_deref())?;
     let text = std::fs::read_to_string(&a.manifest).map_err(|e| Error::io(&a.manifest, e))?;
