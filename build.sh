@@ -5,6 +5,8 @@
 #   test    run every test: Rust (unit, integration), the wasm build, the browser tests
 #   lint    cargo fmt --check and clippy -D warnings
 #   bench   inference benchmark: endplate (tract) vs onnxruntime on the same model and discs
+#   model   remake the bundled model: phantom sets, training, fresh-set evaluation (hours on 2 cores;
+#           EPOCHS=30 by default; rerun with RESUME=1 to continue a run that was cut off)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -66,6 +68,18 @@ case "$task" in
   bench)
     python3 -c "import onnxruntime, numpy" 2>/dev/null || pip install --quiet onnxruntime numpy
     bash bench/inference.sh
+    ;;
+  model)
+    cargo build --release --features train
+    bin=target/release/endplate
+    data=${DATA:-target/phantoms}
+    [ -f "$data/train/manifest.csv" ] || $bin synth --out "$data/train" --subjects 240 --seed 1 --bits 16 --class-mix paper
+    [ -f "$data/test/manifest.csv" ] || $bin synth --out "$data/test" --subjects 100 --seed 9001 --bits 16 --class-mix paper
+    $bin train --manifest "$data/train/manifest.csv" --out models/endplate-default.onnx \
+      --epochs "${EPOCHS:-30}" --patience 5 --unfreeze all --split-by subject --seed 1 --synthetic \
+      --describe "1200 discs of 240 synthetic phantom subjects (endplate synth --subjects 240 --seed 1 --bits 16 --class-mix paper); no patient data" \
+      --checkpoints "$data/checkpoints" --report docs/bundled-model-report ${RESUME:+--resume}
+    $bin evaluate --model models/endplate-default.onnx --manifest "$data/test/manifest.csv" --report docs/bundled-model-fresh-eval
     ;;
   *) echo "unknown task $task; see the top of build.sh" >&2; exit 2 ;;
 esac
