@@ -332,3 +332,46 @@ pub fn read_initializers(source_name: &str, proto: &pb::ModelProto) -> Result<We
     }
     Ok(out)
 }
+
+/// Store every float initializer as float16, each followed by a `Cast` back to float32: half
+/// the download for the page, the same float32 arithmetic at run time (tract folds the casts
+/// into constants when it optimises). Whether a model tolerates it must be checked on data:
+/// `cargo run --release --example half_model` does.
+pub fn half_storage(mut proto: pb::ModelProto) -> pb::ModelProto {
+    let Some(graph) = proto.graph.as_mut() else {
+        return proto;
+    };
+    let mut casts = Vec::new();
+    for t in graph.initializer.iter_mut() {
+        if t.data_type != DataType::Float as i32 {
+            continue;
+        }
+        let values: Vec<f32> = if t.raw_data.is_empty() {
+            std::mem::take(&mut t.float_data)
+        } else {
+            t.raw_data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
+        t.raw_data = values
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect();
+        t.data_type = DataType::Float16 as i32;
+        let renamed = format!("{}.f16", t.name);
+        let original = std::mem::replace(&mut t.name, renamed);
+        let mut cast = node(
+            "Cast",
+            &format!("{original}.cast"),
+            &[&t.name],
+            &original,
+            vec![attr_int("to", DataType::Float as i64)],
+        );
+        cast.domain = String::new();
+        casts.push(cast);
+    }
+    casts.append(&mut graph.node);
+    graph.node = casts;
+    proto
+}

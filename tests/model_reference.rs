@@ -174,3 +174,38 @@ fn weights_read_back_from_the_file_equal_those_written() {
     let card = endplate::model_file::read_card("m", &proto).unwrap();
     assert_eq!(card.training.seed, Some(3));
 }
+
+#[test]
+fn float16_storage_keeps_the_network_and_halves_the_file() {
+    let (bytes, _) = common::random_model(8, BatchNorm::Fold);
+    let proto = endplate::model_file::parse_proto("m", &bytes).unwrap();
+    let half = prost::Message::encode_to_vec(&endplate::model_file::half_storage(proto));
+    assert!(
+        half.len() < bytes.len() * 52 / 100,
+        "{} vs {}",
+        half.len(),
+        bytes.len()
+    );
+    let (full, small) = (
+        Classifier::from_bytes("full", &bytes).unwrap(),
+        Classifier::from_bytes("half", &half).unwrap(),
+    );
+    assert_eq!(small.card(), full.card());
+    let mut rng = SmallRng::seed_from_u64(2);
+    let input: Vec<f32> = (0..2 * 3 * 128 * 128)
+        .map(|_| rng.random_range(-2.0..2.0))
+        .collect();
+    let (a, b) = (
+        full.logits(input.clone(), 2).unwrap(),
+        small.logits(input, 2).unwrap(),
+    );
+    for (x, y) in a.iter().zip(&b) {
+        for k in 0..4 {
+            // float16 keeps ~3 significant digits per weight.
+            assert!(
+                (x[k] - y[k]).abs() <= 2e-2 * x[k].abs().max(1.0),
+                "{x:?} vs {y:?}"
+            );
+        }
+    }
+}
