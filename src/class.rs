@@ -34,6 +34,12 @@ impl Class {
             Class::Schmorl => "schmorl",
         }
     }
+    /// The class with the highest score (the first on a tie).
+    pub fn argmax(scores: &[f32; 4]) -> Class {
+        let best = (0..4).fold(0, |b, k| if scores[k] > scores[b] { k } else { b });
+        Class::ALL[best]
+    }
+
     pub fn display_name(self) -> &'static str {
         match self {
             Class::Normal => "Normal",

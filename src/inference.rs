@@ -21,6 +21,13 @@ pub fn set_threads(n: usize) {
     });
 }
 
+/// A flat `[n * 4]` output as one row of four logits per disc.
+pub fn rows_of_four(flat: &[f32]) -> Vec<[f32; 4]> {
+    flat.chunks_exact(4)
+        .map(|c| [c[0], c[1], c[2], c[3]])
+        .collect()
+}
+
 /// One disc's answer.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Prediction {
@@ -128,10 +135,7 @@ impl Classifier {
             .to_plain_array_view::<f32>()
             .map_err(|e| Error::Inference(e.to_string()))?;
         let flat: Vec<f32> = view.iter().copied().collect();
-        Ok(flat
-            .chunks_exact(4)
-            .map(|c| [c[0], c[1], c[2], c[3]])
-            .collect())
+        Ok(rows_of_four(&flat))
     }
 
     /// Classify preprocessed discs in one batched run.
@@ -145,11 +149,8 @@ impl Classifier {
     /// Calibrated prediction from one disc's logits.
     pub fn predict(&self, logits: [f32; 4]) -> Prediction {
         let probabilities = self.card.calibration.probabilities(&logits);
-        let best = (0..4)
-            .max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b]))
-            .unwrap_or(0);
         Prediction {
-            class: Class::ALL[best],
+            class: Class::argmax(&probabilities),
             probabilities,
             logits,
         }

@@ -81,10 +81,7 @@ fn div(a: f64, b: f64) -> f64 {
 /// All metrics on one (re)sample. Macro averages skip classes absent from the sample's truth
 /// for AUC (undefined there) and count 0/0 as 0 elsewhere, as scikit-learn does.
 pub fn compute(truth: &[Class], probs: &[[f32; 4]]) -> Point {
-    let pred: Vec<Class> = probs
-        .iter()
-        .map(|p| Class::ALL[(0..4).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0)])
-        .collect();
+    let pred: Vec<Class> = probs.iter().map(Class::argmax).collect();
     let m = confusion(truth, &pred);
     let n = truth.len() as f64;
     let correct: usize = (0..4).map(|k| m[k][k]).sum();
@@ -175,10 +172,7 @@ pub fn evaluate(
             hi: q(0.975),
         }
     };
-    let pred: Vec<Class> = probs
-        .iter()
-        .map(|p| Class::ALL[(0..4).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0)])
-        .collect();
+    let pred: Vec<Class> = probs.iter().map(Class::argmax).collect();
     let per_class: serde_json::Map<String, serde_json::Value> = Class::ALL
         .iter()
         .map(|c| (c.id().to_string(), serde_json::json!({"sensitivity": est(7 + c.index()), "n": truth.iter().filter(|t| *t == c).count()})))

@@ -295,6 +295,13 @@ pub fn read_card(source_name: &str, proto: &pb::ModelProto) -> Result<ModelCard>
     ModelCard::from_json(source_name, &entry.value)
 }
 
+/// ONNX `raw_data` of a float tensor: little-endian f32.
+fn f32s_le(raw: &[u8]) -> Vec<f32> {
+    raw.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
 /// Float initializers by name, e.g. the weights of a torchvision ResNet18 exported to ONNX
 /// (`torch.onnx.export(..., do_constant_folding=False)` keeps the parameter names).
 pub fn read_initializers(source_name: &str, proto: &pb::ModelProto) -> Result<Weights> {
@@ -310,10 +317,7 @@ pub fn read_initializers(source_name: &str, proto: &pb::ModelProto) -> Result<We
         let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
         let n: usize = shape.iter().product();
         let data: Vec<f32> = if !t.raw_data.is_empty() {
-            t.raw_data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
+            f32s_le(&t.raw_data)
         } else {
             t.float_data.clone()
         };
@@ -349,10 +353,7 @@ pub fn half_storage(mut proto: pb::ModelProto) -> pb::ModelProto {
         let values: Vec<f32> = if t.raw_data.is_empty() {
             std::mem::take(&mut t.float_data)
         } else {
-            t.raw_data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
+            f32s_le(&t.raw_data)
         };
         t.raw_data = values
             .iter()

@@ -60,6 +60,12 @@ impl Endplate {
             "card": model.card(),
         });
         self.model = Some(model);
+        // The contrast stretch follows the model's card: refresh the cached one, so previews and
+        // classification keep using one stretch computed once per slice and model.
+        let p = self.params();
+        if let Some((slice, stretch)) = self.slice.as_mut() {
+            *stretch = Stretch::of(slice, p.stretch_low, p.stretch_high);
+        }
         Ok(out.to_string())
     }
 
@@ -136,16 +142,14 @@ impl Endplate {
     /// Classify every disc (eight numbers each) in one batched run. Returns JSON:
     /// `[{"label", "probabilities": {...}, "logits": [...]}, ...]` in input order.
     pub fn classify(&self, corners: &[f64]) -> Result<String, JsError> {
-        let (slice, _) = self.slice()?;
+        let (slice, stretch) = self.slice()?;
         let model = self.model()?;
         let p = &model.card().preprocessing;
-        // The stretch depends on the model's card, so recompute rather than trust the cached one.
-        let stretch = Stretch::of(slice, p.stretch_low, p.stretch_high);
         let rois = corners_from(corners)?
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                Roi::extract_with(slice, &stretch, c, p)
+                Roi::extract_with(slice, stretch, c, p)
                     .map_err(|e| js(format!("disc {}: {e}", i + 1)))
             })
             .collect::<Result<Vec<_>, _>>()?;

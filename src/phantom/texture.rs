@@ -73,24 +73,29 @@ pub fn gaussian_blur(img: &mut [f32], w: usize, h: usize, sigma: f64) {
     let ks: f32 = k.iter().sum();
     let k: Vec<f32> = k.iter().map(|v| v / ks).collect();
     let mut tmp = vec![0.0f32; img.len()];
-    for y in 0..h {
-        for x in 0..w {
+    blur_pass(img, &mut tmp, w, h, &k, r, (1, w));
+    blur_pass(&tmp, img, h, w, &k, r, (w, 1));
+}
+
+/// Convolve along one axis: `lines` lines of `len` samples; `(step, stride)` are the index steps
+/// along a line and between lines. Edges are clamped.
+fn blur_pass(
+    src: &[f32],
+    dst: &mut [f32],
+    len: usize,
+    lines: usize,
+    k: &[f32],
+    r: isize,
+    (step, stride): (usize, usize),
+) {
+    for line in 0..lines {
+        for i in 0..len {
             let mut acc = 0.0;
             for (j, kv) in k.iter().enumerate() {
-                let xx = (x as isize + j as isize - r).clamp(0, w as isize - 1) as usize;
-                acc += kv * img[y * w + xx];
+                let ii = (i as isize + j as isize - r).clamp(0, len as isize - 1) as usize;
+                acc += kv * src[line * stride + ii * step];
             }
-            tmp[y * w + x] = acc;
-        }
-    }
-    for y in 0..h {
-        for x in 0..w {
-            let mut acc = 0.0;
-            for (j, kv) in k.iter().enumerate() {
-                let yy = (y as isize + j as isize - r).clamp(0, h as isize - 1) as usize;
-                acc += kv * tmp[yy * w + x];
-            }
-            img[y * w + x] = acc;
+            dst[line * stride + i * step] = acc;
         }
     }
 }

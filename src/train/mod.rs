@@ -11,6 +11,7 @@ use crate::card::{ModelCard, Training, CARD_VERSION, PHANTOM_WARNING};
 use crate::class::Class;
 use crate::decode::DecodeOptions;
 use crate::error::{Error, Result};
+use crate::inference::rows_of_four;
 use crate::model_file::{write_model, BatchNorm};
 use crate::plateau::ReduceOnPlateau;
 use crate::resnet::{Architecture, Weights};
@@ -217,7 +218,7 @@ pub fn predict(
             .convert::<f32>()
             .try_to_vec::<f32>()
             .expect("float");
-        out.extend(v.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]));
+        out.extend(rows_of_four(&v));
     }
     out
 }
@@ -239,7 +240,7 @@ fn accuracy(logits: &[[f32; 4]], truth: &[Class]) -> f64 {
     let ok = logits
         .iter()
         .zip(truth)
-        .filter(|(l, t)| (0..4).max_by(|&a, &b| l[a].total_cmp(&l[b])) == Some(t.index()))
+        .filter(|(l, t)| Class::argmax(l) == **t)
         .count();
     ok as f64 / logits.len().max(1) as f64
 }
@@ -368,10 +369,7 @@ pub fn train(
                 .convert::<f32>()
                 .try_to_vec::<f32>()
                 .expect("float");
-            let batch_logits: Vec<[f32; 4]> = v
-                .chunks_exact(4)
-                .map(|c| [c[0], c[1], c[2], c[3]])
-                .collect();
+            let batch_logits = rows_of_four(&v);
             correct += (accuracy(&batch_logits, &truth) * truth.len() as f64).round() as usize;
             loss_sum += l * truth.len() as f64;
             seen += truth.len();
