@@ -21,6 +21,9 @@ pub mod metrics;
 pub mod model_file;
 pub mod phantom;
 pub mod plateau;
+pub mod plot;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod report;
 pub mod resnet;
 pub mod roi;
 pub mod sampler;

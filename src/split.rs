@@ -75,22 +75,28 @@ pub fn stratified_folds(
     fold
 }
 
+/// Training and held-out indices when fold `held_out` of `k` is held out: one round of K-fold
+/// cross-validation.
+pub fn fold_split(
+    classes: &[usize],
+    groups: Option<&[String]>,
+    k: usize,
+    held_out: usize,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let folds = stratified_folds(classes, groups, k, seed);
+    let (val, train): (Vec<usize>, Vec<usize>) =
+        (0..classes.len()).partition(|&i| folds[i] == held_out);
+    (train, val)
+}
+
 /// The paper's split: 80 % training, 20 % validation (fold 0 of 5 is validation).
 pub fn train_validation(
     classes: &[usize],
     groups: Option<&[String]>,
     seed: u64,
 ) -> (Vec<usize>, Vec<usize>) {
-    let folds = stratified_folds(classes, groups, 5, seed);
-    let (mut train, mut val) = (Vec::new(), Vec::new());
-    for (i, f) in folds.into_iter().enumerate() {
-        if f == 0 {
-            val.push(i)
-        } else {
-            train.push(i)
-        }
-    }
-    (train, val)
+    fold_split(classes, groups, 5, 0, seed)
 }
 
 #[cfg(test)]
@@ -125,5 +131,22 @@ mod tests {
             "{}",
             val.len()
         );
+    }
+
+    #[test]
+    fn k_folds_hold_out_every_disc_exactly_once() {
+        let classes: Vec<usize> = (0..203).map(|i| (i * 5 / 3) % 4).collect();
+        let mut held = vec![0usize; classes.len()];
+        for f in 0..4 {
+            let (train, val) = fold_split(&classes, None, 4, f, 7);
+            assert_eq!(train.len() + val.len(), 203);
+            assert!(
+                (val.len() as i64 - 51).abs() <= 2,
+                "fold {f}: {}",
+                val.len()
+            );
+            val.iter().for_each(|&i| held[i] += 1);
+        }
+        assert!(held.iter().all(|&n| n == 1));
     }
 }

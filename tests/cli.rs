@@ -275,10 +275,22 @@ fn synth_is_deterministic_and_evaluate_reports_table_3() {
         "--json",
         "--bootstrap",
         "50",
+        "--report",
+        dir.path().join("report").to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(m["n"], 10);
+    for f in [
+        "metrics.json",
+        "confusion.csv",
+        "confusion.svg",
+        "roc.svg",
+        "reliability.svg",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join("report").join(f)).unwrap();
+        assert!(text.len() > 20, "{f}");
+    }
     for key in [
         "accuracy",
         "auc",
@@ -304,4 +316,79 @@ fn synth_is_deterministic_and_evaluate_reports_table_3() {
         .sum();
     assert_eq!(total, 10);
     assert!(m["per_class"]["schmorl"]["sensitivity"]["point"].is_number());
+}
+
+#[cfg(feature = "train")]
+#[test]
+fn train_with_folds_cross_validates_and_reports_each_fold() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = endplate(&[
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--subjects",
+        "4",
+        "--seed",
+        "8",
+        "--bits",
+        "8",
+        "--class-mix",
+        "balanced",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.path().join("cv.onnx");
+    let o = endplate(&[
+        "train",
+        "--manifest",
+        data.join("manifest.csv").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--unfreeze",
+        "all",
+        "--split-by",
+        "subject",
+        "--folds",
+        "2",
+        "--synthetic",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("2-fold cross-validation, 20 discs"),
+        "{stdout}"
+    );
+    assert!(
+        !out.exists(),
+        "cross-validation writes fold models, not --out"
+    );
+    let report = dir.path().join("cv.report");
+    let cv: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(report.join("cross_validation.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cv["k"], 2);
+    assert_eq!(cv["n"], 20, "every disc held out exactly once");
+    assert_eq!(cv["accuracy"]["folds"].as_array().unwrap().len(), 2);
+    for fold in ["fold-1", "fold-2"] {
+        let model = Classifier::from_bytes(
+            fold,
+            &std::fs::read(report.join(fold).join("model.onnx")).unwrap(),
+        )
+        .unwrap();
+        assert!(model.card().training.synthetic);
+        for f in [
+            "learning_loss.svg",
+            "learning_accuracy.svg",
+            "roc.svg",
+            "reliability.svg",
+            "confusion.svg",
+        ] {
+            assert!(report.join(fold).join(f).is_file(), "{fold}/{f}");
+        }
+    }
 }

@@ -85,7 +85,9 @@ fn short_training_run_checkpoints_resumes_calibrates_and_exports_faithfully() {
     assert_eq!(log.0.len(), 1);
     assert!(log.0[0].train_loss.is_finite() && log.0[0].val_loss.is_finite());
     assert_eq!(first.state.train.len() + first.state.val.len(), 40);
-    assert!(ckpt.join("checkpoint.onnx").is_file() && ckpt.join("checkpoint.json").is_file());
+    assert!(ckpt.join("checkpoint.json").is_file());
+    assert_eq!(first.state.weights_file, "epoch-001.onnx");
+    assert!(ckpt.join("epoch-001.onnx").is_file() && ckpt.join("epoch-001.adam.bpk").is_file());
 
     // Resume for a second epoch: continues from epoch 1, keeps the history.
     let mut more = config.clone();
@@ -96,14 +98,61 @@ fn short_training_run_checkpoints_resumes_calibrates_and_exports_faithfully() {
     state["config"]["epochs"] = 2.into();
     std::fs::write(&state_path, state.to_string()).unwrap();
     let mut log2 = Quiet(Vec::new());
-    let second =
-        train::train(&data, more, arch.random_weights(99), &ckpt, true, &mut log2).unwrap();
+    let second = train::train(
+        &data,
+        more.clone(),
+        arch.random_weights(99),
+        &ckpt,
+        true,
+        &mut log2,
+    )
+    .unwrap();
     assert_eq!(log2.0.len(), 1);
     assert_eq!(log2.0[0].epoch, 1);
     assert_eq!(second.state.history.len(), 2);
     assert_eq!(
         second.state.val, first.state.val,
         "the split survives a resume"
+    );
+    assert!(
+        !ckpt.join("epoch-001.onnx").exists(),
+        "the previous epoch's pair is removed once the next is safe"
+    );
+
+    // Exactness: the same two epochs in one go give the same weights as one epoch plus a resume,
+    // because the weights, Adam's moments and step count, the split, the learning rate and each
+    // epoch's draws all come back from the checkpoint.
+    let straight_dir = dir.path().join("straight");
+    std::fs::create_dir_all(&straight_dir).unwrap();
+    let straight = train::train(
+        &data,
+        more.clone(),
+        arch.random_weights(3),
+        &straight_dir,
+        false,
+        &mut Quiet(Vec::new()),
+    )
+    .unwrap();
+    let read = |p: std::path::PathBuf| {
+        let bytes = std::fs::read(&p).unwrap();
+        let proto = endplate::model_file::parse_proto("ckpt", &bytes).unwrap();
+        endplate::model_file::read_initializers("ckpt", &proto).unwrap()
+    };
+    let resumed_w = read(ckpt.join("epoch-002.onnx"));
+    let straight_w = read(straight_dir.join("epoch-002.onnx"));
+    let mut worst = 0f32;
+    for (name, t) in &straight_w {
+        for (a, b) in t.data.iter().zip(&resumed_w[name].data) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    assert!(
+        worst <= 1e-6,
+        "resumed run drifts from the straight run by {worst}"
+    );
+    assert_eq!(
+        straight.state.history[1].train_loss,
+        second.state.history[1].train_loss
     );
 
     // The card: calibrated, synthetic, with the phantom warning.

@@ -52,7 +52,8 @@ struct EvaluateArgs {
     /// Machine-readable output (SPEC.md's `evaluate --json`)
     #[arg(long)]
     json: bool,
-    /// Also write metrics.json and the confusion matrix here
+    /// Also write a report folder here: metrics.json, confusion.csv and SVG charts (confusion,
+    /// one-vs-rest ROC, reliability)
     #[arg(long)]
     report: Option<PathBuf>,
     /// Threads for inference (default: all cores)
@@ -108,6 +109,10 @@ struct TrainArgs {
     /// The data are synthetic phantoms (the card and the page then say so)
     #[arg(long)]
     synthetic: bool,
+    /// K-fold cross-validation instead of one 80/20 split: trains K models (each fold held out
+    /// once), writes each under REPORT/fold-K/ and reports mean ± sd; --out is not written
+    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=20))]
+    folds: Option<u32>,
 }
 
 #[derive(Args)]
@@ -477,27 +482,6 @@ fn run_synth(a: SynthArgs) -> Result<()> {
     Ok(())
 }
 
-/// Write metrics.json (and the confusion matrix as CSV) into a report folder.
-fn write_report(dir: &Path, metrics: &serde_json::Value) -> Result<()> {
-    endplate::files::write_atomic(
-        &dir.join("metrics.json"),
-        serde_json::to_string_pretty(metrics)
-            .expect("json")
-            .as_bytes(),
-    )?;
-    let mut csv = String::from("truth\\predicted,normal,wavy,notched,schmorl\n");
-    if let Some(rows) = metrics["confusion"].as_array() {
-        for (c, row) in Class::ALL.iter().zip(rows) {
-            let cells: Vec<String> = row
-                .as_array()
-                .map(|r| r.iter().map(|v| v.to_string()).collect())
-                .unwrap_or_default();
-            csv.push_str(&format!("{},{}\n", c.id(), cells.join(",")));
-        }
-    }
-    endplate::files::write_atomic(&dir.join("confusion.csv"), csv.as_bytes())
-}
-
 fn print_table3(m: &serde_json::Value) {
     let pct = |v: &serde_json::Value| {
         format!(
@@ -570,7 +554,7 @@ fn run_evaluate(a: EvaluateArgs) -> Result<()> {
     let truth: Vec<Class> = rows.iter().map(|r| r.label.expect("checked")).collect();
     let metrics = endplate::metrics::evaluate(&truth, &probs, a.bootstrap, a.seed);
     if let Some(dir) = &a.report {
-        write_report(dir, &metrics)?;
+        endplate::report::write(dir, &metrics, &truth, &probs, &[])?;
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&metrics).expect("json"));
@@ -695,13 +679,111 @@ fn run_train(a: TrainArgs) -> Result<()> {
         eprintln!("\nstopping after this batch; the best model so far will be written");
         train::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
     });
+    let Some(k) = a.folds else {
+        let (bytes, _) = train_and_report(&data, config, init, &ckpt, a.resume, &report)?;
+        endplate::files::write_atomic(&a.out, &bytes)?;
+        eprintln!(
+            "wrote {} ({} bytes); report in {}",
+            a.out.display(),
+            bytes.len(),
+            report.display()
+        );
+        return Ok(());
+    };
+    let k = k as usize;
+    let mut folds = Vec::with_capacity(k);
+    for f in 0..k {
+        let name = format!("fold-{}", f + 1);
+        let fold_report = report.join(&name);
+        let fold_model = fold_report.join("model.onnx");
+        let done = fold_report.join("metrics.json");
+        if a.resume && fold_model.is_file() && done.is_file() {
+            eprintln!("{name} of {k}: done in an earlier run, kept");
+            let text = std::fs::read_to_string(&done).map_err(|e| Error::io(&done, e))?;
+            folds.push(
+                serde_json::from_str(&text)
+                    .map_err(|e| Error::Invalid(format!("{}: {e}", done.display())))?,
+            );
+            continue;
+        }
+        eprintln!("{name} of {k}");
+        let fold_ckpt = ckpt.join(&name);
+        std::fs::create_dir_all(&fold_ckpt).map_err(|e| Error::io(&fold_ckpt, e))?;
+        let resume = a.resume && endplate::train::checkpoint_state_path(&fold_ckpt).is_file();
+        let cfg = TrainConfig {
+            fold: Some(train::Fold { index: f, of: k }),
+            ..config.clone()
+        };
+        let (bytes, metrics) =
+            train_and_report(&data, cfg, init.clone(), &fold_ckpt, resume, &fold_report)?;
+        endplate::files::write_atomic(&fold_model, &bytes)?;
+        folds.push(metrics);
+        if train::STOP.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::Invalid(format!(
+                "stopped during {name}; --resume continues from there"
+            )));
+        }
+    }
+    let cv = endplate::metrics::cross_validation(&folds);
+    endplate::files::write_atomic(
+        &report.join("cross_validation.json"),
+        serde_json::to_string_pretty(&cv).expect("json").as_bytes(),
+    )?;
+    let line = |label: &str, v: &serde_json::Value| {
+        println!(
+            "{label:<22}{:5.1} ± {:4.1}",
+            100.0 * v["mean"].as_f64().unwrap_or(f64::NAN),
+            100.0 * v["sd"].as_f64().unwrap_or(f64::NAN)
+        )
+    };
+    println!(
+        "{k}-fold cross-validation, {} discs; mean ± sd over folds, percent",
+        cv["n"]
+    );
+    line("overall accuracy", &cv["accuracy"]);
+    for c in Class::ALL {
+        line(
+            &format!("sensitivity {}", c.id()),
+            &cv["per_class"][c.id()]["sensitivity"],
+        );
+    }
+    for key in [
+        "auc",
+        "ovr_accuracy",
+        "precision",
+        "recall",
+        "specificity",
+        "f1",
+    ] {
+        line(&format!("{key} (macro)"), &cv[key]);
+    }
+    eprintln!(
+        "fold models and reports in {}; {} was not written (train without --folds for the model to use)",
+        report.display(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// One training run to its calibrated model file (bytes) and validation metrics, with its
+/// report folder written.
+#[cfg(feature = "train")]
+fn train_and_report(
+    data: &endplate::train::Dataset,
+    config: endplate::train::TrainConfig,
+    init: endplate::resnet::Weights,
+    ckpt: &Path,
+    resume: bool,
+    report: &Path,
+) -> Result<(Vec<u8>, serde_json::Value)> {
+    let arch = endplate::resnet::Architecture::resnet18(4);
     let bar = indicatif::ProgressBar::new(1);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} eta {eta}")
             .expect("template"),
     );
     let mut progress = Bars { bar };
-    let mut trained = train::train(&data, config, init, &ckpt, a.resume, &mut progress)?;
+    let mut trained = endplate::train::train(data, config, init, ckpt, resume, &mut progress)?;
     progress.bar.finish_and_clear();
     // Metrics of the calibrated model on the validation set, into the card and the report.
     let probs: Vec<[f32; 4]> = trained
@@ -710,30 +792,32 @@ fn run_train(a: TrainArgs) -> Result<()> {
         .map(|l| trained.card.calibration.probabilities(l))
         .collect();
     let metrics = endplate::metrics::evaluate(&trained.val_truth, &probs, 500, 1);
+    let mut metrics = endplate::report::write(
+        report,
+        &metrics,
+        &trained.val_truth,
+        &probs,
+        &endplate::train::learning_curves(&trained.state.history),
+    )?;
     trained.card.metrics = metrics.clone();
+    metrics["history"] = serde_json::to_value(&trained.state.history).expect("json");
+    endplate::files::write_atomic(
+        &report.join("metrics.json"),
+        serde_json::to_string_pretty(&metrics)
+            .expect("json")
+            .as_bytes(),
+    )?;
+    print_table3(&metrics);
+    if trained.stopped_early {
+        eprintln!("stopped early: the model is the best epoch so far");
+    }
     let bytes = endplate::model_file::write_model(
         &arch,
         &trained.weights,
         &trained.card,
         endplate::model_file::BatchNorm::Fold,
     )?;
-    endplate::files::write_atomic(&a.out, &bytes)?;
-    let mut report_json = metrics.clone();
-    report_json["history"] = serde_json::to_value(&trained.state.history).expect("json");
-    write_report(&report, &report_json)?;
-    print_table3(&metrics);
-    eprintln!(
-        "wrote {} ({} bytes){}; report in {}",
-        a.out.display(),
-        bytes.len(),
-        if trained.stopped_early {
-            " after an early stop"
-        } else {
-            ""
-        },
-        report.display()
-    );
-    Ok(())
+    Ok((bytes, metrics))
 }
 
 fn main() -> ExitCode {

@@ -19,7 +19,7 @@ use crate::roi::{Roi, RoiParams};
 use crate::sampler::WeightedSampler;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, OptimizerRecord};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use network::ResNet18;
 use rand::rngs::SmallRng;
@@ -123,6 +123,16 @@ pub struct TrainConfig {
     pub data_description: String,
     pub synthetic: bool,
     pub init: String,
+    /// Hold out this fold instead of the 80/20 split (K-fold cross-validation).
+    #[serde(default)]
+    pub fold: Option<Fold>,
+}
+
+/// Fold `index` of `of` is the validation set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fold {
+    pub index: usize,
+    pub of: usize,
 }
 
 impl Default for TrainConfig {
@@ -139,6 +149,7 @@ impl Default for TrainConfig {
             data_description: String::new(),
             synthetic: false,
             init: "random (Kaiming)".into(),
+            fold: None,
         }
     }
 }
@@ -169,6 +180,13 @@ pub struct RunState {
     pub train: Vec<usize>,
     pub val: Vec<usize>,
     pub data_hash: String,
+    /// The epoch's weights and Adam state, named by epoch inside the checkpoint folder. This
+    /// file is written last, so a run killed mid-checkpoint resumes from the previous epoch
+    /// with a matching pair.
+    #[serde(default)]
+    pub weights_file: String,
+    #[serde(default)]
+    pub optimizer_file: Option<String>,
 }
 
 /// Progress reporting, so the library stays free of terminal code.
@@ -245,9 +263,95 @@ fn accuracy(logits: &[[f32; 4]], truth: &[Class]) -> f64 {
     ok as f64 / logits.len().max(1) as f64
 }
 
-/// Paths of a run's checkpoint.
-pub fn checkpoint_paths(dir: &Path) -> (PathBuf, PathBuf) {
-    (dir.join("checkpoint.onnx"), dir.join("checkpoint.json"))
+/// The run state of a checkpoint folder; it names the epoch's weight and optimizer files.
+pub fn checkpoint_state_path(dir: &Path) -> PathBuf {
+    dir.join("checkpoint.json")
+}
+
+/// Write the epoch's weights and Adam state under epoch-tagged names, then the run state that
+/// names them (atomically, last), then remove the previous epoch's pair.
+fn save_checkpoint(
+    dir: &Path,
+    state: &mut RunState,
+    weights: &Weights,
+    optim: &burn::optim::ModuleOptimizer,
+    arch: &Architecture,
+) -> Result<()> {
+    let previous = (state.weights_file.clone(), state.optimizer_file.clone());
+    let tag = format!("epoch-{:03}", state.next_epoch);
+    state.weights_file = format!("{tag}.onnx");
+    let optimizer_file = format!("{tag}.adam.bpk");
+    let card = ModelCard::untrained("checkpoint", state.config.seed);
+    crate::files::write_atomic(
+        &dir.join(&state.weights_file),
+        &write_model(arch, weights, &card, BatchNorm::Keep)?,
+    )?;
+    let bytes = optim
+        .to_record()
+        .into_bytes()
+        .map_err(|e| Error::Invalid(format!("optimizer state: {e:?}")))?;
+    crate::files::write_atomic(&dir.join(&optimizer_file), &bytes)?;
+    state.optimizer_file = Some(optimizer_file);
+    crate::files::write_atomic(
+        &checkpoint_state_path(dir),
+        serde_json::to_string_pretty(state)
+            .expect("json")
+            .as_bytes(),
+    )?;
+    for old in [Some(previous.0), previous.1].into_iter().flatten() {
+        if !old.is_empty()
+            && Some(&old) != state.optimizer_file.as_ref()
+            && old != state.weights_file
+        {
+            let _ = std::fs::remove_file(dir.join(old));
+        }
+    }
+    Ok(())
+}
+
+/// Learning curves of a run as SVG charts for the report folder: loss and accuracy per epoch,
+/// training (on augmented, resampled draws) against validation.
+pub fn learning_curves(history: &[EpochLog]) -> Vec<(&'static str, String)> {
+    use crate::plot::{line_chart, Series};
+    let line = |name: &str, f: fn(&EpochLog) -> f64| {
+        Series::new(
+            name,
+            history
+                .iter()
+                .map(|l| ((l.epoch + 1) as f64, f(l)))
+                .collect(),
+        )
+    };
+    vec![
+        (
+            "learning_loss.svg",
+            line_chart(
+                "Cross-entropy loss",
+                "epoch",
+                "loss",
+                &[
+                    line("training", |l| l.train_loss),
+                    line("validation", |l| l.val_loss),
+                ],
+                None,
+                None,
+            ),
+        ),
+        (
+            "learning_accuracy.svg",
+            line_chart(
+                "Accuracy",
+                "epoch",
+                "accuracy",
+                &[
+                    line("training", |l| l.train_accuracy),
+                    line("validation", |l| l.val_accuracy),
+                ],
+                None,
+                Some((0.0, 1.0)),
+            ),
+        ),
+    ]
 }
 
 /// The outcome of a run.
@@ -272,7 +376,7 @@ pub fn train(
     let arch = Architecture::resnet18(4);
     let p = RoiParams::default();
     let device = Device::flex().autodiff();
-    let (ckpt_model, ckpt_state) = checkpoint_paths(checkpoint_dir);
+    let ckpt_state = checkpoint_state_path(checkpoint_dir);
 
     let (mut state, weights, mut best) = if resume {
         let text = std::fs::read_to_string(&ckpt_state).map_err(|e| Error::io(&ckpt_state, e))?;
@@ -286,6 +390,7 @@ pub fn train(
                 data.hash
             )));
         }
+        let ckpt_model = checkpoint_dir.join(&state.weights_file);
         let bytes = std::fs::read(&ckpt_model).map_err(|e| Error::io(&ckpt_model, e))?;
         let proto = crate::model_file::parse_proto(&ckpt_model.display().to_string(), &bytes)?;
         let w = crate::model_file::read_initializers("checkpoint", &proto)?;
@@ -299,7 +404,10 @@ pub fn train(
     } else {
         let classes: Vec<usize> = data.classes.iter().map(|c| c.index()).collect();
         let groups = config.split_by_subject.then_some(data.subjects.as_slice());
-        let (train, val) = crate::split::train_validation(&classes, groups, config.seed);
+        let (train, val) = match config.fold {
+            Some(f) => crate::split::fold_split(&classes, groups, f.of, f.index, config.seed),
+            None => crate::split::train_validation(&classes, groups, config.seed),
+        };
         let state = RunState {
             plateau: ReduceOnPlateau::new(config.lr, 0.1, config.patience),
             config: config.clone(),
@@ -310,6 +418,8 @@ pub fn train(
             train,
             val,
             data_hash: data.hash.clone(),
+            weights_file: String::new(),
+            optimizer_file: None,
         };
         (state, init.clone(), init)
     };
@@ -323,6 +433,12 @@ pub fn train(
     }
     let mut model = ResNet18::from_weights(&arch, &weights, &device)?;
     let mut optim = AdamConfig::new().init();
+    if let Some(file) = state.optimizer_file.as_ref().filter(|_| resume) {
+        let path = checkpoint_dir.join(file);
+        let record = OptimizerRecord::load(&path)
+            .map_err(|e| Error::Invalid(format!("{}: {e:?}", path.display())))?;
+        optim = optim.load_record(record);
+    }
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let train_classes: Vec<usize> = state
         .train
@@ -418,17 +534,7 @@ pub fn train(
         progress.epoch(&log);
         state.history.push(log);
         state.next_epoch = epoch + 1;
-        let card = ModelCard::untrained("checkpoint", config.seed);
-        crate::files::write_atomic(
-            &ckpt_model,
-            &write_model(&arch, &current, &card, BatchNorm::Keep)?,
-        )?;
-        crate::files::write_atomic(
-            &ckpt_state,
-            serde_json::to_string_pretty(&state)
-                .expect("json")
-                .as_bytes(),
-        )?;
+        save_checkpoint(checkpoint_dir, &mut state, &current, &optim, &arch)?;
     }
 
     // Calibrate the best model on the validation set, in eval mode.

@@ -2,7 +2,7 @@
 //! [`crate::resnet`], so the ONNX writer, `--init` and checkpoints all speak one format.
 
 use crate::resnet::{Architecture, ConvBn, WeightTensor, Weights};
-use burn::module::{Module, Param, RunningState};
+use burn::module::{Module, Param, ParamId, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
@@ -39,6 +39,18 @@ fn tensor<const D: usize>(t: &WeightTensor, device: &Device) -> Tensor<D> {
     Tensor::from_data(TensorData::new(t.data.clone(), t.shape.clone()), device)
 }
 
+/// A trainable parameter whose id derives from its torchvision name (FNV-1a), so a model rebuilt
+/// from a checkpoint's weights keys the same optimizer state: that is what makes `--resume`
+/// continue Adam's moments instead of restarting them.
+fn param<const D: usize>(name: &str, value: Tensor<D>) -> Param<Tensor<D>> {
+    let id = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let mut p = Param::from_tensor(value);
+    p.id = ParamId::from(id);
+    p
+}
+
 fn conv_bn(spec: &ConvBn, w: &Weights, device: &Device) -> ConvBnLayer {
     let k = spec.kernel;
     let mut conv = Conv2dConfig::new([spec.in_ch, spec.out_ch], [k, k])
@@ -48,13 +60,15 @@ fn conv_bn(spec: &ConvBn, w: &Weights, device: &Device) -> ConvBnLayer {
         ))
         .with_bias(false)
         .init(device);
-    conv.weight = Param::from_tensor(tensor(&w[&format!("{}.weight", spec.conv)], device));
+    let name = format!("{}.weight", spec.conv);
+    conv.weight = param(&name, tensor(&w[&name], device));
     let mut bn = BatchNormConfig::new(spec.out_ch)
         .with_epsilon(crate::resnet::BN_EPSILON as f64)
         .init(device);
-    let g = |f: &str| tensor::<1>(&w[&format!("{}.{f}", spec.bn)], device);
-    bn.gamma = Param::from_tensor(g("weight"));
-    bn.beta = Param::from_tensor(g("bias"));
+    let name = |f: &str| format!("{}.{f}", spec.bn);
+    let g = |f: &str| tensor::<1>(&w[&name(f)], device);
+    bn.gamma = param(&name("weight"), g("weight"));
+    bn.beta = param(&name("bias"), g("bias"));
     bn.running_mean = RunningState::new(g("running_mean"));
     bn.running_var = RunningState::new(g("running_var"));
     ConvBnLayer { conv, bn }
@@ -135,8 +149,19 @@ impl ResNet18 {
         let (layer1, layer2, layer3, layer4) = (take2(), take2(), take2(), take2());
         let mut fc = LinearConfig::new(512, arch.classes).init(device);
         // torchvision stores fc.weight as [out, in]; burn's Linear holds [in, out].
-        fc.weight = Param::from_tensor(tensor::<2>(&w["fc.weight"], device).transpose());
-        fc.bias = Some(Param::from_tensor(tensor(&w["fc.bias"], device)));
+        // Transposed here rather than by a tensor view: a strided weight takes another summation
+        // order in the matmul than the contiguous one training produces, and a resumed run would
+        // drift from an uninterrupted one.
+        let fw = &w["fc.weight"];
+        let (out_f, in_f) = (fw.shape[0], fw.shape[1]);
+        let t: Vec<f32> = (0..in_f * out_f)
+            .map(|k| fw.data[(k % out_f) * in_f + k / out_f])
+            .collect();
+        fc.weight = param(
+            "fc.weight",
+            Tensor::from_data(TensorData::new(t, [in_f, out_f]), device),
+        );
+        fc.bias = Some(param("fc.bias", tensor(&w["fc.bias"], device)));
         Ok(ResNet18 {
             stem: conv_bn(&arch.stem, w, device),
             pool: MaxPool2dConfig::new([3, 3])

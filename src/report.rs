@@ -1,0 +1,144 @@
+//! The report folder that `evaluate` and `train` leave behind: the numbers (`metrics.json`,
+//! `confusion.csv`) and the pictures a reader checks first (confusion matrix, one-vs-rest ROC
+//! curves, reliability diagram, and learning curves when there was training).
+
+use crate::class::Class;
+use crate::error::Result;
+use crate::metrics::{reliability, roc_curve};
+use crate::plot::{confusion_chart, line_chart, Series};
+use std::path::Path;
+
+/// Bins of the reliability diagram: ten, as is usual, so each holds enough discs on a few
+/// hundred.
+const BINS: usize = 10;
+
+/// Write the report for `probs` (calibrated) against `truth`. `metrics` is
+/// [`crate::metrics::evaluate`]'s JSON; the reliability bins and ECE are added to it before it
+/// is written. `charts` are further (file name, SVG) pairs, e.g. learning curves.
+pub fn write(
+    dir: &Path,
+    metrics: &serde_json::Value,
+    truth: &[Class],
+    probs: &[[f32; 4]],
+    charts: &[(&str, String)],
+) -> Result<serde_json::Value> {
+    std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+    let (bins, ece) = reliability(truth, probs, BINS);
+    let mut metrics = metrics.clone();
+    metrics["reliability"] = serde_json::json!({"ece": ece, "bins": bins});
+    let put = |name: &str, text: &str| crate::files::write_atomic(&dir.join(name), text.as_bytes());
+    put(
+        "metrics.json",
+        &serde_json::to_string_pretty(&metrics).expect("json"),
+    )?;
+
+    let pred: Vec<Class> = probs.iter().map(Class::argmax).collect();
+    let confusion = crate::metrics::confusion(truth, &pred);
+    let mut csv = String::from("truth\\predicted,normal,wavy,notched,schmorl\n");
+    for (c, row) in Class::ALL.iter().zip(&confusion) {
+        let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+        csv.push_str(&format!("{},{}\n", c.id(), cells.join(",")));
+    }
+    put("confusion.csv", &csv)?;
+    let names: Vec<&str> = Class::ALL.iter().map(|c| c.id()).collect();
+    let rows: Vec<Vec<usize>> = confusion.iter().map(|r| r.to_vec()).collect();
+    put(
+        "confusion.svg",
+        &confusion_chart(
+            &format!("Confusion matrix (n = {})", truth.len()),
+            &names,
+            &rows,
+        ),
+    )?;
+
+    let mut roc: Vec<Series> = Class::ALL
+        .iter()
+        .map(|c| {
+            let scores: Vec<f64> = probs.iter().map(|p| p[c.index()] as f64).collect();
+            let positive: Vec<bool> = truth.iter().map(|t| t == c).collect();
+            let auc = crate::metrics::auc(&scores, &positive);
+            Series::new(
+                format!("{} {:.3}", c.id(), auc),
+                roc_curve(&scores, &positive),
+            )
+        })
+        .collect();
+    roc.push(Series::reference("chance", vec![(0.0, 0.0), (1.0, 1.0)]));
+    put(
+        "roc.svg",
+        &line_chart(
+            "One-vs-rest ROC (legend: AUC)",
+            "false-positive rate",
+            "true-positive rate",
+            &roc,
+            Some((0.0, 1.0)),
+            Some((0.0, 1.0)),
+        ),
+    )?;
+
+    let occupied: Vec<(f64, f64)> = bins
+        .iter()
+        .filter(|b| b.n > 0)
+        .map(|b| (b.confidence, b.accuracy))
+        .collect();
+    put(
+        "reliability.svg",
+        &line_chart(
+            &format!("Reliability (ECE {ece:.3})"),
+            "mean top-class probability",
+            "accuracy",
+            &[
+                Series::new("model", occupied),
+                Series::reference("perfect", vec![(0.0, 0.0), (1.0, 1.0)]),
+            ],
+            Some((0.0, 1.0)),
+            Some((0.0, 1.0)),
+        ),
+    )?;
+    for (name, svg) in charts {
+        put(name, svg)?;
+    }
+    Ok(metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_folder_holds_numbers_and_pictures() {
+        let dir = tempfile::tempdir().unwrap();
+        let truth = [Class::Normal, Class::Wavy, Class::Notched, Class::Schmorl];
+        let probs = [
+            [0.75, 0.1, 0.1, 0.05],
+            [0.1, 0.75, 0.1, 0.05],
+            [0.1, 0.65, 0.2, 0.05],
+            [0.1, 0.1, 0.05, 0.75],
+        ];
+        let m = crate::metrics::evaluate(&truth, &probs, 0, 1);
+        let out = write(
+            dir.path(),
+            &m,
+            &truth,
+            &probs,
+            &[("extra.svg", "<svg/>".into())],
+        )
+        .unwrap();
+        // Three right at 0.75, one wrong at 0.65: ECE = 3/4 * 0.25 + 1/4 * 0.65.
+        let ece = out["reliability"]["ece"].as_f64().unwrap();
+        assert!((ece - 0.35).abs() < 1e-6, "{ece}");
+        let csv = std::fs::read_to_string(dir.path().join("confusion.csv")).unwrap();
+        assert!(csv.contains("notched,0,1,0,0"), "{csv}");
+        for f in [
+            "metrics.json",
+            "confusion.svg",
+            "roc.svg",
+            "reliability.svg",
+            "extra.svg",
+        ] {
+            assert!(dir.path().join(f).is_file(), "{f}");
+        }
+        let roc = std::fs::read_to_string(dir.path().join("roc.svg")).unwrap();
+        assert!(roc.contains("schmorl 1.000"), "{roc}");
+    }
+}
