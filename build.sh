@@ -5,6 +5,7 @@
 #   test    run every test: Rust (unit, integration), the wasm build, the browser tests
 #   lint    cargo fmt --check and clippy -D warnings
 #   bench   inference benchmark: endplate (tract) vs onnxruntime on the same model and discs
+#   bench-train  training images/s: burn-flex vs PyTorch CPU, same network, batch and threads
 #   model   remake the bundled model: phantom sets, training, fresh-set evaluation (hours on 2 cores;
 #           EPOCHS=30 by default; rerun with RESUME=1 to continue a run that was cut off)
 set -euo pipefail
@@ -63,11 +64,15 @@ case "$task" in
     ;;
   lint)
     cargo fmt --all -- --check
-    cargo clippy --all-targets -- -D warnings
+    cargo clippy --all-targets --features train -- -D warnings
     ;;
   bench)
     python3 -c "import onnxruntime, numpy" 2>/dev/null || pip install --quiet onnxruntime numpy
     bash bench/inference.sh
+    ;;
+  bench-train)
+    python3 -c "import torch, torchvision" 2>/dev/null || pip install --quiet torch torchvision
+    bash bench/train.sh
     ;;
   model)
     cargo build --release --features train
