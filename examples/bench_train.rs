@@ -54,7 +54,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     TensorData::new(input.clone(), [batch, 3, 128, 128]),
                     &device,
                 );
-                let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [batch]), &device);
+                let y =
+                    Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [batch]), &device);
                 let t0 = Instant::now();
                 let loss = loss_fn.forward(model.forward(x), y);
                 // Forcing the loss value ends the (lazy) forward pass here.

@@ -179,7 +179,26 @@ fn weights_read_back_from_the_file_equal_those_written() {
 fn float16_storage_keeps_the_network_and_halves_the_file() {
     let (bytes, _) = common::random_model(8, BatchNorm::Fold);
     let proto = endplate::model_file::parse_proto("m", &bytes).unwrap();
-    let half = prost::Message::encode_to_vec(&endplate::model_file::half_storage(proto));
+    let halved = endplate::model_file::half_storage(proto.clone());
+    let half = prost::Message::encode_to_vec(&halved);
+
+    // Widened for running: the original graph back, every weight its float16 rounding.
+    let wide = endplate::model_file::widen_half_storage(halved);
+    let (g, g0) = (wide.graph.as_ref().unwrap(), proto.graph.as_ref().unwrap());
+    assert_eq!(g.node, g0.node, "the casts are gone, the rest untouched");
+    let (w, w0) = (
+        endplate::model_file::read_initializers("wide", &wide).unwrap(),
+        endplate::model_file::read_initializers("m", &proto).unwrap(),
+    );
+    assert_eq!(w.len(), w0.len());
+    for (name, t) in &w0 {
+        let rounded: Vec<f32> = t
+            .data
+            .iter()
+            .map(|&v| half::f16::from_f32(v).to_f32())
+            .collect();
+        assert_eq!(w[name].data, rounded, "{name}");
+    }
     assert!(
         half.len() < bytes.len() * 52 / 100,
         "{} vs {}",
