@@ -145,7 +145,22 @@ impl Classifier {
     pub fn classify(&self, rois: &[Roi]) -> Result<Vec<Prediction>> {
         let p = &self.card.preprocessing;
         let input: Vec<f32> = rois.iter().flat_map(|r| r.to_tensor(p)).collect();
-        let logits = self.logits(input, rois.len())?;
+        self.classify_input(input)
+    }
+
+    /// Classify discs already turned into network input (`[n, 3, 128, 128]` flattened, as
+    /// [`Roi::to_tensor`] makes it): lets the page share one slice's discs among workers that
+    /// hold only the model.
+    pub fn classify_input(&self, input: Vec<f32>) -> Result<Vec<Prediction>> {
+        let per = 3 * INPUT_SIZE * INPUT_SIZE;
+        if input.len() % per != 0 {
+            return Err(Error::Inference(format!(
+                "{} input values are not a whole number of discs of 3 x {INPUT_SIZE} x {INPUT_SIZE}",
+                input.len()
+            )));
+        }
+        let n = input.len() / per;
+        let logits = self.logits(input, n)?;
         Ok(logits.into_iter().map(|l| self.predict(l)).collect())
     }
 

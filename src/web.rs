@@ -29,6 +29,21 @@ fn corners_from(flat: &[f64]) -> Result<Vec<[Point; 4]>, JsError> {
         .collect())
 }
 
+fn predictions_json(preds: &[crate::Prediction]) -> String {
+    let out: Vec<_> = preds
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "label": p.class.id(),
+                "display": p.class.display_name(),
+                "probabilities": Class::ALL.iter().map(|c| (c.id().to_string(), serde_json::json!(p.probabilities[c.index()]))).collect::<serde_json::Map<_, _>>(),
+                "logits": p.logits,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(out).to_string()
+}
+
 #[wasm_bindgen]
 pub struct Endplate {
     model: Option<Classifier>,
@@ -139,33 +154,44 @@ impl Endplate {
         Ok(rect.outline().iter().flat_map(|p| [p.x, p.y]).collect())
     }
 
-    /// Classify every disc (eight numbers each) in one batched run. Returns JSON:
+    /// Classify every disc (eight numbers each) in one call. Returns JSON:
     /// `[{"label", "probabilities": {...}, "logits": [...]}, ...]` in input order.
     pub fn classify(&self, corners: &[f64]) -> Result<String, JsError> {
+        let preds = self.model()?.classify(&self.rois(corners)?).map_err(js)?;
+        Ok(predictions_json(&preds))
+    }
+
+    /// Classify network input made by another instance's `modelInput` (same JSON as
+    /// `classify`): the page's helper workers hold only the model and take a share of the discs.
+    #[wasm_bindgen(js_name = classifyInput)]
+    pub fn classify_input(&self, input: &[f32]) -> Result<String, JsError> {
+        let preds = self.model()?.classify_input(input.to_vec()).map_err(js)?;
+        Ok(predictions_json(&preds))
+    }
+
+    /// The network's input for these discs, `[n, 3, 128, 128]` flattened: what `classify` feeds
+    /// the model, so another engine (the benchmark's ONNX Runtime Web) can run the same numbers.
+    #[wasm_bindgen(js_name = modelInput)]
+    pub fn model_input(&self, corners: &[f64]) -> Result<Vec<f32>, JsError> {
+        let p = self.params();
+        Ok(self
+            .rois(corners)?
+            .iter()
+            .flat_map(|r| r.to_tensor(&p))
+            .collect())
+    }
+
+    fn rois(&self, corners: &[f64]) -> Result<Vec<Roi>, JsError> {
         let (slice, stretch) = self.slice()?;
-        let model = self.model()?;
-        let p = &model.card().preprocessing;
-        let rois = corners_from(corners)?
+        let p = self.params();
+        corners_from(corners)?
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                Roi::extract_with(slice, stretch, c, p)
+                Roi::extract_with(slice, stretch, c, &p)
                     .map_err(|e| js(format!("disc {}: {e}", i + 1)))
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        let preds = model.classify(&rois).map_err(js)?;
-        let out: Vec<_> = preds
-            .iter()
-            .map(|p| {
-                serde_json::json!({
-                    "label": p.class.id(),
-                    "display": p.class.display_name(),
-                    "probabilities": Class::ALL.iter().map(|c| (c.id().to_string(), serde_json::json!(p.probabilities[c.index()]))).collect::<serde_json::Map<_, _>>(),
-                    "logits": p.logits,
-                })
-            })
-            .collect();
-        Ok(serde_json::Value::Array(out).to_string())
+            .collect()
     }
 
     /// Draw a fresh teaching phantom (balanced classes) and make it the current slice. Returns

@@ -6,25 +6,11 @@ const CLASSES = [['normal', 'Normal'], ['wavy', 'Wavy/irregular'], ['notched', '
 const COLOURS = { normal: '#3fbf6f', wavy: '#e6c229', notched: '#ff8c3a', schmorl: '#e0457b' };
 const $ = (id) => document.getElementById(id);
 
-// ---- worker calls -----------------------------------------------------------------------
-const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-const pending = new Map();
-let nextId = 1;
-const workerReady = new Promise((resolve) => {
-  worker.addEventListener('message', ({ data }) => {
-    if (data.type === 'ready') return resolve();
-    const p = pending.get(data.id);
-    pending.delete(data.id);
-    data.ok ? p.resolve(data.result) : p.reject(new Error(data.error));
-  });
-});
-function call(type, args = {}, transfer = []) {
-  const id = nextId++;
-  return new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject });
-    worker.postMessage({ id, type, ...args }, transfer);
-  });
-}
+// ---- the engine: our wasm library in Web Workers (www/engine.js) -----------------------
+import { createEngine } from './engine.js';
+const engine = createEngine();
+const workerReady = engine.ready;
+const call = engine.call;
 
 // ---- state ------------------------------------------------------------------------------
 const state = {
@@ -234,7 +220,7 @@ function showModel(card) {
 
 async function loadModel(bytes, name) {
   try {
-    showModel(await call('loadModel', { bytes, name }, [bytes]));
+    showModel(await engine.loadModel(bytes, name));
     showError('');
   } catch (err) {
     showError(`${err.message} — the current model stays active.`);
@@ -267,10 +253,9 @@ async function importCorners(file) {
 async function classify() {
   const done = state.discs.filter((d) => d.corners.length === 4);
   try {
-    const t0 = performance.now();
-    const r = await call('classify', { corners: done.flatMap((d) => d.corners.flat()) });
+    const r = await engine.classify(done.flatMap((d) => d.corners.flat()));
     done.forEach((d, i) => { d.result = r.results[i]; });
-    $('timing').textContent = `${done.length} disc${done.length === 1 ? '' : 's'} classified in ${r.ms.toFixed(0)} ms in the worker (${(performance.now() - t0).toFixed(0)} ms round trip).`;
+    $('timing').textContent = `${done.length} disc${done.length === 1 ? '' : 's'} classified in ${r.ms.toFixed(0)} ms (${r.workers} worker${r.workers === 1 ? '' : 's'}).`;
     showError('');
   } catch (err) {
     showError(err.message);
@@ -471,9 +456,11 @@ window.addEventListener('drop', async (e) => {
 
 // ---- start: the bundled model, fetched from this origin only ----------------------------
 (async () => {
+  // The model downloads while the worker compiles the wasm.
+  const download = fetch('models/endplate-default.onnx');
   await workerReady;
   try {
-    const res = await fetch('models/endplate-default.onnx');
+    const res = await download;
     if (!res.ok) throw new Error(`the bundled model is missing (HTTP ${res.status}); load one with "Load model"`);
     await loadModel(await res.arrayBuffer(), 'endplate-default.onnx');
   } catch (err) {

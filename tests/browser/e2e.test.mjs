@@ -2,53 +2,26 @@
 // Run by `./build.sh test` after the Rust tests (it needs www/pkg and target/debug/endplate).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import { readFile, mkdtemp, writeFile, mkdir, readdir } from 'node:fs/promises';
+import { readFile, writeFile, mkdir, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
-import { join, extname, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { join, resolve, dirname } from 'node:path';
+import { root, www, serve, launch } from './harness.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const www = join(root, 'www');
 const bin = join(root, 'target/debug/endplate');
 const artifacts = join(root, 'target/browser');
 const spider = resolve(root, '../shared/data/spider-t2-sample');
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
-  '.wasm': 'application/wasm', '.onnx': 'application/octet-stream', '.png': 'image/png' };
 
 let server, origin, context, page, work;
 const requests = [];
 const consoleErrors = [];
 
 before(async () => {
-  assert.ok(existsSync(join(www, 'pkg/endplate_bg.wasm')), 'build the wasm package first: ./build.sh wasm');
+  assert.ok(existsSync(join(www, 'pkg/relaxed/endplate_bg.wasm')), 'build the wasm package first: ./build.sh wasm');
   assert.ok(existsSync(bin), 'build the native binary first: cargo build');
   await mkdir(artifacts, { recursive: true });
-  work = await mkdtemp(join(tmpdir(), 'endplate-e2e-'));
-  server = createServer(async (req, res) => {
-    const path = join(www, decodeURIComponent(new URL(req.url, 'http://x').pathname).replace(/\/$/, '/index.html'));
-    try {
-      const body = await readFile(path);
-      res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream' });
-      res.end(body);
-    } catch {
-      res.writeHead(404);
-      res.end();
-    }
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  origin = `http://127.0.0.1:${server.address().port}`;
-  context = await chromium.launchPersistentContext(join(work, 'profile'), {
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--no-first-run', '--disable-sync', '--disable-quic'],
-    viewport: { width: 1280, height: 900 },
-    acceptDownloads: true,
-  });
+  ({ server, origin } = await serve(www));
+  ({ context, work } = await launch({ acceptDownloads: true }));
   context.on('request', (r) => requests.push(r.url()));
   page = context.pages()[0] ?? await context.newPage();
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
@@ -163,6 +136,40 @@ test('importing an exported CSV restores the corners', async () => {
   await page.setInputFiles('#import-input', csv);
   await page.waitForSelector('#results li:nth-child(5) canvas');
   assert.equal(await page.locator('#results li').count(), 5);
+});
+
+test('the plain-SIMD build (for browsers without relaxed SIMD) gives the same numbers', async () => {
+  const files = await readdir(work);
+  const first = JSON.parse(await readFile(join(work, files.find((f) => f.endsWith('-endplate.json'))), 'utf8'));
+  const data = join(work, 'phantom');
+  const image = join(data, 'images', (await readdir(join(data, 'images'))).find((f) => f.endsWith('.png')));
+  const csv = join(work, files.find((f) => f.endsWith('-endplate.csv')));
+  const plain = await context.newPage();
+  try {
+    await plain.goto(origin + '/?wasm=simd');
+    await plain.waitForSelector('body[data-ready="true"]', { timeout: 60000 });
+    if (!(await page.textContent('#model-name')).startsWith('endplate')) {
+      await plain.setInputFiles('#model-input', join(work, 'random.onnx'));
+      await plain.waitForFunction(() => document.querySelector('#model-name').textContent !== 'none');
+    }
+    await plain.setInputFiles('#slice-input', image);
+    await plain.waitForFunction(() => document.querySelector('#prompt').textContent.includes('L1L2'));
+    await plain.setInputFiles('#import-input', csv);
+    await plain.waitForSelector('#results li:nth-child(5) canvas');
+    await plain.click('#classify-btn');
+    await plain.waitForSelector('#results li:nth-child(5) .class[data-label]');
+    const [dl] = await Promise.all([plain.waitForEvent('download'), plain.click('#export-json')]);
+    const second = JSON.parse(await readFile(await dl.path(), 'utf8'));
+    for (let i = 0; i < 5; i++) {
+      const [a, b] = [first.results[i], second.results[i]];
+      assert.equal(a.label, b.label, a.level);
+      for (const k of Object.keys(a.probabilities)) {
+        assert.ok(Math.abs(a.probabilities[k] - b.probabilities[k]) < 1e-4, `${a.level} ${k}: ${a.probabilities[k]} vs ${b.probabilities[k]}`);
+      }
+    }
+  } finally {
+    await plain.close();
+  }
 });
 
 test('a real slice from the shared folder loads and classifies', async (t) => {

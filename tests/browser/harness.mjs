@@ -1,0 +1,44 @@
+// What the browser tests and the browser benchmark share: a static server for www/ on
+// 127.0.0.1 and Debian's headless Chromium with a fresh profile.
+import { createServer } from 'node:http';
+import { readFile, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, extname, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const www = join(root, 'www');
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
+  '.wasm': 'application/wasm', '.onnx': 'application/octet-stream', '.png': 'image/png' };
+
+/// Serve `dir` on a free localhost port; resolves to { server, origin }.
+export async function serve(dir = www) {
+  const server = createServer(async (req, res) => {
+    const path = join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname).replace(/\/$/, '/index.html'));
+    try {
+      const body = await readFile(path);
+      res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream' });
+      res.end(body);
+    } catch {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { server, origin: `http://127.0.0.1:${server.address().port}` };
+}
+
+/// Headless Chromium in a fresh profile folder (Playwright refuses --user-data-dir in args).
+export async function launch(options = {}) {
+  const work = await mkdtemp(join(tmpdir(), 'endplate-browser-'));
+  const context = await chromium.launchPersistentContext(join(work, 'profile'), {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--no-first-run', '--disable-sync', '--disable-quic'],
+    viewport: { width: 1280, height: 900 },
+    ...options,
+  });
+  return { context, work };
+}

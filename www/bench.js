@@ -1,0 +1,112 @@
+// In-browser benchmark (not a test): page-ready, model-load and classify times of the page's
+// own worker, then ONNX Runtime Web (wasm, 1 thread, from www/vendor/ort/, copied there by
+// `./build.sh bench-web`) on the same model bytes and the same network inputs. Results go to
+// window.benchResult and the <pre>.
+import { createEngine } from './engine.js';
+
+const RUNS = Number(new URLSearchParams(location.search).get('runs') ?? 15);
+const out = document.getElementById('out');
+const log = (s) => { out.textContent += `\n${s}`; };
+const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+
+async function endplate(modelFetch) {
+  const engine = createEngine();
+  const modelBytes = await modelFetch;
+  const { variant, ms: workerInit } = await engine.ready;
+  const wasmReady = performance.now();
+  let t = performance.now();
+  const card = await engine.loadModel(modelBytes.slice(0), 'endplate-default.onnx');
+  const modelLoad = performance.now() - t;
+  const pageReady = performance.now();
+  const phantom = await engine.call('newPhantom', { seed: 7 });
+  const corners = phantom.truth.flatMap((d) => d.corners.flat());
+  const helpers = await engine.helpersReady();
+  const time = async (run) => {
+    const v = [];
+    for (let i = 0; i < RUNS; i++) {
+      const t0 = performance.now();
+      await run();
+      v.push(performance.now() - t0);
+    }
+    return median(v);
+  };
+  await engine.classify(corners); // warm-up
+  await engine.call('classify', { corners });
+  const result = {
+    wasm_ready_ms: wasmReady,
+    model_load_ms: modelLoad,
+    page_ready_ms: pageReady,
+    workers: 1 + helpers,
+    wasm_build: variant,
+    worker_init_ms: workerInit,
+    one_disc_ms: await time(() => engine.classify(corners.slice(0, 8))),
+    five_discs_one_worker_ms: await time(() => engine.call('classify', { corners })),
+    five_discs_ms: await time(() => engine.classify(corners)),
+    model: card.summary?.name,
+  };
+  const input = await engine.call('modelInput', { corners });
+  const logits = (await engine.classify(corners)).results.map((r) => r.logits);
+  return { result, input, logits };
+}
+
+async function onnxRuntimeWeb(modelBytes, input) {
+  const t0 = performance.now();
+  const ort = await import('./vendor/ort/ort.wasm.min.mjs');
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.simd = true;
+  ort.env.wasm.proxy = false;
+  ort.env.wasm.wasmPaths = new URL('vendor/ort/', location.href).href;
+  const session = await ort.InferenceSession.create(modelBytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+  const ready = performance.now() - t0;
+  const per = 3 * 128 * 128;
+  const run = async (n) => {
+    const feeds = { input: new ort.Tensor('float32', input.slice(0, n * per), [n, 3, 128, 128]) };
+    return (await session.run(feeds)).logits.data;
+  };
+  const time = async (n, batched) => {
+    const v = [];
+    for (let i = 0; i < RUNS; i++) {
+      const t = performance.now();
+      if (batched) await run(n); else for (let k = 0; k < n; k++) await run(1);
+      v.push(performance.now() - t);
+    }
+    return median(v);
+  };
+  await run(5); await run(1); // warm-up
+  const logits = Array.from(await run(5));
+  return {
+    result: {
+      version: ort.env.versions?.web ?? 'unknown',
+      load_ms: ready,
+      one_disc_ms: await time(1, false),
+      five_discs_batched_ms: await time(5, true),
+      five_discs_one_by_one_ms: await time(5, false),
+    },
+    logits,
+  };
+}
+
+async function main() {
+  // As the app does: the model downloads while the worker compiles.
+  const modelFetch = fetch('models/endplate-default.onnx').then((r) => r.arrayBuffer());
+  const ours = await endplate(modelFetch);
+  const modelBytes = await modelFetch;
+  const r = ours.result;
+  log(`endplate (tract in wasm, ${r.wasm_build === "simd" ? "plain" : "relaxed"} SIMD build, Web Workers): page ready ${r.page_ready_ms.toFixed(0)} ms (wasm ${r.wasm_ready_ms.toFixed(0)} ms, of which ${r.worker_init_ms.toFixed(0)} ms inside the worker, + model ${r.model_load_ms.toFixed(0)} ms)`);
+  log(`  1 disc ${r.one_disc_ms.toFixed(1)} ms; 5 discs ${r.five_discs_one_worker_ms.toFixed(1)} ms on one worker, ${r.five_discs_ms.toFixed(1)} ms on ${r.workers} workers (page round trips)`);
+  let ort = null;
+  try {
+    ort = await onnxRuntimeWeb(modelBytes, ours.input);
+    const o = ort.result;
+    log(`ONNX Runtime Web ${o.version} (wasm, 1 thread): session ${o.load_ms.toFixed(0)} ms`);
+    log(`  1 disc ${o.one_disc_ms.toFixed(1)} ms; 5 discs ${o.five_discs_batched_ms.toFixed(1)} ms batched, ${o.five_discs_one_by_one_ms.toFixed(1)} ms one by one`);
+    const diff = Math.max(...ours.logits.flat().map((v, i) => Math.abs(v - ort.logits[i])));
+    ort.result.max_logit_difference = diff;
+    log(`  same inputs, largest logit difference between the engines: ${diff.toExponential(2)}`);
+  } catch (e) {
+    log(`ONNX Runtime Web failed: ${e.message ?? e}`);
+  }
+  window.benchResult = { endplate: r, onnxruntime_web: ort?.result ?? null, runs: RUNS, userAgent: navigator.userAgent };
+}
+
+main().catch((e) => { log(`error: ${e.message ?? e}`); window.benchResult = { error: String(e) }; });
