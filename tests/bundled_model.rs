@@ -1,0 +1,94 @@
+//! The bundled model against its own card: on the fresh phantom set of the README (seed 9001,
+//! 100 subjects, never used in training, which used seed 1), rendered here in memory exactly as
+//! `endplate synth --seed 9001 --subjects 100 --bits 16` writes it, the Table 3 metrics
+//! reproduce the card's validation metrics within the card's bootstrap intervals, and the
+//! README's published figures (docs/bundled-model-fresh-eval) within two discs.
+
+use endplate::phantom::{plan_subject, render, ClassMix};
+use endplate::{Class, Classifier, Roi, RoiParams};
+
+const SUBJECTS: usize = 100;
+
+#[test]
+fn fresh_phantoms_reproduce_the_card_metrics_within_their_intervals() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/models/endplate-default.onnx"
+    ))
+    .expect("the bundled model is committed in models/");
+    let model = Classifier::from_bytes("endplate-default.onnx", &bytes).unwrap();
+    let card = model.card().clone();
+    assert!(
+        card.training.synthetic,
+        "the bundled model says it learnt from phantoms"
+    );
+    let p: RoiParams = card.preprocessing.clone();
+
+    // Render on all cores; every subject is independent and seeded.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let discs: Vec<(Roi, Class)> = std::thread::scope(|s| {
+        let jobs: Vec<_> = (0..threads)
+            .map(|t| {
+                let p = &p;
+                s.spawn(move || {
+                    (t..SUBJECTS)
+                        .step_by(threads)
+                        .flat_map(|i| {
+                            let ph = render(&plan_subject(9001, i, ClassMix::Paper, 16));
+                            let corners: Vec<_> = ph.discs.iter().map(|d| d.corners).collect();
+                            let rois = Roi::extract_many(&ph.slice, &corners, p).unwrap();
+                            rois.into_iter()
+                                .zip(ph.discs.iter().map(|d| d.class))
+                                .collect::<Vec<_>>()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        jobs.into_iter().flat_map(|j| j.join().unwrap()).collect()
+    });
+    assert_eq!(discs.len(), 5 * SUBJECTS);
+    let rois: Vec<Roi> = discs.iter().map(|d| d.0.clone()).collect();
+    let truth: Vec<Class> = discs.iter().map(|d| d.1).collect();
+    let probs: Vec<[f32; 4]> = model
+        .classify(&rois)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.probabilities)
+        .collect();
+    let fresh = endplate::metrics::evaluate(&truth, &probs, 500, 1);
+    for key in [
+        "accuracy",
+        "auc",
+        "f1",
+        "precision",
+        "recall",
+        "specificity",
+    ] {
+        let (c, f) = (&card.metrics[key], &fresh[key]);
+        let point = f["point"].as_f64().unwrap();
+        let (lo, hi) = (c["lo"].as_f64().unwrap(), c["hi"].as_f64().unwrap());
+        assert!(
+            (lo..=hi).contains(&point),
+            "{key}: {point:.3} on {} fresh phantom discs, outside the card's interval [{lo:.3}, {hi:.3}]",
+            truth.len()
+        );
+    }
+    let published: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/bundled-model-fresh-eval/metrics.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let (now, then) = (
+        fresh["accuracy"]["point"].as_f64().unwrap(),
+        published["accuracy"]["point"].as_f64().unwrap(),
+    );
+    assert!(
+        (now - then).abs() <= 2.0 / truth.len() as f64,
+        "accuracy {now} here, {then} in the README's report"
+    );
+    assert_eq!(fresh["confusion"].as_array().unwrap().len(), 4);
+}
