@@ -22,6 +22,39 @@ pub struct Row {
     pub corners: [Point; 4],
 }
 
+/// The ROI of every row, in row order, decoding each image once however many discs it holds.
+/// Images are read relative to `base` (the manifest's folder); `on_image` sees each image's
+/// bytes once, in a fixed order (the trainer hashes them). Errors name the image.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn rois(
+    rows: &[Row],
+    base: &std::path::Path,
+    options: crate::decode::DecodeOptions,
+    p: &crate::roi::RoiParams,
+    mut on_image: impl FnMut(&[u8]),
+) -> Result<Vec<crate::roi::Roi>> {
+    let mut by_image: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    for (i, r) in rows.iter().enumerate() {
+        by_image.entry(r.image.as_str()).or_default().push(i);
+    }
+    let mut out: Vec<Option<crate::roi::Roi>> = vec![None; rows.len()];
+    for (image, idx) in by_image {
+        let path = base.join(image);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        on_image(&bytes);
+        let slice = crate::decode::decode(&bytes, &path.display().to_string(), options)?;
+        let corners: Vec<[Point; 4]> = idx.iter().map(|&i| rows[i].corners).collect();
+        let rois = crate::roi::Roi::extract_many(&slice, &corners, p).map_err(|e| match e {
+            Error::Corners(m) => Error::Corners(format!("{image}: {m}")),
+            e => e,
+        })?;
+        for (i, roi) in idx.into_iter().zip(rois) {
+            out[i] = Some(roi);
+        }
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
 /// Parse manifest text. `file` only labels errors.
 pub fn parse(file: &str, text: &str) -> Result<Vec<Row>> {
     let mut reader = csv::ReaderBuilder::new()

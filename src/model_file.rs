@@ -340,7 +340,7 @@ pub fn read_initializers(source_name: &str, proto: &pb::ModelProto) -> Result<We
 /// Store every float initializer as float16, each followed by a `Cast` back to float32: half
 /// the download for the page, the same float32 arithmetic at run time (tract folds the casts
 /// into constants when it optimises). Whether a model tolerates it must be checked on data:
-/// `cargo run --release --example half_model` does.
+/// `cargo run --release --example compact_model -- f16 ...` does.
 pub fn half_storage(mut proto: pb::ModelProto) -> pb::ModelProto {
     let Some(graph) = proto.graph.as_mut() else {
         return proto;
@@ -377,9 +377,9 @@ pub fn half_storage(mut proto: pb::ModelProto) -> pb::ModelProto {
     proto
 }
 
-/// The inverse of [`half_storage`], applied before running: each float16 initializer whose only
-/// use is a `Cast` to float32 becomes a float32 initializer under the cast's output name, and the
-/// cast goes. tract does not fold such casts away (measured native, one disc: 41 ms with the
+/// The inverse of [`half_storage`] and [`int8_storage`], applied before running: each float16
+/// initializer whose only use is a `Cast` to float32 becomes a float32 initializer under the
+/// cast's output name, and the cast goes; each constant `DequantizeLinear` likewise. tract does not fold such casts away (measured native, one disc: 41 ms with the
 /// casts, 24 ms without), so a half-stored file would otherwise pay for its smaller download on
 /// every run. The values are exactly those the casts would produce.
 pub fn widen_half_storage(mut proto: pb::ModelProto) -> pb::ModelProto {
@@ -435,5 +435,148 @@ pub fn widen_half_storage(mut proto: pb::ModelProto) -> pb::ModelProto {
             None => graph.node.push(n),
         }
     }
+    widen_int8_storage(graph);
     proto
+}
+
+/// Store every float weight of rank 2 or more (convolutions, the head) as int8 with one
+/// symmetric scale per output channel, each followed by a `DequantizeLinear` (opset 13, axis 0)
+/// back to float32; biases stay float32. A quarter of the float32 download. As with
+/// [`half_storage`], the classifier dequantizes once at load ([`widen_half_storage`] handles
+/// both), and whether a model tolerates it must be checked on data:
+/// `cargo run --release --example compact_model -- int8 ...` does.
+pub fn int8_storage(mut proto: pb::ModelProto) -> pb::ModelProto {
+    let Some(graph) = proto.graph.as_mut() else {
+        return proto;
+    };
+    let mut nodes = Vec::new();
+    let mut extra = Vec::new();
+    for t in graph.initializer.iter_mut() {
+        if t.data_type != DataType::Float as i32 || t.dims.len() < 2 || t.dims[0] <= 0 {
+            continue;
+        }
+        let values: Vec<f32> = if t.raw_data.is_empty() {
+            std::mem::take(&mut t.float_data)
+        } else {
+            f32s_le(&t.raw_data)
+        };
+        let channels = t.dims[0] as usize;
+        let per = values.len() / channels;
+        let scales: Vec<f32> = values
+            .chunks_exact(per)
+            .map(|c| {
+                c.iter()
+                    .fold(0f32, |m, v| m.max(v.abs()))
+                    .max(f32::MIN_POSITIVE)
+                    / 127.0
+            })
+            .collect();
+        t.raw_data = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v / scales[i / per]).round().clamp(-127.0, 127.0) as i8 as u8)
+            .collect();
+        t.float_data.clear();
+        t.data_type = DataType::Int8 as i32;
+        let renamed = format!("{}.q", t.name);
+        let original = std::mem::replace(&mut t.name, renamed);
+        let (scale, zero) = (format!("{original}.scale"), format!("{original}.zero"));
+        extra.push(pb::TensorProto {
+            name: scale.clone(),
+            dims: vec![channels as i64],
+            data_type: DataType::Float as i32,
+            raw_data: scales.iter().flat_map(|s| s.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        extra.push(pb::TensorProto {
+            name: zero.clone(),
+            dims: vec![channels as i64],
+            data_type: DataType::Int8 as i32,
+            raw_data: vec![0; channels],
+            ..Default::default()
+        });
+        nodes.push(node(
+            "DequantizeLinear",
+            &format!("{original}.dequantize"),
+            &[&t.name, &scale, &zero],
+            &original,
+            vec![attr_int("axis", 0)],
+        ));
+    }
+    graph.initializer.extend(extra);
+    nodes.append(&mut graph.node);
+    graph.node = nodes;
+    proto
+}
+
+/// Undo [`int8_storage`] on the graph: a `DequantizeLinear` of an int8 initializer along axis 0
+/// with initializer scales and zero points becomes the float32 initializer it computes.
+fn widen_int8_storage(graph: &mut pb::GraphProto) {
+    let index: std::collections::HashMap<String, usize> = graph
+        .initializer
+        .iter()
+        .enumerate()
+        .map(|(k, t)| (t.name.clone(), k))
+        .collect();
+    let mut gone = std::collections::HashSet::new();
+    let nodes = std::mem::take(&mut graph.node);
+    for n in nodes {
+        let axis0 = n
+            .attribute
+            .iter()
+            .find(|a| a.name == "axis")
+            .is_none_or(|a| a.i == 0);
+        let inputs: Option<Vec<usize>> = n.input.iter().map(|i| index.get(i).copied()).collect();
+        let ok = n.op_type == "DequantizeLinear" && axis0 && n.output.len() == 1;
+        let Some(ins) = inputs.filter(|ins| ok && (2..=3).contains(&ins.len())) else {
+            graph.node.push(n);
+            continue;
+        };
+        let (q, s) = (&graph.initializer[ins[0]], &graph.initializer[ins[1]]);
+        let scales = if s.raw_data.is_empty() {
+            s.float_data.clone()
+        } else {
+            f32s_le(&s.raw_data)
+        };
+        let zeros: Vec<i8> = ins.get(2).map_or(vec![0; scales.len()], |&z| {
+            graph.initializer[z]
+                .raw_data
+                .iter()
+                .map(|&b| b as i8)
+                .collect()
+        });
+        if q.data_type != DataType::Int8 as i32
+            || q.raw_data.is_empty()
+            || scales.is_empty()
+            || zeros.len() != scales.len()
+            || q.raw_data.len() % scales.len() != 0
+        {
+            graph.node.push(n);
+            continue;
+        }
+        let per = q.raw_data.len() / scales.len();
+        let values: Vec<u8> = q
+            .raw_data
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &b)| {
+                let c = i / per;
+                ((b as i8 as f32 - zeros[c] as f32) * scales[c]).to_le_bytes()
+            })
+            .collect();
+        let dims = q.dims.clone();
+        gone.extend(ins.iter().copied());
+        graph.initializer.push(pb::TensorProto {
+            name: n.output[0].clone(),
+            dims,
+            data_type: DataType::Float as i32,
+            raw_data: values,
+            ..Default::default()
+        });
+    }
+    let mut k = 0;
+    graph.initializer.retain(|_| {
+        k += 1;
+        !gone.contains(&(k - 1))
+    });
 }

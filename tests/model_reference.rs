@@ -228,3 +228,64 @@ fn float16_storage_keeps_the_network_and_halves_the_file() {
         }
     }
 }
+
+#[test]
+fn int8_storage_quarters_the_weights_and_dequantizes_at_load() {
+    let (bytes, _) = common::random_model(9, BatchNorm::Fold);
+    let proto = endplate::model_file::parse_proto("m", &bytes).unwrap();
+    let small = endplate::model_file::int8_storage(proto.clone());
+    let encoded = prost::Message::encode_to_vec(&small);
+    assert!(
+        encoded.len() < bytes.len() * 27 / 100,
+        "{} vs {}",
+        encoded.len(),
+        bytes.len()
+    );
+    let wide = endplate::model_file::widen_half_storage(small);
+    assert_eq!(
+        wide.graph.as_ref().unwrap().node,
+        proto.graph.as_ref().unwrap().node,
+        "the DequantizeLinear nodes are gone, the rest untouched"
+    );
+    let (w, w0) = (
+        endplate::model_file::read_initializers("wide", &wide).unwrap(),
+        endplate::model_file::read_initializers("m", &proto).unwrap(),
+    );
+    assert_eq!(w.len(), w0.len(), "scales and zero points are dropped");
+    for (name, t) in &w0 {
+        if t.shape.len() < 2 {
+            assert_eq!(w[name].data, t.data, "{name}: biases stay float32");
+            continue;
+        }
+        // Each output channel's error is at most half its quantization step.
+        let per = t.data.len() / t.shape[0];
+        for (c, (a, b)) in t.data.chunks(per).zip(w[name].data.chunks(per)).enumerate() {
+            let step = a.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+            for (x, y) in a.iter().zip(b) {
+                assert!(
+                    (x - y).abs() <= 0.5 * step * 1.0001,
+                    "{name}[{c}]: {x} vs {y}"
+                );
+            }
+        }
+    }
+    // And it runs: the same classes on random input as the float32 model.
+    let (full, q) = (
+        Classifier::from_bytes("full", &bytes).unwrap(),
+        Classifier::from_bytes("int8", &encoded).unwrap(),
+    );
+    let mut rng = SmallRng::seed_from_u64(4);
+    let input: Vec<f32> = (0..3 * 128 * 128)
+        .map(|_| rng.random_range(-2.0..2.0))
+        .collect();
+    let (a, b) = (
+        full.logits(input.clone(), 1).unwrap(),
+        q.logits(input, 1).unwrap(),
+    );
+    for k in 0..4 {
+        assert!(
+            (a[0][k] - b[0][k]).abs() <= 0.05 * a[0][k].abs().max(1.0),
+            "{a:?} vs {b:?}"
+        );
+    }
+}

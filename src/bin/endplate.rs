@@ -1,10 +1,9 @@
 //! The native command line: one binary, one subcommand per task of SPEC.md.
 
 use clap::{Args, Parser, Subcommand};
-use endplate::decode::{decode_file, DecodeOptions};
+use endplate::decode::DecodeOptions;
 use endplate::manifest::{self, Row};
 use endplate::{Class, Classifier, Error, Level, Point, Prediction, Result, Roi, RoiParams};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -261,26 +260,7 @@ fn discs(
 
 /// Decode every distinct image once and cut the ROIs of all its discs.
 fn rois(rows: &[Row], base: &Path, frame: Option<u32>, p: &RoiParams) -> Result<Vec<Roi>> {
-    let mut by_image: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, r) in rows.iter().enumerate() {
-        by_image.entry(r.image.as_str()).or_default().push(i);
-    }
-    let mut out: Vec<Option<Roi>> = vec![None; rows.len()];
-    for (image, idx) in by_image {
-        let slice = decode_file(&base.join(image), DecodeOptions { frame })?;
-        let corners: Vec<[Point; 4]> = idx.iter().map(|&i| rows[i].corners).collect();
-        let rois = Roi::extract_many(&slice, &corners, p).map_err(|e| match e {
-            Error::Corners(m) => Error::Corners(format!("{image}: {m}")),
-            e => e,
-        })?;
-        for (i, roi) in idx.into_iter().zip(rois) {
-            out[i] = Some(roi);
-        }
-    }
-    Ok(out
-        .into_iter()
-        .map(|r| r.expect("every row has a ROI"))
-        .collect())
+    manifest::rois(rows, base, DecodeOptions { frame }, p, |_| ())
 }
 
 fn run_roi(a: RoiArgs) -> Result<()> {

@@ -46,41 +46,24 @@ impl Dataset {
         let base = manifest.parent().unwrap_or(Path::new("."));
         let mut hasher = Sha256::new();
         hasher.update(text.as_bytes());
-        let mut by_image: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
-        for (i, r) in rows.iter().enumerate() {
-            if r.label.is_some() {
-                by_image.entry(r.image.as_str()).or_default().push(i);
-            }
-        }
-        let mut out: Vec<(usize, Roi)> = Vec::new();
-        for (image, idx) in by_image {
-            let path = base.join(image);
-            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-            hasher.update(&bytes);
-            let slice = crate::decode::decode(
-                &bytes,
-                &path.display().to_string(),
-                DecodeOptions::default(),
-            )?;
-            let corners: Vec<_> = idx.iter().map(|&i| rows[i].corners).collect();
-            let rois = Roi::extract_many(&slice, &corners, p)
-                .map_err(|e| Error::Invalid(format!("{image}: {e}")))?;
-            out.extend(idx.into_iter().zip(rois));
-        }
-        out.sort_by_key(|(i, _)| *i);
-        if out.is_empty() {
+        let labelled: Vec<crate::manifest::Row> =
+            rows.into_iter().filter(|r| r.label.is_some()).collect();
+        let rois = crate::manifest::rois(&labelled, base, DecodeOptions::default(), p, |b| {
+            hasher.update(b)
+        })?;
+        if rois.is_empty() {
             return Err(Error::Invalid(format!(
                 "{}: no labelled rows to learn from",
                 manifest.display()
             )));
         }
         Ok(Dataset {
-            classes: out
+            classes: labelled
                 .iter()
-                .map(|(i, _)| rows[*i].label.expect("labelled"))
+                .map(|r| r.label.expect("labelled"))
                 .collect(),
-            subjects: out.iter().map(|(i, _)| rows[*i].subject.clone()).collect(),
-            rois: out.into_iter().map(|(_, r)| r).collect(),
+            subjects: labelled.iter().map(|r| r.subject.clone()).collect(),
+            rois,
             hash: format!("{:x}", hasher.finalize()),
         })
     }
