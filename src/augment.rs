@@ -25,6 +25,25 @@ impl Default for Augment {
     }
 }
 
+/// The ROI turned by `k` quarter turns clockwise: exact, no resampling. The labels of the
+/// self-supervised rotation task that pretrains a backbone without any lesion labels.
+pub fn quarter_turns(roi: &Roi, k: usize) -> Roi {
+    let n = roi.size;
+    let pixels = (0..n * n)
+        .map(|i| {
+            let (x, y) = (i % n, i / n);
+            let (sx, sy) = match k % 4 {
+                0 => (x, y),
+                1 => (y, n - 1 - x),
+                2 => (n - 1 - x, n - 1 - y),
+                _ => (n - 1 - y, x),
+            };
+            roi.pixels[sy * n + sx]
+        })
+        .collect();
+    Roi { size: n, pixels }
+}
+
 impl Augment {
     pub fn apply(&self, roi: &Roi, pad: f32, rng: &mut SmallRng) -> Roi {
         let n = roi.size;
@@ -67,6 +86,30 @@ impl Augment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quarter_turns_turn_clockwise_and_four_make_a_circle() {
+        // 2x2: [a b; c d] turned clockwise is [c a; d b].
+        let roi = Roi {
+            size: 2,
+            pixels: vec![1.0, 2.0, 3.0, 4.0],
+        };
+        assert_eq!(quarter_turns(&roi, 1).pixels, vec![3.0, 1.0, 4.0, 2.0]);
+        assert_eq!(quarter_turns(&roi, 2).pixels, vec![4.0, 3.0, 2.0, 1.0]);
+        let big = Roi {
+            size: 5,
+            pixels: (0..25).map(|v| v as f32).collect(),
+        };
+        let once = quarter_turns(&big, 1);
+        assert_eq!(
+            quarter_turns(&quarter_turns(&quarter_turns(&once, 1), 1), 1),
+            big
+        );
+        assert_eq!(
+            quarter_turns(&big, 3),
+            quarter_turns(&quarter_turns(&once, 1), 1)
+        );
+    }
     use rand::SeedableRng;
 
     #[test]

@@ -320,7 +320,7 @@ fn synth_is_deterministic_and_evaluate_reports_table_3() {
 
 #[cfg(feature = "train")]
 #[test]
-fn train_with_folds_cross_validates_and_reports_each_fold() {
+fn train_with_folds_cross_validates_and_pretrain_makes_an_init_backbone() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let o = endplate(&[
@@ -391,4 +391,54 @@ fn train_with_folds_cross_validates_and_reports_each_fold() {
             assert!(report.join(fold).join(f).is_file(), "{fold}/{f}");
         }
     }
+
+    // Self-supervised pretraining on the same discs, labels unused, then a backbone for --init.
+    let backbone = dir.path().join("backbone.onnx");
+    let o = endplate(&[
+        "pretrain",
+        "--manifest",
+        data.join("manifest.csv").to_str().unwrap(),
+        "--max-discs",
+        "10",
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--out",
+        backbone.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("pretext validation accuracy"),
+        "{}",
+        stderr(&o)
+    );
+    let model = dir.path().join("from-backbone.onnx");
+    let o = endplate(&[
+        "train",
+        "--manifest",
+        data.join("manifest.csv").to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--unfreeze",
+        "all",
+        "--init",
+        backbone.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("epoch   1"),
+        "epoch lines reach a log file: {}",
+        stderr(&o)
+    );
+    let trained = Classifier::from_bytes("m", &std::fs::read(&model).unwrap()).unwrap();
+    assert!(
+        trained.card().training.init.contains("backbone.onnx"),
+        "{}",
+        trained.card().training.init
+    );
 }

@@ -32,6 +32,10 @@ enum Command {
     Train(TrainArgs),
     /// The paper's Table 3 for a model on a labelled manifest, with bootstrap intervals
     Evaluate(EvaluateArgs),
+    /// Pretrain a backbone without lesion labels (self-supervised: which way up is each disc
+    /// region?), for `train --init`
+    #[cfg(feature = "train")]
+    Pretrain(PretrainArgs),
 }
 
 #[derive(Args)]
@@ -112,6 +116,32 @@ struct TrainArgs {
     /// once), writes each under REPORT/fold-K/ and reports mean ± sd; --out is not written
     #[arg(long, value_parser = clap::value_parser!(u32).range(2..=20))]
     folds: Option<u32>,
+}
+
+#[cfg(feature = "train")]
+#[derive(Args)]
+struct PretrainArgs {
+    /// Manifests whose discs to use; labels are ignored, so unlabelled data serve (repeatable)
+    #[arg(long, required = true)]
+    manifest: Vec<PathBuf>,
+    /// Output backbone (ONNX, BatchNorm kept, for `train --init`)
+    #[arg(long)]
+    out: PathBuf,
+    /// Use at most this many discs of each manifest (its first rows)
+    #[arg(long)]
+    max_discs: Option<usize>,
+    /// Epochs over the four quarter turns of every disc
+    #[arg(long, default_value_t = 5)]
+    epochs: usize,
+    /// Batch size
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Seed of the split, sampler, augmentation and random init
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Continue the run whose checkpoint is in OUT without extension + .checkpoints
+    #[arg(long)]
+    resume: bool,
 }
 
 #[derive(Args)]
@@ -572,7 +602,15 @@ impl endplate::train::Progress for Bars {
         ));
     }
     fn epoch(&mut self, l: &endplate::train::EpochLog) {
-        self.bar.println(format!(
+        // A hidden bar (standard error not a terminal, e.g. a log file) drops println.
+        let say = |line: String| {
+            if self.bar.is_hidden() {
+                eprintln!("{line}")
+            } else {
+                self.bar.println(line)
+            }
+        };
+        say(format!(
             "epoch {:>3}  train loss {:.3} acc {:5.1}%  val loss {:.3} acc {:5.1}%  lr {:.0e}  stages {}  {:.0} s ({:.1} img/s)",
             l.epoch + 1, l.train_loss, 100.0 * l.train_accuracy, l.val_loss, 100.0 * l.val_accuracy, l.lr, l.stages_open, l.seconds, l.images_per_second
         ));
@@ -800,6 +838,100 @@ fn train_and_report(
     Ok((bytes, metrics))
 }
 
+#[cfg(feature = "train")]
+fn run_pretrain(a: PretrainArgs) -> Result<()> {
+    use endplate::train::{self, TrainConfig, Unfreeze};
+    let p = RoiParams::default();
+    let (mut rois, mut subjects) = (Vec::new(), Vec::new());
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    for m in &a.manifest {
+        let text = std::fs::read_to_string(m).map_err(|e| Error::io(m, e))?;
+        sha2::Digest::update(&mut hasher, text.as_bytes());
+        let mut rows = manifest::parse(&m.display().to_string(), &text)?;
+        rows.truncate(a.max_discs.unwrap_or(usize::MAX));
+        let base = m.parent().map(Path::to_path_buf).unwrap_or_default();
+        let r = manifest::rois(&rows, &base, DecodeOptions::default(), &p, |b| {
+            sha2::Digest::update(&mut hasher, b)
+        })?;
+        eprintln!("{}: {} discs", m.display(), r.len());
+        rois.extend(r);
+        subjects.extend(
+            rows.iter()
+                .map(|r| format!("{}:{}", m.display(), r.subject)),
+        );
+    }
+    let hash = format!("{:x}", sha2::Digest::finalize(hasher));
+    let data = train::rotation_pretext(&rois, &subjects, &hash);
+    let config = TrainConfig {
+        epochs: a.epochs,
+        batch: a.batch,
+        seed: a.seed,
+        unfreeze: Unfreeze::All,
+        // No flips: a flipped quarter turn is another turn of the flipped image.
+        augment: endplate::augment::Augment {
+            flip: 0.0,
+            ..Default::default()
+        },
+        split_by_subject: true,
+        data_description: format!(
+            "self-supervised rotation pretext on {} discs of {}",
+            rois.len(),
+            a.manifest
+                .iter()
+                .map(|m| m.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        init: format!("random Kaiming init (seed {})", a.seed),
+        ..TrainConfig::default()
+    };
+    let ckpt = PathBuf::from(format!(
+        "{}.checkpoints",
+        a.out.with_extension("").display()
+    ));
+    std::fs::create_dir_all(&ckpt).map_err(|e| Error::io(&ckpt, e))?;
+    let _ = ctrlc::set_handler(|| {
+        eprintln!("\nstopping after this batch; the best backbone so far will be written");
+        train::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let bar = indicatif::ProgressBar::new(1);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} eta {eta}")
+            .expect("template"),
+    );
+    let mut progress = Bars { bar };
+    let arch = endplate::resnet::Architecture::resnet18(4);
+    let trained = train::train(
+        &data,
+        config,
+        arch.random_weights(a.seed),
+        &ckpt,
+        a.resume,
+        &mut progress,
+    )?;
+    progress.bar.finish_and_clear();
+    let right = trained
+        .val_logits
+        .iter()
+        .zip(&trained.val_truth)
+        .filter(|(l, t)| Class::argmax(l) == **t)
+        .count();
+    let bytes = endplate::model_file::write_model(
+        &arch,
+        &trained.weights,
+        &trained.card,
+        endplate::model_file::BatchNorm::Keep,
+    )?;
+    endplate::files::write_atomic(&a.out, &bytes)?;
+    eprintln!(
+        "wrote {} (pretext validation accuracy {:.1} % on {} turned discs, chance 25 %); use it with train --init",
+        a.out.display(),
+        100.0 * right as f64 / trained.val_truth.len().max(1) as f64,
+        trained.val_truth.len()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -808,6 +940,8 @@ fn main() -> ExitCode {
         Command::Synth(a) => run_synth(a),
         #[cfg(feature = "train")]
         Command::Train(a) => run_train(a),
+        #[cfg(feature = "train")]
+        Command::Pretrain(a) => run_pretrain(a),
         Command::Evaluate(a) => run_evaluate(a),
     };
     match result {

@@ -69,6 +69,28 @@ impl Dataset {
     }
 }
 
+/// The self-supervised pretext data set: every ROI in its four quarter turns, labelled by the
+/// turn (class index k = k quarter turns, reusing the four-way head). A network that can tell
+/// which way up a disc region is must learn endplates, vertebral bodies, the disc and the CSF
+/// side, which is what the lesion task needs too, and it needs no lesion labels: unlabelled
+/// phantoms and real slices both serve.
+pub fn rotation_pretext(rois: &[Roi], subjects: &[String], source_hash: &str) -> Dataset {
+    let mut out = Dataset {
+        rois: Vec::with_capacity(4 * rois.len()),
+        classes: Vec::with_capacity(4 * rois.len()),
+        subjects: Vec::with_capacity(4 * rois.len()),
+        hash: format!("{:x}", Sha256::digest(format!("rotation:{source_hash}"))),
+    };
+    for (roi, subject) in rois.iter().zip(subjects) {
+        for (k, class) in Class::ALL.iter().enumerate() {
+            out.rois.push(crate::augment::quarter_turns(roi, k));
+            out.classes.push(*class);
+            out.subjects.push(subject.clone());
+        }
+    }
+    out
+}
+
 /// Which stages learn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Unfreeze {
