@@ -1,9 +1,9 @@
 //! Store a model's weights compactly — float16 (half the float32 download) or int8 with a scale
-//! per output channel (a quarter) — and check on a manifest's discs that no disc changes class
+//! per output channel (a quarter); or back as float32 (f32) — and check on a manifest's discs that no disc changes class
 //! and no calibrated probability moves by 0.01 or more against the input model. Writes the
 //! compact model only when the check passes.
 //!
-//! cargo run --release --example compact_model -- f16|int8 IN.onnx OUT.onnx MANIFEST.csv
+//! cargo run --release --example compact_model -- f16|int8|f32 IN.onnx OUT.onnx MANIFEST.csv
 
 use endplate::decode::DecodeOptions;
 use endplate::model_file::{half_storage, int8_storage, parse_proto, widen_half_storage};
@@ -15,15 +15,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [storage, input, output, manifest] =
         [0, 1, 2, 3].map(|i| args.get(i).cloned().unwrap_or_default());
-    if manifest.is_empty() || !["f16", "int8"].contains(&storage.as_str()) {
-        return Err("usage: compact_model f16|int8 IN.onnx OUT.onnx MANIFEST.csv".into());
+    if manifest.is_empty() || !["f16", "int8", "f32"].contains(&storage.as_str()) {
+        return Err("usage: compact_model f16|int8|f32 IN.onnx OUT.onnx MANIFEST.csv".into());
     }
     let bytes = std::fs::read(&input)?;
     // Start from float32 whatever the input's storage, and compare against the input as it runs.
     let full = widen_half_storage(parse_proto(&input, &bytes)?);
     let compact = match storage.as_str() {
         "f16" => half_storage(full),
-        _ => int8_storage(full),
+        "int8" => int8_storage(full),
+        _ => full,
     }
     .encode_to_vec();
     let reference = Classifier::from_bytes(&input, &bytes)?;
