@@ -90,13 +90,16 @@ export function createEngine({ workers = poolSize() } = {}) {
         const r = await primary.call('classify', { corners });
         return { ...r, ms: performance.now() - t0, workers: 1 };
       }
-      const input = await primary.call('modelInput', { corners });
-      const per = input.length / n;
-      const pool = [primary, ...ready].slice(0, n);
+      // Shares of whole discs; the helpers' network inputs are cut by the primary (it holds the
+      // slice) and sent first, then the primary classifies its own share straight from corners.
+      const pool = [...ready, primary].slice(-n);
       const share = Math.ceil(n / pool.length);
-      const parts = await Promise.all(pool.map((w, k) => {
-        const part = input.slice(k * share * per, Math.min(n, (k + 1) * share) * per);
-        return part.length ? w.call('classifyInput', { input: part }, [part.buffer]) : { results: [] };
+      const parts = await Promise.all(pool.map(async (w, k) => {
+        const mine = corners.slice(k * share * 8, Math.min(n, (k + 1) * share) * 8);
+        if (!mine.length) return { results: [] };
+        if (w === primary) return primary.call('classify', { corners: mine });
+        const input = await primary.call('modelInput', { corners: mine });
+        return w.call('classifyInput', { input }, [input.buffer]);
       }));
       return { results: parts.flatMap((p) => p.results), ms: performance.now() - t0, workers: pool.length };
     },
