@@ -4,6 +4,9 @@
 //!
 //! cargo run --release --example bench_inference -- OUT_DIR [DISCS]
 
+#[path = "common/bench_input.rs"]
+mod bench_input;
+
 use endplate::card::ModelCard;
 use endplate::inference::set_threads;
 use endplate::model_file::{write_model, BatchNorm};
@@ -25,17 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         BatchNorm::Fold,
     )?;
     std::fs::write(out.join("model.onnx"), &bytes)?;
-    // Inputs: deterministic pseudo-random normalised pixels.
     let per = 3 * 128 * 128;
-    let mut state = 0x2545F4914F6CDD1Du64;
-    let input: Vec<f32> = (0..discs * per)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
-        })
-        .collect();
+    let input = bench_input::pseudo_random_input(discs);
     std::fs::write(
         out.join("input.f32"),
         input

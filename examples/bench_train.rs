@@ -6,6 +6,9 @@
 //!
 //! RAYON_NUM_THREADS=2 cargo run --release --features train --example bench_train -- [STEPS] [OUT.json]
 
+#[path = "common/bench_input.rs"]
+mod bench_input;
+
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -25,15 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch = 32;
     let device = Device::flex().autodiff();
     let arch = Architecture::resnet18(4);
-    let mut state = 0x2545F4914F6CDD1Du64;
-    let input: Vec<f32> = (0..batch * 3 * 128 * 128)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
-        })
-        .collect();
+    let input = bench_input::pseudo_random_input(batch);
     let labels: Vec<i64> = (0..batch as i64).map(|i| i % 4).collect();
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());

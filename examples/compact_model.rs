@@ -6,7 +6,7 @@
 //! cargo run --release --example compact_model -- f16|int8|f32 IN.onnx OUT.onnx MANIFEST.csv
 
 use endplate::decode::DecodeOptions;
-use endplate::model_file::{half_storage, int8_storage, parse_proto, widen_half_storage};
+use endplate::model_file::{half_storage, int8_storage, parse_proto, widen_stored_weights};
 use endplate::Classifier;
 use prost::Message;
 use std::path::Path;
@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let bytes = std::fs::read(&input)?;
     // Start from float32 whatever the input's storage, and compare against the input as it runs.
-    let full = widen_half_storage(parse_proto(&input, &bytes)?);
+    let full = widen_stored_weights(parse_proto(&input, &bytes)?);
     let compact = match storage.as_str() {
         "f16" => half_storage(full),
         "int8" => int8_storage(full),

@@ -80,7 +80,7 @@ impl Classifier {
             )));
         }
 
-        let proto = model_file::widen_half_storage(proto);
+        let proto = model_file::widen_stored_weights(proto);
         let model = tract_onnx::onnx()
             .model_for_proto_model(&proto)
             .map_err(|e| bad(format!("tract cannot load the graph: {e}")))?;

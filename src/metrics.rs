@@ -83,8 +83,22 @@ pub fn roc_curve(scores: &[f64], positive: &[bool]) -> Vec<(f64, f64)> {
     out
 }
 
+/// Bins of [`evaluate`]'s reliability diagram: ten, as is usual, so each holds enough discs on a
+/// few hundred.
+pub const RELIABILITY_BINS: usize = 10;
+
+/// The one-vs-rest metrics [`evaluate`] macro-averages over the classes, in Table 3's order.
+pub const MACRO_METRICS: [&str; 6] = [
+    "auc",
+    "ovr_accuracy",
+    "precision",
+    "recall",
+    "specificity",
+    "f1",
+];
+
 /// One bin of a reliability diagram over the top-class probability.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct ReliabilityBin {
     pub lo: f64,
     pub hi: f64,
@@ -244,6 +258,7 @@ pub fn evaluate(
         }
     };
     let pred: Vec<Class> = probs.iter().map(Class::argmax).collect();
+    let (bins, ece) = reliability(truth, probs, RELIABILITY_BINS);
     let per_class: serde_json::Map<String, serde_json::Value> = Class::ALL
         .iter()
         .map(|c| (c.id().to_string(), serde_json::json!({"sensitivity": est(7 + c.index()), "n": truth.iter().filter(|t| *t == c).count()})))
@@ -259,6 +274,7 @@ pub fn evaluate(
         "f1": est(6),
         "per_class": per_class,
         "confusion": confusion(truth, &pred),
+        "reliability": {"ece": ece, "bins": bins},
         "bootstrap": {"resamples": resamples, "seed": seed},
     })
 }
@@ -282,15 +298,7 @@ pub fn cross_validation(folds: &[serde_json::Value]) -> serde_json::Value {
         "k": folds.len(),
         "n": folds.iter().filter_map(|f| f["n"].as_u64()).sum::<u64>(),
     });
-    for key in [
-        "accuracy",
-        "auc",
-        "ovr_accuracy",
-        "precision",
-        "recall",
-        "specificity",
-        "f1",
-    ] {
+    for key in std::iter::once("accuracy").chain(MACRO_METRICS) {
         out[key] = summary(&|f| f[key]["point"].as_f64());
     }
     for c in Class::ALL {

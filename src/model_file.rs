@@ -382,7 +382,7 @@ pub fn half_storage(mut proto: pb::ModelProto) -> pb::ModelProto {
 /// cast's output name, and the cast goes; each constant `DequantizeLinear` likewise. tract does not fold such casts away (measured native, one disc: 41 ms with the
 /// casts, 24 ms without), so a half-stored file would otherwise pay for its smaller download on
 /// every run. The values are exactly those the casts would produce.
-pub fn widen_half_storage(mut proto: pb::ModelProto) -> pb::ModelProto {
+pub fn widen_stored_weights(mut proto: pb::ModelProto) -> pb::ModelProto {
     let Some(graph) = proto.graph.as_mut() else {
         return proto;
     };
@@ -442,7 +442,7 @@ pub fn widen_half_storage(mut proto: pb::ModelProto) -> pb::ModelProto {
 /// Store every float weight of rank 2 or more (convolutions, the head) as int8 with one
 /// symmetric scale per output channel, each followed by a `DequantizeLinear` (opset 13, axis 0)
 /// back to float32; biases stay float32. A quarter of the float32 download. As with
-/// [`half_storage`], the classifier dequantizes once at load ([`widen_half_storage`] handles
+/// [`half_storage`], the classifier dequantizes once at load ([`widen_stored_weights`] handles
 /// both), and whether a model tolerates it must be checked on data:
 /// `cargo run --release --example compact_model -- int8 ...` does.
 pub fn int8_storage(mut proto: pb::ModelProto) -> pb::ModelProto {

@@ -4,36 +4,38 @@
 
 use crate::class::Class;
 use crate::error::Result;
-use crate::metrics::{reliability, roc_curve};
+use crate::metrics::{roc_curve, ReliabilityBin};
 use crate::plot::{confusion_chart, line_chart, Series};
 use std::path::Path;
 
-/// Bins of the reliability diagram: ten, as is usual, so each holds enough discs on a few
-/// hundred.
-const BINS: usize = 10;
-
 /// Write the report for `probs` (calibrated) against `truth`. `metrics` is
-/// [`crate::metrics::evaluate`]'s JSON; the reliability bins and ECE are added to it before it
-/// is written. `charts` are further (file name, SVG) pairs, e.g. learning curves.
+/// [`crate::metrics::evaluate`]'s JSON (with anything else the caller keeps there, such as the
+/// learning history); the confusion matrix and reliability diagram are drawn from it, the ROC
+/// curves from the probabilities. `charts` are further (file name, SVG) pairs.
 pub fn write(
     dir: &Path,
     metrics: &serde_json::Value,
     truth: &[Class],
     probs: &[[f32; 4]],
     charts: &[(&str, String)],
-) -> Result<serde_json::Value> {
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
-    let (bins, ece) = reliability(truth, probs, BINS);
-    let mut metrics = metrics.clone();
-    metrics["reliability"] = serde_json::json!({"ece": ece, "bins": bins});
+    let bad = |what: &str| {
+        crate::Error::Invalid(format!("metrics without {what}: use metrics::evaluate"))
+    };
+    let bins: Vec<ReliabilityBin> = serde_json::from_value(metrics["reliability"]["bins"].clone())
+        .map_err(|_| bad("reliability bins"))?;
+    let ece = metrics["reliability"]["ece"]
+        .as_f64()
+        .ok_or_else(|| bad("ece"))?;
+    let confusion: Vec<Vec<usize>> =
+        serde_json::from_value(metrics["confusion"].clone()).map_err(|_| bad("confusion"))?;
     let put = |name: &str, text: &str| crate::files::write_atomic(&dir.join(name), text.as_bytes());
     put(
         "metrics.json",
         &serde_json::to_string_pretty(&metrics).expect("json"),
     )?;
 
-    let pred: Vec<Class> = probs.iter().map(Class::argmax).collect();
-    let confusion = crate::metrics::confusion(truth, &pred);
     let mut csv = String::from("truth\\predicted,normal,wavy,notched,schmorl\n");
     for (c, row) in Class::ALL.iter().zip(&confusion) {
         let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
@@ -41,13 +43,12 @@ pub fn write(
     }
     put("confusion.csv", &csv)?;
     let names: Vec<&str> = Class::ALL.iter().map(|c| c.id()).collect();
-    let rows: Vec<Vec<usize>> = confusion.iter().map(|r| r.to_vec()).collect();
     put(
         "confusion.svg",
         &confusion_chart(
             &format!("Confusion matrix (n = {})", truth.len()),
             &names,
-            &rows,
+            &confusion,
         ),
     )?;
 
@@ -98,7 +99,7 @@ pub fn write(
     for (name, svg) in charts {
         put(name, svg)?;
     }
-    Ok(metrics)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -116,12 +117,16 @@ mod tests {
             [0.1, 0.1, 0.05, 0.75],
         ];
         let m = crate::metrics::evaluate(&truth, &probs, 0, 1);
-        let out = write(
+        write(
             dir.path(),
             &m,
             &truth,
             &probs,
             &[("extra.svg", "<svg/>".into())],
+        )
+        .unwrap();
+        let out: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("metrics.json")).unwrap(),
         )
         .unwrap();
         // Three right at 0.75, one wrong at 0.65: ECE = 3/4 * 0.25 + 1/4 * 0.65.

@@ -175,6 +175,24 @@ fn weights_read_back_from_the_file_equal_those_written() {
     assert_eq!(card.training.seed, Some(3));
 }
 
+/// Widen a compactly stored model for running and check the graph is the original one again
+/// (the extra nodes gone, the rest untouched); returns (widened, original) weights.
+fn widened_and_original(
+    stored: tract_onnx::pb::ModelProto,
+    original: &tract_onnx::pb::ModelProto,
+) -> (endplate::resnet::Weights, endplate::resnet::Weights) {
+    let wide = endplate::model_file::widen_stored_weights(stored);
+    assert_eq!(
+        wide.graph.as_ref().unwrap().node,
+        original.graph.as_ref().unwrap().node,
+        "the storage nodes are gone, the rest untouched"
+    );
+    let w = endplate::model_file::read_initializers("wide", &wide).unwrap();
+    let w0 = endplate::model_file::read_initializers("m", original).unwrap();
+    assert_eq!(w.len(), w0.len(), "no leftover storage tensors");
+    (w, w0)
+}
+
 #[test]
 fn float16_storage_keeps_the_network_and_halves_the_file() {
     let (bytes, _) = common::random_model(8, BatchNorm::Fold);
@@ -183,14 +201,7 @@ fn float16_storage_keeps_the_network_and_halves_the_file() {
     let half = prost::Message::encode_to_vec(&halved);
 
     // Widened for running: the original graph back, every weight its float16 rounding.
-    let wide = endplate::model_file::widen_half_storage(halved);
-    let (g, g0) = (wide.graph.as_ref().unwrap(), proto.graph.as_ref().unwrap());
-    assert_eq!(g.node, g0.node, "the casts are gone, the rest untouched");
-    let (w, w0) = (
-        endplate::model_file::read_initializers("wide", &wide).unwrap(),
-        endplate::model_file::read_initializers("m", &proto).unwrap(),
-    );
-    assert_eq!(w.len(), w0.len());
+    let (w, w0) = widened_and_original(halved, &proto);
     for (name, t) in &w0 {
         let rounded: Vec<f32> = t
             .data
@@ -241,17 +252,9 @@ fn int8_storage_quarters_the_weights_and_dequantizes_at_load() {
         encoded.len(),
         bytes.len()
     );
-    let wide = endplate::model_file::widen_half_storage(small);
-    assert_eq!(
-        wide.graph.as_ref().unwrap().node,
-        proto.graph.as_ref().unwrap().node,
-        "the DequantizeLinear nodes are gone, the rest untouched"
-    );
-    let (w, w0) = (
-        endplate::model_file::read_initializers("wide", &wide).unwrap(),
-        endplate::model_file::read_initializers("m", &proto).unwrap(),
-    );
-    assert_eq!(w.len(), w0.len(), "scales and zero points are dropped");
+    // Scales and zero points are dropped with the DequantizeLinear nodes.
+    let (w, w0) = widened_and_original(small, &proto);
+
     for (name, t) in &w0 {
         if t.shape.len() < 2 {
             assert_eq!(w[name].data, t.data, "{name}: biases stay float32");

@@ -9,6 +9,17 @@ const out = document.getElementById('out');
 const log = (s) => { out.textContent += `\n${s}`; };
 const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 
+/// Median wall time of RUNS calls of `run`.
+async function timed(run) {
+  const v = [];
+  for (let i = 0; i < RUNS; i++) {
+    const t0 = performance.now();
+    await run();
+    v.push(performance.now() - t0);
+  }
+  return median(v);
+}
+
 async function endplate(modelFetch) {
   const engine = createEngine();
   const modelBytes = await modelFetch;
@@ -21,15 +32,7 @@ async function endplate(modelFetch) {
   const phantom = await engine.call('newPhantom', { seed: 7 });
   const corners = phantom.truth.flatMap((d) => d.corners.flat());
   const helpers = await engine.helpersReady();
-  const time = async (run) => {
-    const v = [];
-    for (let i = 0; i < RUNS; i++) {
-      const t0 = performance.now();
-      const own = await run();
-      v.push(typeof own === 'number' ? own : performance.now() - t0);
-    }
-    return median(v);
-  };
+  const oneInput = await engine.call('modelInput', { corners: corners.slice(0, 8) });
   // Warm-up: V8 tiers hot wasm functions up in background threads, which compete for the cores.
   for (let i = 0; i < 5; i++) {
     await engine.classify(corners);
@@ -42,16 +45,11 @@ async function endplate(modelFetch) {
     workers: 1 + helpers,
     wasm_build: variant,
     worker_init_ms: workerInit,
-    one_disc_ms: await time(() => engine.classify(corners.slice(0, 8))),
+    one_disc_ms: await timed(() => engine.classify(corners.slice(0, 8))),
     // The network alone (input already made), as ONNX Runtime Web is timed below.
-    one_disc_network_ms: await time(async () => {
-      const input = await engine.call('modelInput', { corners: corners.slice(0, 8) });
-      const t0 = performance.now();
-      await engine.call('classifyInput', { input }, [input.buffer]);
-      return performance.now() - t0;
-    }),
-    five_discs_one_worker_ms: await time(() => engine.call('classify', { corners })),
-    five_discs_ms: await time(() => engine.classify(corners)),
+    one_disc_network_ms: await timed(() => engine.call('classifyInput', { input: oneInput })),
+    five_discs_one_worker_ms: await timed(() => engine.call('classify', { corners })),
+    five_discs_ms: await timed(() => engine.classify(corners)),
     model: card.summary?.name,
   };
   const input = await engine.call('modelInput', { corners });
@@ -73,24 +71,16 @@ async function onnxRuntimeWeb(modelBytes, input) {
     const feeds = { input: new ort.Tensor('float32', input.slice(0, n * per), [n, 3, 128, 128]) };
     return (await session.run(feeds)).logits.data;
   };
-  const time = async (n, batched) => {
-    const v = [];
-    for (let i = 0; i < RUNS; i++) {
-      const t = performance.now();
-      if (batched) await run(n); else for (let k = 0; k < n; k++) await run(1);
-      v.push(performance.now() - t);
-    }
-    return median(v);
-  };
+  const oneByOne = async (n) => { for (let k = 0; k < n; k++) await run(1); };
   for (let i = 0; i < 5; i++) { await run(5); await run(1); } // the same warm-up as ours
   const logits = Array.from(await run(5));
   return {
     result: {
       version: ort.env.versions?.web ?? 'unknown',
       load_ms: ready,
-      one_disc_ms: await time(1, false),
-      five_discs_batched_ms: await time(5, true),
-      five_discs_one_by_one_ms: await time(5, false),
+      one_disc_ms: await timed(() => run(1)),
+      five_discs_batched_ms: await timed(() => run(5)),
+      five_discs_one_by_one_ms: await timed(() => oneByOne(5)),
     },
     logits,
   };

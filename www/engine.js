@@ -50,7 +50,7 @@ export function createEngine({ workers = poolSize() } = {}) {
     }
   }
 
-  let syncing = [];
+  let syncing = Promise.resolve();
   let started = null;
   // Helpers start with the first model, so they never slow the page's own start.
   const startHelpers = () => {
@@ -70,13 +70,13 @@ export function createEngine({ workers = poolSize() } = {}) {
       const keep = bytes.slice(0);
       const card = await primary.call('loadModel', { bytes, name }, [bytes]);
       model = { bytes: keep, name, generation: ++generation };
-      syncing = [startHelpers().then(() => Promise.all(helpers.map(syncHelper)))];
+      syncing = startHelpers().then(() => Promise.all(helpers.map(syncHelper)));
       return card;
     },
 
     /// Resolves when every helper has the current model (or has given up on it).
     async helpersReady() {
-      await Promise.all(syncing);
+      await syncing;
       return helpers.filter((h) => model && h.model === model.generation).length;
     },
 

@@ -582,6 +582,32 @@ struct Bars {
     bar: indicatif::ProgressBar,
 }
 
+/// One training run with a progress bar per epoch; Ctrl-C stops it after the current batch and
+/// keeps the best `what` so far.
+#[cfg(feature = "train")]
+fn run_training(
+    what: &'static str,
+    data: &endplate::train::Dataset,
+    config: endplate::train::TrainConfig,
+    init: endplate::resnet::Weights,
+    ckpt: &Path,
+    resume: bool,
+) -> Result<endplate::train::Trained> {
+    let _ = ctrlc::set_handler(move || {
+        eprintln!("\nstopping after this batch; the best {what} so far will be written");
+        endplate::train::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let bar = indicatif::ProgressBar::new(1);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} eta {eta}")
+            .expect("template"),
+    );
+    let mut progress = Bars { bar };
+    let trained = endplate::train::train(data, config, init, ckpt, resume, &mut progress);
+    progress.bar.finish_and_clear();
+    trained
+}
+
 #[cfg(feature = "train")]
 impl endplate::train::Progress for Bars {
     fn batch(
@@ -693,10 +719,6 @@ fn run_train(a: TrainArgs) -> Result<()> {
         init: init_desc,
         ..TrainConfig::default()
     };
-    let _ = ctrlc::set_handler(|| {
-        eprintln!("\nstopping after this batch; the best model so far will be written");
-        train::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
-    });
     let Some(k) = a.folds else {
         let (bytes, _) = train_and_report(&data, config, init, &ckpt, a.resume, &report)?;
         endplate::files::write_atomic(&a.out, &bytes)?;
@@ -765,14 +787,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
             &cv["per_class"][c.id()]["sensitivity"],
         );
     }
-    for key in [
-        "auc",
-        "ovr_accuracy",
-        "precision",
-        "recall",
-        "specificity",
-        "f1",
-    ] {
+    for key in endplate::metrics::MACRO_METRICS {
         line(&format!("{key} (macro)"), &cv[key]);
     }
     eprintln!(
@@ -795,14 +810,7 @@ fn train_and_report(
     report: &Path,
 ) -> Result<(Vec<u8>, serde_json::Value)> {
     let arch = endplate::resnet::Architecture::resnet18(4);
-    let bar = indicatif::ProgressBar::new(1);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} eta {eta}")
-            .expect("template"),
-    );
-    let mut progress = Bars { bar };
-    let mut trained = endplate::train::train(data, config, init, ckpt, resume, &mut progress)?;
-    progress.bar.finish_and_clear();
+    let mut trained = run_training("model", data, config, init, ckpt, resume)?;
     // Metrics of the calibrated model on the validation set, into the card and the report.
     let probs: Vec<[f32; 4]> = trained
         .val_logits
@@ -810,20 +818,15 @@ fn train_and_report(
         .map(|l| trained.card.calibration.probabilities(l))
         .collect();
     let metrics = endplate::metrics::evaluate(&trained.val_truth, &probs, 500, 1);
-    let mut metrics = endplate::report::write(
+    trained.card.metrics = metrics.clone();
+    let mut with_history = metrics.clone();
+    with_history["history"] = serde_json::to_value(&trained.state.history).expect("json");
+    endplate::report::write(
         report,
-        &metrics,
+        &with_history,
         &trained.val_truth,
         &probs,
         &endplate::train::learning_curves(&trained.state.history),
-    )?;
-    trained.card.metrics = metrics.clone();
-    metrics["history"] = serde_json::to_value(&trained.state.history).expect("json");
-    endplate::files::write_atomic(
-        &report.join("metrics.json"),
-        serde_json::to_string_pretty(&metrics)
-            .expect("json")
-            .as_bytes(),
     )?;
     print_table3(&metrics);
     if trained.stopped_early {
@@ -841,27 +844,8 @@ fn train_and_report(
 #[cfg(feature = "train")]
 fn run_pretrain(a: PretrainArgs) -> Result<()> {
     use endplate::train::{self, TrainConfig, Unfreeze};
-    let p = RoiParams::default();
-    let (mut rois, mut subjects) = (Vec::new(), Vec::new());
-    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
-    for m in &a.manifest {
-        let text = std::fs::read_to_string(m).map_err(|e| Error::io(m, e))?;
-        sha2::Digest::update(&mut hasher, text.as_bytes());
-        let mut rows = manifest::parse(&m.display().to_string(), &text)?;
-        rows.truncate(a.max_discs.unwrap_or(usize::MAX));
-        let base = m.parent().map(Path::to_path_buf).unwrap_or_default();
-        let r = manifest::rois(&rows, &base, DecodeOptions::default(), &p, |b| {
-            sha2::Digest::update(&mut hasher, b)
-        })?;
-        eprintln!("{}: {} discs", m.display(), r.len());
-        rois.extend(r);
-        subjects.extend(
-            rows.iter()
-                .map(|r| format!("{}:{}", m.display(), r.subject)),
-        );
-    }
-    let hash = format!("{:x}", sha2::Digest::finalize(hasher));
-    let data = train::rotation_pretext(&rois, &subjects, &hash);
+    let data = train::Dataset::load_pretext(&a.manifest, a.max_discs, &RoiParams::default())?;
+    eprintln!("{} discs in four quarter turns each", data.rois.len() / 4);
     let config = TrainConfig {
         epochs: a.epochs,
         batch: a.batch,
@@ -875,7 +859,7 @@ fn run_pretrain(a: PretrainArgs) -> Result<()> {
         split_by_subject: true,
         data_description: format!(
             "self-supervised rotation pretext on {} discs of {}",
-            rois.len(),
+            data.rois.len() / 4,
             a.manifest
                 .iter()
                 .map(|m| m.display().to_string())
@@ -890,26 +874,15 @@ fn run_pretrain(a: PretrainArgs) -> Result<()> {
         a.out.with_extension("").display()
     ));
     std::fs::create_dir_all(&ckpt).map_err(|e| Error::io(&ckpt, e))?;
-    let _ = ctrlc::set_handler(|| {
-        eprintln!("\nstopping after this batch; the best backbone so far will be written");
-        train::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
-    });
-    let bar = indicatif::ProgressBar::new(1);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} eta {eta}")
-            .expect("template"),
-    );
-    let mut progress = Bars { bar };
     let arch = endplate::resnet::Architecture::resnet18(4);
-    let trained = train::train(
+    let trained = run_training(
+        "backbone",
         &data,
         config,
         arch.random_weights(a.seed),
         &ckpt,
         a.resume,
-        &mut progress,
     )?;
-    progress.bar.finish_and_clear();
     let right = trained
         .val_logits
         .iter()

@@ -41,15 +41,9 @@ impl Dataset {
     /// Decode every image of a manifest once and cut every labelled disc's ROI. Unlabelled rows
     /// are skipped with a count.
     pub fn load(manifest: &Path, p: &RoiParams) -> Result<Dataset> {
-        let text = std::fs::read_to_string(manifest).map_err(|e| Error::io(manifest, e))?;
-        let rows = crate::manifest::parse(&manifest.display().to_string(), &text)?;
-        let base = manifest.parent().unwrap_or(Path::new("."));
         let mut hasher = Sha256::new();
-        hasher.update(text.as_bytes());
-        let labelled: Vec<crate::manifest::Row> =
-            rows.into_iter().filter(|r| r.label.is_some()).collect();
-        let rois = crate::manifest::rois(&labelled, base, DecodeOptions::default(), p, |b| {
-            hasher.update(b)
+        let (labelled, rois) = read_discs(manifest, p, &mut hasher, |rows| {
+            rows.retain(|r| r.label.is_some())
         })?;
         if rois.is_empty() {
             return Err(Error::Invalid(format!(
@@ -67,6 +61,33 @@ impl Dataset {
             hash: format!("{:x}", hasher.finalize()),
         })
     }
+
+    /// The self-supervised pretext set ([`rotation_pretext`]) of the discs of several manifests,
+    /// labelled or not, at most `max_discs` (the first rows) of each. Subjects are kept apart per
+    /// manifest, so the by-subject split never mixes two data sets' "subject 1".
+    pub fn load_pretext(
+        manifests: &[PathBuf],
+        max_discs: Option<usize>,
+        p: &RoiParams,
+    ) -> Result<Dataset> {
+        let mut hasher = Sha256::new();
+        let (mut rois, mut subjects) = (Vec::new(), Vec::new());
+        for m in manifests {
+            let (rows, r) = read_discs(m, p, &mut hasher, |rows| {
+                rows.truncate(max_discs.unwrap_or(usize::MAX))
+            })?;
+            rois.extend(r);
+            subjects.extend(
+                rows.iter()
+                    .map(|r| format!("{}:{}", m.display(), r.subject)),
+            );
+        }
+        Ok(rotation_pretext(
+            &rois,
+            &subjects,
+            &format!("{:x}", hasher.finalize()),
+        ))
+    }
 }
 
 /// The self-supervised pretext data set: every ROI in its four quarter turns, labelled by the
@@ -74,7 +95,7 @@ impl Dataset {
 /// which way up a disc region is must learn endplates, vertebral bodies, the disc and the CSF
 /// side, which is what the lesion task needs too, and it needs no lesion labels: unlabelled
 /// phantoms and real slices both serve.
-pub fn rotation_pretext(rois: &[Roi], subjects: &[String], source_hash: &str) -> Dataset {
+fn rotation_pretext(rois: &[Roi], subjects: &[String], source_hash: &str) -> Dataset {
     let mut out = Dataset {
         rois: Vec::with_capacity(4 * rois.len()),
         classes: Vec::with_capacity(4 * rois.len()),
@@ -89,6 +110,25 @@ pub fn rotation_pretext(rois: &[Roi], subjects: &[String], source_hash: &str) ->
         }
     }
     out
+}
+
+/// The rows of a manifest that `select` keeps, and their ROIs; the manifest text and every image
+/// read go into `hasher`, so a model's card can name exactly what it learnt from.
+fn read_discs(
+    manifest: &Path,
+    p: &RoiParams,
+    hasher: &mut Sha256,
+    select: impl FnOnce(&mut Vec<crate::manifest::Row>),
+) -> Result<(Vec<crate::manifest::Row>, Vec<Roi>)> {
+    let text = std::fs::read_to_string(manifest).map_err(|e| Error::io(manifest, e))?;
+    hasher.update(text.as_bytes());
+    let mut rows = crate::manifest::parse(&manifest.display().to_string(), &text)?;
+    select(&mut rows);
+    let base = manifest.parent().unwrap_or(Path::new("."));
+    let rois = crate::manifest::rois(&rows, base, DecodeOptions::default(), p, |b| {
+        hasher.update(b)
+    })?;
+    Ok((rows, rois))
 }
 
 /// Which stages learn.
@@ -327,34 +367,26 @@ pub fn learning_curves(history: &[EpochLog]) -> Vec<(&'static str, String)> {
                 .collect(),
         )
     };
+    let chart = |file, title, y, train: fn(&EpochLog) -> f64, val: fn(&EpochLog) -> f64, range| {
+        let series = [line("training", train), line("validation", val)];
+        (file, line_chart(title, "epoch", y, &series, None, range))
+    };
     vec![
-        (
+        chart(
             "learning_loss.svg",
-            line_chart(
-                "Cross-entropy loss",
-                "epoch",
-                "loss",
-                &[
-                    line("training", |l| l.train_loss),
-                    line("validation", |l| l.val_loss),
-                ],
-                None,
-                None,
-            ),
+            "Cross-entropy loss",
+            "loss",
+            |l| l.train_loss,
+            |l| l.val_loss,
+            None,
         ),
-        (
+        chart(
             "learning_accuracy.svg",
-            line_chart(
-                "Accuracy",
-                "epoch",
-                "accuracy",
-                &[
-                    line("training", |l| l.train_accuracy),
-                    line("validation", |l| l.val_accuracy),
-                ],
-                None,
-                Some((0.0, 1.0)),
-            ),
+            "Accuracy",
+            "accuracy",
+            |l| l.train_accuracy,
+            |l| l.val_accuracy,
+            Some((0.0, 1.0)),
         ),
     ]
 }
