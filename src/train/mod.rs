@@ -416,12 +416,17 @@ pub fn train(
     let ckpt_state = checkpoint_state_path(checkpoint_dir);
 
     let (mut state, weights, mut best) = if resume {
-        let text = std::fs::read_to_string(&ckpt_state).map_err(|e| Error::io(&ckpt_state, e))?;
+        let text = std::fs::read_to_string(&ckpt_state).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: {e}; nothing to resume there (drop --resume to start a run, or point --checkpoints at the run's folder)",
+                ckpt_state.display()
+            ))
+        })?;
         let state: RunState = serde_json::from_str(&text)
             .map_err(|e| Error::Invalid(format!("{}: {e}", ckpt_state.display())))?;
         if state.data_hash != data.hash {
             return Err(Error::Invalid(format!(
-                "{}: the checkpoint was trained on other data (hash {}), not this manifest ({})",
+                "{}: the checkpoint was trained on other data (hash {}), not this manifest ({}); resume with the run's own manifest, or start afresh in another --checkpoints folder",
                 ckpt_state.display(),
                 state.data_hash,
                 data.hash
