@@ -424,11 +424,12 @@ pub fn widen_stored_weights(mut proto: pb::ModelProto) -> pb::ModelProto {
                         .map(|c| u16::from_le_bytes([c[0], c[1]]))
                         .collect()
                 };
+                let mut floats = vec![0u8; 4 * bits.len()];
+                for (out, b) in floats.chunks_exact_mut(4).zip(bits) {
+                    out.copy_from_slice(&f16_bits_to_f32(b).to_le_bytes());
+                }
                 t.int32_data.clear();
-                t.raw_data = bits
-                    .into_iter()
-                    .flat_map(|b| half::f16::from_bits(b).to_f32().to_le_bytes())
-                    .collect();
+                t.raw_data = floats;
                 t.data_type = DataType::Float as i32;
                 t.name = n.output[0].clone();
             }
@@ -437,6 +438,18 @@ pub fn widen_stored_weights(mut proto: pb::ModelProto) -> pb::ModelProto {
     }
     widen_int8_storage(graph);
     proto
+}
+
+/// float16 bits to float32, exactly, without branches: the page widens a ResNet18's 11 million
+/// weights at every model load, and `half`'s per-value conversion (branchy, in software on wasm)
+/// took a quarter of that load. The exponent is rebased by one multiplication, which also
+/// normalises subnormals; infinities and NaNs, which the multiplication leaves at 2^16 or more,
+/// get the all-ones exponent back. Branch-free, so the compiler vectorises the loop.
+fn f16_bits_to_f32(h: u16) -> f32 {
+    let h = u32::from(h);
+    let scaled = f32::from_bits((h & 0x7fff) << 13) * f32::from_bits((254 - 15) << 23);
+    let inf_nan = if scaled >= 65536.0 { 0xff << 23 } else { 0 };
+    f32::from_bits(scaled.to_bits() | inf_nan | ((h & 0x8000) << 16))
 }
 
 /// Store every float weight of rank 2 or more (convolutions, the head) as int8 with one
@@ -579,4 +592,26 @@ fn widen_int8_storage(graph: &mut pb::GraphProto) {
         k += 1;
         !gone.contains(&(k - 1))
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::f16_bits_to_f32;
+
+    #[test]
+    fn widening_matches_half_for_every_float16() {
+        for bits in 0..=u16::MAX {
+            let want = half::f16::from_bits(bits).to_f32();
+            let got = f16_bits_to_f32(bits);
+            if want.is_nan() {
+                assert!(got.is_nan(), "{bits:#06x}: {got} is not NaN");
+            } else {
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "{bits:#06x}: {got} vs {want}"
+                );
+            }
+        }
+    }
 }
