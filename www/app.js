@@ -458,8 +458,8 @@ window.addEventListener('drop', async (e) => {
 (async () => {
   // The model downloads while the worker compiles the wasm.
   const download = fetch('models/endplate-default.onnx');
-  await workerReady;
   try {
+    await workerReady;
     const res = await download;
     if (!res.ok) throw new Error(`the bundled model is missing (HTTP ${res.status}); load one with "Load model"`);
     await loadModel(await res.arrayBuffer(), 'endplate-default.onnx');

@@ -2,38 +2,70 @@
 // answers every call; helper workers hold only the model and take a share of the discs when
 // classifying, so five discs run on several cores at once. Helpers start after the primary is
 // ready (page-ready time is the primary's alone) and join once their model matches.
+//
+// The page fetches and compiles the wasm itself, once, while the first worker starts (a worker
+// takes 100-150 ms to start running its script), and hands the compiled module to every worker.
 
-function spawn() {
-  const url = new URL('./worker.js', import.meta.url);
+// A 41-byte module using i8x16.relaxed_swizzle: valid only where the browser has relaxed SIMD,
+// which the faster build needs. Elsewhere the plain-SIMD build runs.
+const RELAXED_SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0,
+  10, 43, 1, 41, 0, 253, 12, ...new Array(16).fill(0), 253, 12, ...new Array(16).fill(0), 253, 128, 2, 11]);
+
+/// The wasm build this browser runs: `relaxed` where it has relaxed SIMD, else `simd`;
+/// `?wasm=simd` forces the plain build (tests and benchmarks of the fallback).
+export function wasmVariant() {
   const forced = new URLSearchParams(location.search).get('wasm');
-  if (forced) url.searchParams.set('wasm', forced);
+  return forced === 'simd' || !WebAssembly.validate(RELAXED_SIMD_PROBE) ? 'simd' : 'relaxed';
+}
+
+async function compileWasm(variant) {
+  const url = new URL(`./pkg/${variant}/endplate_bg.wasm`, import.meta.url);
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url.pathname} is missing (HTTP ${res.status}); build it with ./build.sh wasm`);
+  // Streaming compilation overlaps the download; it needs the application/wasm type.
+  if (res.headers.get('content-type') === 'application/wasm') return WebAssembly.compileStreaming(res);
+  return WebAssembly.compile(await res.arrayBuffer());
+}
+
+function spawn(variant, module) {
+  const url = new URL('./worker.js', import.meta.url);
+  url.searchParams.set('wasm', variant);
   const worker = new Worker(url, { type: 'module' });
   const pending = new Map();
   let nextId = 1;
-  const ready = new Promise((resolve) => {
+  const ready = new Promise((resolve, reject) => {
+    module.then((m) => worker.postMessage({ type: 'init', module: m }), reject);
     worker.addEventListener('message', ({ data }) => {
-      if (data.type === 'ready') return resolve({ variant: data.variant, ms: data.ms });
+      if (data.type === 'ready') return resolve({ variant });
+      if (data.type === 'failed') return reject(new Error(data.error));
       const p = pending.get(data.id);
       pending.delete(data.id);
       data.ok ? p.resolve(data.result) : p.reject(new Error(data.error));
     });
   });
-  const call = (type, args = {}, transfer = []) => new Promise((resolve, reject) => {
+  // Calls wait for the worker's wasm; if it never comes, they fail with its reason.
+  const call = (type, args = {}, transfer = []) => ready.then(() => new Promise((resolve, reject) => {
     const id = nextId++;
     pending.set(id, { resolve, reject });
     worker.postMessage({ id, type, ...args }, transfer);
-  });
+  }));
   return { ready, call, model: null, terminate: () => worker.terminate() };
 }
 
-/// How many workers share a classification: one per core, at most four (each holds its own copy
-/// of the model, about 50 MB).
+/// How many workers share a classification: one more than the cores, at most four (each holds
+/// its own copy of the model, about 140 MB of wasm memory). Whole discs go to workers, so on two
+/// cores two workers classify five discs in three disc-times; three workers (2 + 2 + 1) let the
+/// cores time-slice the odd disc and finish in about two and a half (measured: 134-145 ms
+/// against 146-179 ms).
 export function poolSize() {
-  return Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 4));
+  const cores = navigator.hardwareConcurrency || 1;
+  return cores < 2 ? 1 : Math.min(cores + 1, 4);
 }
 
 export function createEngine({ workers = poolSize() } = {}) {
-  const primary = spawn();
+  const variant = wasmVariant();
+  const module = compileWasm(variant);
+  const primary = spawn(variant, module);
   const helpers = [];
   let model = null; // {bytes, name, generation}
   let generation = 0;
@@ -55,13 +87,16 @@ export function createEngine({ workers = poolSize() } = {}) {
   // Helpers start with the first model, so they never slow the page's own start.
   const startHelpers = () => {
     started ??= primary.ready.then(() => {
-      for (let i = 1; i < workers; i++) helpers.push(spawn());
+      for (let i = 1; i < workers; i++) helpers.push(spawn(variant, module));
     });
     return started;
   };
 
   return {
     ready: primary.ready,
+    /// Resolves once the wasm is compiled: large downloads that are not needed before then
+    /// (the model) wait for it, so they do not slow the wasm's own.
+    wasm: module,
     call: primary.call,
 
     /// Load a model into the primary (its answer, or its error, is the caller's), then into the

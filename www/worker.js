@@ -1,17 +1,19 @@
 // Runs the wasm library off the main thread: the page stays responsive while a slice decodes
 // or the network runs. Speaks {id, type, ...} in, {id, ok, result | error} out.
 
-// A 41-byte module using i8x16.relaxed_swizzle: valid only where the browser has relaxed SIMD,
-// which the faster build needs. Elsewhere the plain-SIMD build runs.
-const RELAXED_SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0,
-  10, 43, 1, 41, 0, 253, 12, ...new Array(16).fill(0), 253, 12, ...new Array(16).fill(0), 253, 128, 2, 11]);
-// `?wasm=simd` forces the plain build (tests and benchmarks of the fallback).
-const forced = new URL(self.location.href).searchParams.get('wasm');
-const variant = forced === 'simd' || !WebAssembly.validate(RELAXED_SIMD_PROBE) ? 'simd' : 'relaxed';
-const { default: init, Endplate } = await import(`./pkg/${variant}/endplate.js`);
+// The page compiles the wasm once (www/engine.js) and sends the module as the first message;
+// the glue for that build loads meanwhile.
+const variant = new URL(self.location.href).searchParams.get('wasm') ?? 'relaxed';
+const glue = import(`./pkg/${variant}/endplate.js`);
 
 let ep;
-const ready = init().then(() => { ep = new Endplate(); postMessage({ type: 'ready', variant, ms: performance.now() }); });
+let ready;
+function start(module) {
+  ready = glue
+    .then(({ default: init, Endplate }) => init({ module_or_path: module }).then(() => { ep = new Endplate(); }));
+  ready.then(() => postMessage({ type: 'ready' }),
+    (err) => postMessage({ type: 'failed', error: `the wasm library did not start: ${err?.message ?? err}` }));
+}
 
 const handlers = {
   loadModel: ({ bytes, name }) => JSON.parse(ep.loadModel(new Uint8Array(bytes), name)),
@@ -40,6 +42,7 @@ function sliceResult(info) {
 }
 
 onmessage = async ({ data }) => {
+  if (data.type === 'init') return start(data.module);
   await ready;
   const { id, type, ...args } = data;
   try {

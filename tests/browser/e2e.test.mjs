@@ -201,6 +201,19 @@ test('bad files give visible errors and keep the current model', async () => {
   assert.equal(await page.textContent('#model-name'), before);
 });
 
+test('a page whose wasm is missing says how to build it', async () => {
+  const broken = await context.newPage();
+  try {
+    await broken.route('**/endplate_bg.wasm', (r) => r.fulfill({ status: 404, body: '' }));
+    await broken.goto(origin + '/');
+    await broken.waitForSelector('body[data-ready="true"]', { timeout: 60000 });
+    assert.match(await broken.textContent('#error'), /endplate_bg\.wasm is missing \(HTTP 404\); build it with \.\/build\.sh wasm/);
+    assert.equal(await broken.textContent('#model-name'), 'none');
+  } finally {
+    await broken.close();
+  }
+});
+
 test('the page works offline and never leaves its origin', async () => {
   await context.setOffline(true);
   await page.click('#phantom-btn');

@@ -1,7 +1,8 @@
 // What the browser tests and the browser benchmark share: a static server for www/ on
 // 127.0.0.1 and Debian's headless Chromium with a fresh profile.
 import { createServer } from 'node:http';
-import { readFile, mkdtemp } from 'node:fs/promises';
+import { stat, mkdtemp } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, extname, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,10 +17,12 @@ const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/ja
 export async function serve(dir = www) {
   const server = createServer(async (req, res) => {
     const path = join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname).replace(/\/$/, '/index.html'));
+    // Streamed, as a real static server does: headers go out at once and the body follows,
+    // rather than after reading the whole 20 MB model.
     try {
-      const body = await readFile(path);
-      res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream' });
-      res.end(body);
+      const { size } = await stat(path);
+      res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream', 'content-length': size });
+      createReadStream(path, { highWaterMark: 1 << 20 }).pipe(res);
     } catch {
       res.writeHead(404);
       res.end();
