@@ -226,5 +226,5 @@ test('the page works offline and never leaves its origin', async () => {
   await context.setOffline(false);
   const foreign = requests.filter((u) => !u.startsWith(origin) && !u.startsWith('blob:') && !u.startsWith('data:'));
   assert.deepEqual(foreign, []);
-  assert.deepEqual(consoleErrors.filter((e) => !e.includes('404')), []);
+  assert.deepEqual(consoleErrors, []);
 });
