@@ -456,7 +456,7 @@ window.addEventListener('drop', async (e) => {
 
 // ---- start: the bundled model, fetched from this origin only ----------------------------
 (async () => {
-  // The model downloads while the worker compiles the wasm.
+  // The model downloads while the page compiles the wasm and the first worker starts.
   const download = fetch('models/endplate-default.onnx');
   try {
     await workerReady;

@@ -18,7 +18,7 @@ export async function serve(dir = www) {
   const server = createServer(async (req, res) => {
     const path = join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname).replace(/\/$/, '/index.html'));
     // Streamed, as a real static server does: headers go out at once and the body follows,
-    // rather than after reading the whole 20 MB model.
+    // rather than after reading the whole 22 MB model.
     try {
       const { size } = await stat(path);
       res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream', 'content-length': size });
