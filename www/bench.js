@@ -93,7 +93,7 @@ async function onnxRuntimeWeb(modelBytes, input) {
 }
 
 async function main() {
-  // As the app does: the model downloads while the worker compiles.
+  // As the app does: the model downloads while the page compiles the wasm.
   const engine = createEngine();
   const modelFetch = fetch('models/endplate-default.onnx').then((r) => r.arrayBuffer());
   const ours = await endplate(engine, modelFetch);
