@@ -145,12 +145,11 @@ impl Classifier {
     /// Classify preprocessed discs in one call.
     pub fn classify(&self, rois: &[Roi]) -> Result<Vec<Prediction>> {
         let p = &self.card.preprocessing;
-        let input: Vec<f32> = rois.iter().flat_map(|r| r.to_tensor(p)).collect();
-        self.classify_input(input)
+        self.classify_input(crate::roi::network_input(rois, p))
     }
 
     /// Classify discs already turned into network input (`[n, 3, 128, 128]` flattened, as
-    /// [`Roi::to_tensor`] makes it): lets the page share one slice's discs among workers that
+    /// [`crate::roi::network_input`] makes it): lets the page share one slice's discs among workers that
     /// hold only the model.
     pub fn classify_input(&self, input: Vec<f32>) -> Result<Vec<Prediction>> {
         let per = 3 * INPUT_SIZE * INPUT_SIZE;

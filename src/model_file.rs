@@ -338,8 +338,9 @@ pub fn read_initializers(source_name: &str, proto: &pb::ModelProto) -> Result<We
 }
 
 /// Store every float initializer as float16, each followed by a `Cast` back to float32: half
-/// the download for the page, the same float32 arithmetic at run time (tract folds the casts
-/// into constants when it optimises). Whether a model tolerates it must be checked on data:
+/// the download for the page, the same float32 arithmetic at run time (tract does not fold the
+/// casts, so the classifier widens the weights once at load: [`widen_stored_weights`]). Whether
+/// a model tolerates it must be checked on data:
 /// `cargo run --release --example compact_model -- f16 ...` does.
 pub fn half_storage(mut proto: pb::ModelProto) -> pb::ModelProto {
     let Some(graph) = proto.graph.as_mut() else {
@@ -379,9 +380,10 @@ pub fn half_storage(mut proto: pb::ModelProto) -> pb::ModelProto {
 
 /// The inverse of [`half_storage`] and [`int8_storage`], applied before running: each float16
 /// initializer whose only use is a `Cast` to float32 becomes a float32 initializer under the
-/// cast's output name, and the cast goes; each constant `DequantizeLinear` likewise. tract does not fold such casts away (measured native, one disc: 41 ms with the
-/// casts, 24 ms without), so a half-stored file would otherwise pay for its smaller download on
-/// every run. The values are exactly those the casts would produce.
+/// cast's output name, and the cast goes; each constant `DequantizeLinear` likewise. tract does
+/// not fold such casts away (measured native, one disc: 41 ms with the casts, 24 ms without),
+/// so a half-stored file would otherwise pay for its smaller download on every run. The values
+/// are exactly those the casts would produce.
 pub fn widen_stored_weights(mut proto: pb::ModelProto) -> pb::ModelProto {
     let Some(graph) = proto.graph.as_mut() else {
         return proto;

@@ -19,7 +19,6 @@ pub fn write(
     probs: &[[f32; 4]],
     charts: &[(&str, String)],
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
     let bad = |what: &str| {
         crate::Error::Invalid(format!("metrics without {what}: use metrics::evaluate"))
     };

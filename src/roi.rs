@@ -177,11 +177,13 @@ impl Roi {
 
     /// The network input for this disc: `[3, size, size]`, the gray value normalised per channel.
     pub fn to_tensor(&self, p: &RoiParams) -> Vec<f32> {
-        let mut out = Vec::with_capacity(3 * self.pixels.len());
+        network_input([self], p)
+    }
+
+    fn push_tensor(&self, p: &RoiParams, out: &mut Vec<f32>) {
         for c in 0..3 {
             out.extend(self.pixels.iter().map(|&g| (g - p.mean[c]) / p.std[c]));
         }
-        out
     }
 
     /// 8-bit gray, for writing a PNG or showing the preview.
@@ -191,4 +193,15 @@ impl Roi {
             .map(|&g| (g.clamp(0.0, 1.0) * 255.0).round() as u8)
             .collect()
     }
+}
+
+/// The network input for several discs, `[n, 3, size, size]` flattened, written into one buffer
+/// of its final size (inference, the page's workers and every training batch build it).
+pub fn network_input<'a>(rois: impl IntoIterator<Item = &'a Roi>, p: &RoiParams) -> Vec<f32> {
+    let rois = rois.into_iter();
+    let mut out = Vec::with_capacity(rois.size_hint().0 * 3 * p.size * p.size);
+    for roi in rois {
+        roi.push_tensor(p, &mut out);
+    }
+    out
 }

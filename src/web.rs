@@ -173,12 +173,10 @@ impl Endplate {
     /// the model, so another engine (the benchmark's ONNX Runtime Web) can run the same numbers.
     #[wasm_bindgen(js_name = modelInput)]
     pub fn model_input(&self, corners: &[f64]) -> Result<Vec<f32>, JsError> {
-        let p = self.params();
-        Ok(self
-            .rois(corners)?
-            .iter()
-            .flat_map(|r| r.to_tensor(&p))
-            .collect())
+        Ok(crate::roi::network_input(
+            &self.rois(corners)?,
+            &self.params(),
+        ))
     }
 
     fn rois(&self, corners: &[f64]) -> Result<Vec<Roi>, JsError> {

@@ -1,5 +1,5 @@
-// The page: slice display, corner placement, results. All computation happens in the worker,
-// in our Rust library compiled to wasm; this file only draws and listens.
+// The page: slice display, corner placement, results. All computation happens in Web Workers
+// (www/engine.js), in our Rust library compiled to wasm; this file only draws and listens.
 
 const LEVELS = ['L1L2', 'L2L3', 'L3L4', 'L4L5', 'L5S1'];
 const CLASSES = [['normal', 'Normal'], ['wavy', 'Wavy/irregular'], ['notched', 'Notched'], ['schmorl', "Schmorl's node"]];

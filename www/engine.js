@@ -121,13 +121,10 @@ export function createEngine({ workers = poolSize() } = {}) {
       const t0 = performance.now();
       const n = corners.length / 8;
       const ready = helpers.filter((h) => model && h.model === model.generation);
-      if (n < 2 || ready.length === 0) {
-        const r = await primary.call('classify', { corners });
-        return { ...r, ms: performance.now() - t0, workers: 1 };
-      }
-      // Shares of whole discs; the helpers' network inputs are cut by the primary (it holds the
-      // slice) and sent first, then the primary classifies its own share straight from corners.
-      const pool = [...ready, primary].slice(-n);
+      // Shares of whole discs, the primary always among the workers (one disc: the primary
+      // alone); the helpers' network inputs are cut by the primary (it holds the slice) and sent
+      // first, then the primary classifies its own share straight from corners.
+      const pool = [...ready, primary].slice(-Math.max(n, 1));
       const share = Math.ceil(n / pool.length);
       const parts = await Promise.all(pool.map(async (w, k) => {
         const mine = corners.slice(k * share * 8, Math.min(n, (k + 1) * share) * 8);

@@ -12,7 +12,7 @@ function start(module) {
   ready = glue
     .then(({ default: init, Endplate }) => init({ module_or_path: module }).then(() => { ep = new Endplate(); }));
   ready.then(() => postMessage({ type: 'ready' }),
-    (err) => postMessage({ type: 'failed', error: `the wasm library did not start: ${err?.message ?? err}` }));
+    (err) => postMessage({ type: 'failed', error: `the wasm library did not start (${err?.message ?? err}); rebuild it with ./build.sh wasm` }));
 }
 
 const handlers = {
@@ -26,11 +26,7 @@ const handlers = {
     preview: ep.roiPreview(new Float64Array(corners)),
     outline: Array.from(ep.roiOutline(new Float64Array(corners))),
   }),
-  classify: ({ corners }) => {
-    const t0 = performance.now();
-    const results = JSON.parse(ep.classify(new Float64Array(corners)));
-    return { results, ms: performance.now() - t0 };
-  },
+  classify: ({ corners }) => ({ results: JSON.parse(ep.classify(new Float64Array(corners))) }),
   modelInput: ({ corners }) => ep.modelInput(new Float64Array(corners)),
   classifyInput: ({ input }) => ({ results: JSON.parse(ep.classifyInput(input)) }),
   exportCsv: ({ image, subject, discs }) => ep.exportCsv(image, subject, JSON.stringify(discs)),

@@ -582,6 +582,13 @@ struct Bars {
     bar: indicatif::ProgressBar,
 }
 
+/// `OUT` without its extension, plus `.suffix`: where a run keeps its checkpoints and report by
+/// default.
+#[cfg(feature = "train")]
+fn beside(out: &Path, suffix: &str) -> PathBuf {
+    PathBuf::from(format!("{}.{suffix}", out.with_extension("").display()))
+}
+
 /// One training run with a progress bar per epoch; Ctrl-C stops it after the current batch and
 /// keeps the best `what` so far.
 #[cfg(feature = "train")]
@@ -593,6 +600,8 @@ fn run_training(
     ckpt: &Path,
     resume: bool,
 ) -> Result<endplate::train::Trained> {
+    // Made now, so a folder that cannot be written fails before the first epoch, not after it.
+    std::fs::create_dir_all(ckpt).map_err(|e| Error::io(ckpt, e))?;
     let _ = ctrlc::set_handler(move || {
         eprintln!("\nstopping after this batch; the best {what} so far will be written");
         endplate::train::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -647,16 +656,11 @@ impl endplate::train::Progress for Bars {
 #[cfg(feature = "train")]
 fn run_train(a: TrainArgs) -> Result<()> {
     use endplate::train::{self, Dataset, TrainConfig, Unfreeze};
-    let stem = a.out.with_extension("");
     let ckpt = a
         .checkpoints
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{}.checkpoints", stem.display())));
-    let report = a
-        .report
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{}.report", stem.display())));
-    std::fs::create_dir_all(&ckpt).map_err(|e| Error::io(&ckpt, e))?;
+        .unwrap_or_else(|| beside(&a.out, "checkpoints"));
+    let report = a.report.clone().unwrap_or_else(|| beside(&a.out, "report"));
     let arch = endplate::resnet::Architecture::resnet18(4);
     let (init, init_desc) = match &a.init {
         Some(path) => {
@@ -748,7 +752,6 @@ fn run_train(a: TrainArgs) -> Result<()> {
         }
         eprintln!("{name} of {k}");
         let fold_ckpt = ckpt.join(&name);
-        std::fs::create_dir_all(&fold_ckpt).map_err(|e| Error::io(&fold_ckpt, e))?;
         let resume = a.resume && endplate::train::checkpoint_state_path(&fold_ckpt).is_file();
         let cfg = TrainConfig {
             fold: Some(train::Fold { index: f, of: k }),
@@ -869,11 +872,7 @@ fn run_pretrain(a: PretrainArgs) -> Result<()> {
         init: format!("random Kaiming init (seed {})", a.seed),
         ..TrainConfig::default()
     };
-    let ckpt = PathBuf::from(format!(
-        "{}.checkpoints",
-        a.out.with_extension("").display()
-    ));
-    std::fs::create_dir_all(&ckpt).map_err(|e| Error::io(&ckpt, e))?;
+    let ckpt = beside(&a.out, "checkpoints");
     let arch = endplate::resnet::Architecture::resnet18(4);
     let trained = run_training(
         "backbone",
@@ -883,12 +882,6 @@ fn run_pretrain(a: PretrainArgs) -> Result<()> {
         &ckpt,
         a.resume,
     )?;
-    let right = trained
-        .val_logits
-        .iter()
-        .zip(&trained.val_truth)
-        .filter(|(l, t)| Class::argmax(l) == **t)
-        .count();
     let bytes = endplate::model_file::write_model(
         &arch,
         &trained.weights,
@@ -899,7 +892,7 @@ fn run_pretrain(a: PretrainArgs) -> Result<()> {
     eprintln!(
         "wrote {} (pretext validation accuracy {:.1} % on {} turned discs, chance 25 %); use it with train --init",
         a.out.display(),
-        100.0 * right as f64 / trained.val_truth.len().max(1) as f64,
+        100.0 * train::accuracy(&trained.val_logits, &trained.val_truth),
         trained.val_truth.len()
     );
     Ok(())

@@ -244,7 +244,7 @@ pub trait Progress {
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
 fn batch_tensor(rois: &[&Roi], p: &RoiParams, device: &Device) -> Tensor<4> {
-    let data: Vec<f32> = rois.iter().flat_map(|r| r.to_tensor(p)).collect();
+    let data = crate::roi::network_input(rois.iter().copied(), p);
     Tensor::from_data(
         TensorData::new(data, [rois.len(), 3, p.size, p.size]),
         device,
@@ -299,7 +299,8 @@ fn cross_entropy(logits: &[[f32; 4]], truth: &[Class]) -> f64 {
         / logits.len().max(1) as f64
 }
 
-fn accuracy(logits: &[[f32; 4]], truth: &[Class]) -> f64 {
+/// The share of discs whose top logit is the true class.
+pub fn accuracy(logits: &[[f32; 4]], truth: &[Class]) -> f64 {
     let ok = logits
         .iter()
         .zip(truth)
