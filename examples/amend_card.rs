@@ -3,8 +3,8 @@
 //!
 //! cargo run --release --example amend_card -- MODEL.onnx KEY "TEXT"
 
-use endplate::card::CARD_KEY;
-use endplate::model_file::{parse_proto, read_card};
+use endplate::model::card::CARD_KEY;
+use endplate::model::file::{parse_proto, read_card};
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -7,10 +7,10 @@
 #[path = "common/bench_input.rs"]
 mod bench_input;
 
-use endplate::card::ModelCard;
-use endplate::inference::set_threads;
-use endplate::model_file::{write_model, BatchNorm};
-use endplate::resnet::Architecture;
+use endplate::model::card::ModelCard;
+use endplate::model::file::{write_model, BatchNorm};
+use endplate::model::inference::set_threads;
+use endplate::model::resnet::Architecture;
 use endplate::Classifier;
 use std::time::Instant;
 

@@ -12,7 +12,7 @@ mod bench_input;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use endplate::resnet::Architecture;
+use endplate::model::resnet::Architecture;
 use endplate::train::network::ResNet18;
 use std::time::Instant;
 

@@ -5,8 +5,8 @@
 //!
 //! cargo run --release --example compact_model -- f16|int8|f32 IN.onnx OUT.onnx MANIFEST.csv
 
-use endplate::decode::DecodeOptions;
-use endplate::model_file::{half_storage, int8_storage, parse_proto, widen_stored_weights};
+use endplate::image::decode::DecodeOptions;
+use endplate::model::file::{half_storage, int8_storage, parse_proto, widen_stored_weights};
 use endplate::Classifier;
 use prost::Message;
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! cargo run --release --example phantom_baseline -- TRAIN_DIR TEST_DIR
 //! (folders written by `endplate synth`, with manifest.csv and truth.json)
 
-use endplate::decode::{decode_file, DecodeOptions};
+use endplate::image::decode::{decode_file, DecodeOptions};
 use endplate::{Class, Roi, RoiParams};
 use std::path::Path;
 

@@ -4,8 +4,8 @@
 //!
 //! cargo run --release --example phantom_vs_real [-- PHANTOMS]
 
-use endplate::contrast::Stretch;
-use endplate::decode::{decode_file, DecodeOptions};
+use endplate::image::contrast::Stretch;
+use endplate::image::decode::{decode_file, DecodeOptions};
 use endplate::phantom::{plan_subject, render, ClassMix};
 use endplate::{Point, Roi, RoiParams, Slice};
 use std::path::Path;

@@ -3,9 +3,9 @@
 //!
 //! cargo run --example random_model -- OUT.onnx [SEED]
 
-use endplate::card::ModelCard;
-use endplate::model_file::{write_model, BatchNorm};
-use endplate::resnet::Architecture;
+use endplate::model::card::ModelCard;
+use endplate::model::file::{write_model, BatchNorm};
+use endplate::model::resnet::Architecture;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

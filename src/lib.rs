@@ -4,42 +4,43 @@
 //! The library holds everything the native binary, the trainer and the browser share: decoding,
 //! the disc ROI, the model file and its card, inference and calibration. It knows nothing of the
 //! command line or the browser.
+//!
+//! The modules are the stages of the pipeline, and a stage uses only the stages before it, so
+//! no module imports another in a loop:
+//!
+//! 0. shared vocabulary at the root: [`class`], [`error`], [`files`] (native only)
+//! 1. [`image`]: bytes to a slice at native depth
+//! 2. [`disc`]: a slice and four corners to the network's input
+//! 3. [`manifest`] (rows of discs to their ROIs) and [`phantom`] (synthetic slices with known
+//!    discs), both on top of `image` and `disc`
+//! 4. [`model`]: the network, its file and card, inference and calibration
+//! 5. [`eval`]: Table 3 metrics, charts and the report folder
+//! 6. [`train`] (feature `train`, native only): the trainer and the pieces only it uses
+//! 7. `web` (wasm only): the browser API over all of the above
+//!
+//! The CLI (`src/bin/endplate/`) sits on top, one file per command family.
 
-pub mod augment;
-pub mod calibration;
-pub mod card;
 pub mod class;
-pub mod contrast;
-pub mod decode;
+pub mod disc;
 pub mod error;
+pub mod eval;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod files;
-pub mod geometry;
-pub mod inference;
+pub mod image;
 pub mod manifest;
-pub mod metrics;
-pub mod model_file;
+pub mod model;
 pub mod phantom;
-pub mod plateau;
-pub mod plot;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod report;
-pub mod resnet;
-pub mod roi;
-pub mod sampler;
-pub mod slice;
-pub mod split;
 #[cfg(all(feature = "train", not(target_arch = "wasm32")))]
 pub mod train;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
+pub use self::image::slice::Slice;
 pub use class::{Class, Level};
+pub use disc::geometry::Point;
+pub use disc::roi::{Roi, RoiParams};
 pub use error::{Error, Result};
-pub use geometry::Point;
-pub use inference::{Classifier, Prediction};
-pub use roi::{Roi, RoiParams};
-pub use slice::Slice;
+pub use model::inference::{Classifier, Prediction};
 
 /// The crate version, written into every model card.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

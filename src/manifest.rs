@@ -4,8 +4,8 @@
 //! result file reads back as a manifest.
 
 use crate::class::{Class, Level};
+use crate::disc::geometry::Point;
 use crate::error::{Error, Result};
-use crate::geometry::Point;
 
 pub const COLUMNS: [&str; 12] = [
     "image", "subject", "level", "label", "x1", "y1", "x2", "y2", "x3", "y3", "x4", "y4",
@@ -29,25 +29,26 @@ pub struct Row {
 pub fn rois(
     rows: &[Row],
     base: &std::path::Path,
-    options: crate::decode::DecodeOptions,
-    p: &crate::roi::RoiParams,
+    options: crate::image::decode::DecodeOptions,
+    p: &crate::disc::roi::RoiParams,
     mut on_image: impl FnMut(&[u8]),
-) -> Result<Vec<crate::roi::Roi>> {
+) -> Result<Vec<crate::disc::roi::Roi>> {
     let mut by_image: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
     for (i, r) in rows.iter().enumerate() {
         by_image.entry(r.image.as_str()).or_default().push(i);
     }
-    let mut out: Vec<Option<crate::roi::Roi>> = vec![None; rows.len()];
+    let mut out: Vec<Option<crate::disc::roi::Roi>> = vec![None; rows.len()];
     for (image, idx) in by_image {
         let path = base.join(image);
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
         on_image(&bytes);
-        let slice = crate::decode::decode(&bytes, &path.display().to_string(), options)?;
+        let slice = crate::image::decode::decode(&bytes, &path.display().to_string(), options)?;
         let corners: Vec<[Point; 4]> = idx.iter().map(|&i| rows[i].corners).collect();
-        let rois = crate::roi::Roi::extract_many(&slice, &corners, p).map_err(|e| match e {
-            Error::Corners(m) => Error::Corners(format!("{image}: {m}")),
-            e => e,
-        })?;
+        let rois =
+            crate::disc::roi::Roi::extract_many(&slice, &corners, p).map_err(|e| match e {
+                Error::Corners(m) => Error::Corners(format!("{image}: {m}")),
+                e => e,
+            })?;
         for (i, roi) in idx.into_iter().zip(rois) {
             out[i] = Some(roi);
         }

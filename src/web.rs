@@ -2,13 +2,13 @@
 //! bad file becomes a JavaScript exception instead of a dead wasm instance. The page's worker
 //! owns one `Endplate`; the page itself never touches the network or the model.
 
-use crate::card;
-use crate::contrast::Stretch;
-use crate::decode::{decode, DecodeOptions};
-use crate::geometry::Point;
+use crate::disc::geometry::Point;
+use crate::disc::roi::{Roi, RoiParams, RoiRect};
+use crate::image::contrast::Stretch;
+use crate::image::decode::{decode, DecodeOptions};
 use crate::manifest::{self, Row};
+use crate::model::card;
 use crate::phantom::{plan_subject, render, ClassMix};
-use crate::roi::{Roi, RoiParams, RoiRect};
 use crate::{Class, Classifier, Level, Slice};
 use wasm_bindgen::prelude::*;
 
@@ -173,7 +173,7 @@ impl Endplate {
     /// the model, so another engine (the benchmark's ONNX Runtime Web) can run the same numbers.
     #[wasm_bindgen(js_name = modelInput)]
     pub fn model_input(&self, corners: &[f64]) -> Result<Vec<f32>, JsError> {
-        Ok(crate::roi::network_input(
+        Ok(crate::disc::roi::network_input(
             &self.rois(corners)?,
             &self.params(),
         ))

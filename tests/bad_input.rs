@@ -3,10 +3,10 @@
 mod common;
 
 use common::dicom::{self, Pixels, Spec};
-use endplate::card::ModelCard;
-use endplate::decode::{decode, DecodeOptions};
-use endplate::model_file::{write_model, BatchNorm};
-use endplate::resnet::Architecture;
+use endplate::image::decode::{decode, DecodeOptions};
+use endplate::model::card::ModelCard;
+use endplate::model::file::{write_model, BatchNorm};
+use endplate::model::resnet::Architecture;
 use endplate::{Classifier, Error};
 
 fn image_error(bytes: &[u8], name: &str) -> String {
@@ -124,7 +124,7 @@ fn bad_models() {
 
     // No card at all.
     let bytes = write_model(&arch, &w, &ModelCard::untrained("x", 1), BatchNorm::Fold).unwrap();
-    let mut proto = endplate::model_file::parse_proto("m", &bytes).unwrap();
+    let mut proto = endplate::model::file::parse_proto("m", &bytes).unwrap();
     proto.metadata_props.clear();
     let e = model_error(&prost::Message::encode_to_vec(&proto));
     assert!(e.contains("no model card"), "{e}");

@@ -56,7 +56,7 @@ fn fresh_phantoms_reproduce_the_card_metrics_within_their_intervals() {
         .into_iter()
         .map(|p| p.probabilities)
         .collect();
-    let fresh = endplate::metrics::evaluate(&truth, &probs, 500, 1);
+    let fresh = endplate::eval::metrics::evaluate(&truth, &probs, 500, 1);
     for key in [
         "accuracy",
         "auc",

@@ -3,8 +3,8 @@
 
 mod common;
 
-use endplate::decode::{decode_file, DecodeOptions};
-use endplate::model_file::BatchNorm;
+use endplate::image::decode::{decode_file, DecodeOptions};
+use endplate::model::file::BatchNorm;
 use endplate::{Classifier, Point, Roi, RoiParams};
 use std::path::Path;
 use std::process::{Command, Output};

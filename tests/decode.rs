@@ -4,7 +4,7 @@
 mod common;
 
 use common::dicom::{self, Pixels, Spec};
-use endplate::decode::{decode, sniff, DecodeOptions, Format};
+use endplate::image::decode::{decode, sniff, DecodeOptions, Format};
 
 fn ramp16(w: usize, h: usize) -> Vec<u16> {
     (0..w * h).map(|i| ((i * 37) % 4000) as u16).collect()

@@ -3,8 +3,8 @@
 
 mod common;
 
-use endplate::model_file::BatchNorm;
-use endplate::resnet::{Architecture, ConvBn, Weights, BN_EPSILON};
+use endplate::model::file::BatchNorm;
+use endplate::model::resnet::{Architecture, ConvBn, Weights, BN_EPSILON};
 use endplate::Classifier;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
@@ -168,10 +168,10 @@ fn tract_matches_a_naive_forward_pass_with_batchnorm_kept_and_folded() {
 #[test]
 fn weights_read_back_from_the_file_equal_those_written() {
     let (bytes, weights) = common::random_model(3, BatchNorm::Keep);
-    let proto = endplate::model_file::parse_proto("m", &bytes).unwrap();
-    let back = endplate::model_file::read_initializers("m", &proto).unwrap();
+    let proto = endplate::model::file::parse_proto("m", &bytes).unwrap();
+    let back = endplate::model::file::read_initializers("m", &proto).unwrap();
     assert_eq!(back, weights);
-    let card = endplate::model_file::read_card("m", &proto).unwrap();
+    let card = endplate::model::file::read_card("m", &proto).unwrap();
     assert_eq!(card.training.seed, Some(3));
 }
 
@@ -180,15 +180,18 @@ fn weights_read_back_from_the_file_equal_those_written() {
 fn widened_and_original(
     stored: tract_onnx::pb::ModelProto,
     original: &tract_onnx::pb::ModelProto,
-) -> (endplate::resnet::Weights, endplate::resnet::Weights) {
-    let wide = endplate::model_file::widen_stored_weights(stored);
+) -> (
+    endplate::model::resnet::Weights,
+    endplate::model::resnet::Weights,
+) {
+    let wide = endplate::model::file::widen_stored_weights(stored);
     assert_eq!(
         wide.graph.as_ref().unwrap().node,
         original.graph.as_ref().unwrap().node,
         "the storage nodes are gone, the rest untouched"
     );
-    let w = endplate::model_file::read_initializers("wide", &wide).unwrap();
-    let w0 = endplate::model_file::read_initializers("m", original).unwrap();
+    let w = endplate::model::file::read_initializers("wide", &wide).unwrap();
+    let w0 = endplate::model::file::read_initializers("m", original).unwrap();
     assert_eq!(w.len(), w0.len(), "no leftover storage tensors");
     (w, w0)
 }
@@ -196,8 +199,8 @@ fn widened_and_original(
 #[test]
 fn float16_storage_keeps_the_network_and_halves_the_file() {
     let (bytes, _) = common::random_model(8, BatchNorm::Fold);
-    let proto = endplate::model_file::parse_proto("m", &bytes).unwrap();
-    let halved = endplate::model_file::half_storage(proto.clone());
+    let proto = endplate::model::file::parse_proto("m", &bytes).unwrap();
+    let halved = endplate::model::file::half_storage(proto.clone());
     let half = prost::Message::encode_to_vec(&halved);
 
     // Widened for running: the original graph back, every weight its float16 rounding.
@@ -243,8 +246,8 @@ fn float16_storage_keeps_the_network_and_halves_the_file() {
 #[test]
 fn int8_storage_quarters_the_weights_and_dequantizes_at_load() {
     let (bytes, _) = common::random_model(9, BatchNorm::Fold);
-    let proto = endplate::model_file::parse_proto("m", &bytes).unwrap();
-    let small = endplate::model_file::int8_storage(proto.clone());
+    let proto = endplate::model::file::parse_proto("m", &bytes).unwrap();
+    let small = endplate::model::file::int8_storage(proto.clone());
     let encoded = prost::Message::encode_to_vec(&small);
     assert!(
         encoded.len() < bytes.len() * 27 / 100,

@@ -1,7 +1,7 @@
 //! Phantoms: deterministic, corners on the endplates, lesions of the depth and shape their class
 //! says, class mix as requested.
 
-use endplate::geometry::DiscFrame;
+use endplate::disc::geometry::DiscFrame;
 use endplate::phantom::anatomy::{LABEL_BODY, LABEL_DEFECT, LABEL_DISC};
 use endplate::phantom::lesion::{NOTCH_DEPTH_MM, SCHMORL_DEPTH_MM, WAVY_AMPLITUDE_MM};
 use endplate::phantom::plan::class_probabilities;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use endplate::decode::{decode_file, DecodeOptions};
+use endplate::image::decode::{decode_file, DecodeOptions};
 use endplate::{Roi, RoiParams};
 use std::path::Path;
 

@@ -3,9 +3,9 @@
 //! the exported ONNX run by tract gives the training framework's own logits.
 #![cfg(feature = "train")]
 
-use endplate::model_file::{write_model, BatchNorm};
+use endplate::model::file::{write_model, BatchNorm};
+use endplate::model::resnet::Architecture;
 use endplate::phantom::{plan_subject, render, ClassMix};
-use endplate::resnet::Architecture;
 use endplate::train::{
     self, network::ResNet18, Dataset, EpochLog, Progress, TrainConfig, Unfreeze,
 };
@@ -135,8 +135,8 @@ fn short_training_run_checkpoints_resumes_calibrates_and_exports_faithfully() {
     .unwrap();
     let read = |p: std::path::PathBuf| {
         let bytes = std::fs::read(&p).unwrap();
-        let proto = endplate::model_file::parse_proto("ckpt", &bytes).unwrap();
-        endplate::model_file::read_initializers("ckpt", &proto).unwrap()
+        let proto = endplate::model::file::parse_proto("ckpt", &bytes).unwrap();
+        endplate::model::file::read_initializers("ckpt", &proto).unwrap()
     };
     let resumed_w = read(ckpt.join("epoch-002.onnx"));
     let straight_w = read(straight_dir.join("epoch-002.onnx"));
@@ -159,7 +159,7 @@ fn short_training_run_checkpoints_resumes_calibrates_and_exports_faithfully() {
     let card = &second.card;
     assert!(matches!(
         card.calibration,
-        endplate::calibration::Calibration::Platt { .. }
+        endplate::model::calibration::Calibration::Platt { .. }
     ));
     assert!(card.training.synthetic && card.display_warning().unwrap().contains("phantoms"));
     assert_eq!(card.training.data_hash.as_deref(), Some(data.hash.as_str()));

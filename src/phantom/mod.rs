@@ -13,8 +13,8 @@ pub mod plan;
 pub mod texture;
 
 use crate::class::{Class, Level};
-use crate::geometry::Point;
-use crate::slice::Slice;
+use crate::disc::geometry::Point;
+use crate::image::slice::Slice;
 use anatomy::Anatomy;
 pub use plan::{plan_subject, ClassMix, SubjectPlan};
 use rand::rngs::SmallRng;

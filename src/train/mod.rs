@@ -2,28 +2,37 @@
 //! on-the-fly augmentation, batch 32, learning rate 1e-3 divided by ten after 10 epochs without
 //! validation improvement, progressive unfreezing, then Platt calibration on the validation set
 //! and the model written with its card. Runs on burn's pure-Rust `flex` CPU backend on all cores.
+//!
+//! Stage 6, train: owns the training loop and the pieces only training uses (the sampler, the
+//! plateau schedule, the splits, the augmentation, the burn network). May use every earlier
+//! stage (`manifest`, `model`, `eval`, `disc`, `image`); nothing in the library uses it. Behind
+//! the `train` feature, so the wasm build never compiles burn.
 
+pub mod augment;
 pub mod network;
+pub mod plateau;
+pub mod sampler;
+pub mod split;
 
-use crate::augment::Augment;
-use crate::calibration::Calibration;
-use crate::card::{ModelCard, Training, CARD_VERSION, PHANTOM_WARNING};
 use crate::class::Class;
-use crate::decode::DecodeOptions;
+use crate::disc::roi::{Roi, RoiParams};
 use crate::error::{Error, Result};
-use crate::inference::rows_of_four;
-use crate::model_file::{write_model, BatchNorm};
-use crate::plateau::ReduceOnPlateau;
-use crate::resnet::{Architecture, Weights};
-use crate::roi::{Roi, RoiParams};
-use crate::sampler::WeightedSampler;
+use crate::image::decode::DecodeOptions;
+use crate::model::calibration::Calibration;
+use crate::model::card::{ModelCard, Training, CARD_VERSION, PHANTOM_WARNING};
+use crate::model::file::{write_model, BatchNorm};
+use crate::model::inference::rows_of_four;
+use crate::model::resnet::{Architecture, Weights};
+use augment::Augment;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams, OptimizerRecord};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use network::ResNet18;
+use plateau::ReduceOnPlateau;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
+use sampler::WeightedSampler;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,7 +113,7 @@ fn rotation_pretext(rois: &[Roi], subjects: &[String], source_hash: &str) -> Dat
     };
     for (roi, subject) in rois.iter().zip(subjects) {
         for (k, class) in Class::ALL.iter().enumerate() {
-            out.rois.push(crate::augment::quarter_turns(roi, k));
+            out.rois.push(augment::quarter_turns(roi, k));
             out.classes.push(*class);
             out.subjects.push(subject.clone());
         }
@@ -244,7 +253,7 @@ pub trait Progress {
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
 fn batch_tensor(rois: &[&Roi], p: &RoiParams, device: &Device) -> Tensor<4> {
-    let data = crate::roi::network_input(rois.iter().copied(), p);
+    let data = crate::disc::roi::network_input(rois.iter().copied(), p);
     Tensor::from_data(
         TensorData::new(data, [rois.len(), 3, p.size, p.size]),
         device,
@@ -358,7 +367,7 @@ fn save_checkpoint(
 /// Learning curves of a run as SVG charts for the report folder: loss and accuracy per epoch,
 /// training (on augmented, resampled draws) against validation.
 pub fn learning_curves(history: &[EpochLog]) -> Vec<(&'static str, String)> {
-    use crate::plot::{line_chart, Series};
+    use crate::eval::plot::{line_chart, Series};
     let line = |name: &str, f: fn(&EpochLog) -> f64| {
         Series::new(
             name,
@@ -435,21 +444,21 @@ pub fn train(
         }
         let ckpt_model = checkpoint_dir.join(&state.weights_file);
         let bytes = std::fs::read(&ckpt_model).map_err(|e| Error::io(&ckpt_model, e))?;
-        let proto = crate::model_file::parse_proto(&ckpt_model.display().to_string(), &bytes)?;
-        let w = crate::model_file::read_initializers("checkpoint", &proto)?;
+        let proto = crate::model::file::parse_proto(&ckpt_model.display().to_string(), &bytes)?;
+        let w = crate::model::file::read_initializers("checkpoint", &proto)?;
         let best_path = checkpoint_dir.join("best.onnx");
         let best = std::fs::read(&best_path)
             .ok()
-            .and_then(|b| crate::model_file::parse_proto("best", &b).ok())
-            .and_then(|p| crate::model_file::read_initializers("best", &p).ok())
+            .and_then(|b| crate::model::file::parse_proto("best", &b).ok())
+            .and_then(|p| crate::model::file::read_initializers("best", &p).ok())
             .unwrap_or_else(|| w.clone());
         (state, w, best)
     } else {
         let classes: Vec<usize> = data.classes.iter().map(|c| c.index()).collect();
         let groups = config.split_by_subject.then_some(data.subjects.as_slice());
         let (train, val) = match config.fold {
-            Some(f) => crate::split::fold_split(&classes, groups, f.of, f.index, config.seed),
-            None => crate::split::train_validation(&classes, groups, config.seed),
+            Some(f) => split::fold_split(&classes, groups, f.of, f.index, config.seed),
+            None => split::train_validation(&classes, groups, config.seed),
         };
         let state = RunState {
             plateau: ReduceOnPlateau::new(config.lr, 0.1, config.patience),

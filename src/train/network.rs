@@ -1,7 +1,7 @@
 //! ResNet18 (torchvision layout) in burn, built from and exported to the named weight tensors of
-//! [`crate::resnet`], so the ONNX writer, `--init` and checkpoints all speak one format.
+//! [`crate::model::resnet`], so the ONNX writer, `--init` and checkpoints all speak one format.
 
-use crate::resnet::{Architecture, ConvBn, WeightTensor, Weights};
+use crate::model::resnet::{Architecture, ConvBn, WeightTensor, Weights};
 use burn::module::{Module, Param, ParamId, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
@@ -63,7 +63,7 @@ fn conv_bn(spec: &ConvBn, w: &Weights, device: &Device) -> ConvBnLayer {
     let name = format!("{}.weight", spec.conv);
     conv.weight = param(&name, tensor(&w[&name], device));
     let mut bn = BatchNormConfig::new(spec.out_ch)
-        .with_epsilon(crate::resnet::BN_EPSILON as f64)
+        .with_epsilon(crate::model::resnet::BN_EPSILON as f64)
         .init(device);
     let name = |f: &str| format!("{}.{f}", spec.bn);
     let g = |f: &str| tensor::<1>(&w[&name(f)], device);

@@ -3,9 +3,9 @@
 
 pub mod dicom;
 
-use endplate::card::ModelCard;
-use endplate::model_file::{write_model, BatchNorm};
-use endplate::resnet::{Architecture, Weights};
+use endplate::model::card::ModelCard;
+use endplate::model::file::{write_model, BatchNorm};
+use endplate::model::resnet::{Architecture, Weights};
 use endplate::Slice;
 use std::path::PathBuf;
 

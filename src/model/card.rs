@@ -1,10 +1,10 @@
 //! The model card: the JSON under `endplate.card` in the ONNX file's `metadata_props` that makes
 //! a model file self-describing — what it expects, how it was made, how good it is.
 
-use crate::calibration::Calibration;
+use super::calibration::Calibration;
 use crate::class::Class;
+use crate::disc::roi::RoiParams;
 use crate::error::{Error, Result};
-use crate::roi::RoiParams;
 use serde::{Deserialize, Serialize};
 
 pub const CARD_KEY: &str = "endplate.card";
@@ -102,13 +102,13 @@ impl ModelCard {
             ));
         }
         let p = &card.preprocessing;
-        if p.size != crate::model_file::INPUT_SIZE {
+        if p.size != super::file::INPUT_SIZE {
             return Err(Error::model(
                 source_name,
                 format!(
                     "card says ROI size {}, the network takes {}",
                     p.size,
-                    crate::model_file::INPUT_SIZE
+                    super::file::INPUT_SIZE
                 ),
             ));
         }

@@ -2,9 +2,9 @@
 //! tensors with the card in `metadata_props`, and the reading side that validates it. Uses the
 //! protobuf types tract-onnx already carries, so writing needs no further dependency.
 
-use crate::card::{ModelCard, CARD_KEY};
+use super::card::{ModelCard, CARD_KEY};
+use super::resnet::{fold_batchnorm, Architecture, ConvBn, WeightTensor, Weights, BN_EPSILON};
 use crate::error::{Error, Result};
-use crate::resnet::{fold_batchnorm, Architecture, ConvBn, WeightTensor, Weights, BN_EPSILON};
 use prost::Message;
 use tract_onnx::pb;
 use tract_onnx::pb::attribute_proto::AttributeType;

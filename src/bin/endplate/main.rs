@@ -1,7 +1,7 @@
 //! The native command line: one binary, one subcommand per task of SPEC.md.
 
 use clap::{Args, Parser, Subcommand};
-use endplate::decode::DecodeOptions;
+use endplate::image::decode::DecodeOptions;
 use endplate::manifest::{self, Row};
 use endplate::{Class, Classifier, Error, Level, Point, Prediction, Result, Roi, RoiParams};
 use std::path::{Path, PathBuf};
@@ -323,7 +323,7 @@ fn threads_or_all(asked: Option<usize>) -> usize {
 
 fn run_classify(a: ClassifyArgs) -> Result<()> {
     let threads = threads_or_all(a.threads);
-    endplate::inference::set_threads(threads);
+    endplate::model::inference::set_threads(threads);
     let model = load_model(a.model.as_deref())?;
     let (rows, base) = discs(&a.disc, a.manifest.as_deref(), a.level.as_deref())?;
     let start = Instant::now();
@@ -350,7 +350,7 @@ fn run_classify(a: ClassifyArgs) -> Result<()> {
                 })
             })
             .collect();
-        let out = serde_json::json!({ "model": endplate::card::summary(model.card()), "results": results });
+        let out = serde_json::json!({ "model": endplate::model::card::summary(model.card()), "results": results });
         println!("{}", serde_json::to_string_pretty(&out).expect("json"));
     } else {
         if let Some(w) = model.card().display_warning() {
@@ -538,7 +538,7 @@ fn print_table3(m: &serde_json::Value) {
 
 fn run_evaluate(a: EvaluateArgs) -> Result<()> {
     let threads = threads_or_all(a.threads);
-    endplate::inference::set_threads(threads);
+    endplate::model::inference::set_threads(threads);
     let model = load_model(a.model.as_deref())?;
     let text = std::fs::read_to_string(&a.manifest).map_err(|e| Error::io(&a.manifest, e))?;
     let name = a.manifest.display().to_string();
@@ -562,9 +562,9 @@ fn run_evaluate(a: EvaluateArgs) -> Result<()> {
         probs.extend(model.classify(chunk)?.into_iter().map(|p| p.probabilities));
     }
     let truth: Vec<Class> = rows.iter().map(|r| r.label.expect("checked")).collect();
-    let metrics = endplate::metrics::evaluate(&truth, &probs, a.bootstrap, a.seed);
+    let metrics = endplate::eval::metrics::evaluate(&truth, &probs, a.bootstrap, a.seed);
     if let Some(dir) = &a.report {
-        endplate::report::write(dir, &metrics, &truth, &probs, &[])?;
+        endplate::eval::report::write(dir, &metrics, &truth, &probs, &[])?;
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&metrics).expect("json"));
@@ -596,7 +596,7 @@ fn run_training(
     what: &'static str,
     data: &endplate::train::Dataset,
     config: endplate::train::TrainConfig,
-    init: endplate::resnet::Weights,
+    init: endplate::model::resnet::Weights,
     ckpt: &Path,
     resume: bool,
 ) -> Result<endplate::train::Trained> {
@@ -661,13 +661,13 @@ fn run_train(a: TrainArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| beside(&a.out, "checkpoints"));
     let report = a.report.clone().unwrap_or_else(|| beside(&a.out, "report"));
-    let arch = endplate::resnet::Architecture::resnet18(4);
+    let arch = endplate::model::resnet::Architecture::resnet18(4);
     let (init, init_desc) = match &a.init {
         Some(path) => {
             let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            let proto = endplate::model_file::parse_proto(&path.display().to_string(), &bytes)?;
+            let proto = endplate::model::file::parse_proto(&path.display().to_string(), &bytes)?;
             let mut w =
-                endplate::model_file::read_initializers(&path.display().to_string(), &proto)?;
+                endplate::model::file::read_initializers(&path.display().to_string(), &proto)?;
             // Keep the backbone, start a fresh 4-class head.
             let fresh = arch.random_weights(a.seed);
             for k in ["fc.weight", "fc.bias"] {
@@ -767,7 +767,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
             )));
         }
     }
-    let cv = endplate::metrics::cross_validation(&folds);
+    let cv = endplate::eval::metrics::cross_validation(&folds);
     endplate::files::write_atomic(
         &report.join("cross_validation.json"),
         serde_json::to_string_pretty(&cv).expect("json").as_bytes(),
@@ -790,7 +790,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
             &cv["per_class"][c.id()]["sensitivity"],
         );
     }
-    for key in endplate::metrics::MACRO_METRICS {
+    for key in endplate::eval::metrics::MACRO_METRICS {
         line(&format!("{key} (macro)"), &cv[key]);
     }
     eprintln!(
@@ -807,12 +807,12 @@ fn run_train(a: TrainArgs) -> Result<()> {
 fn train_and_report(
     data: &endplate::train::Dataset,
     config: endplate::train::TrainConfig,
-    init: endplate::resnet::Weights,
+    init: endplate::model::resnet::Weights,
     ckpt: &Path,
     resume: bool,
     report: &Path,
 ) -> Result<(Vec<u8>, serde_json::Value)> {
-    let arch = endplate::resnet::Architecture::resnet18(4);
+    let arch = endplate::model::resnet::Architecture::resnet18(4);
     let mut trained = run_training("model", data, config, init, ckpt, resume)?;
     // Metrics of the calibrated model on the validation set, into the card and the report.
     let probs: Vec<[f32; 4]> = trained
@@ -820,11 +820,11 @@ fn train_and_report(
         .iter()
         .map(|l| trained.card.calibration.probabilities(l))
         .collect();
-    let metrics = endplate::metrics::evaluate(&trained.val_truth, &probs, 500, 1);
+    let metrics = endplate::eval::metrics::evaluate(&trained.val_truth, &probs, 500, 1);
     trained.card.metrics = metrics.clone();
     let mut with_history = metrics.clone();
     with_history["history"] = serde_json::to_value(&trained.state.history).expect("json");
-    endplate::report::write(
+    endplate::eval::report::write(
         report,
         &with_history,
         &trained.val_truth,
@@ -835,11 +835,11 @@ fn train_and_report(
     if trained.stopped_early {
         eprintln!("stopped early: the model is the best epoch so far");
     }
-    let bytes = endplate::model_file::write_model(
+    let bytes = endplate::model::file::write_model(
         &arch,
         &trained.weights,
         &trained.card,
-        endplate::model_file::BatchNorm::Fold,
+        endplate::model::file::BatchNorm::Fold,
     )?;
     Ok((bytes, metrics))
 }
@@ -855,7 +855,7 @@ fn run_pretrain(a: PretrainArgs) -> Result<()> {
         seed: a.seed,
         unfreeze: Unfreeze::All,
         // No flips: a flipped quarter turn is another turn of the flipped image.
-        augment: endplate::augment::Augment {
+        augment: endplate::train::augment::Augment {
             flip: 0.0,
             ..Default::default()
         },
@@ -873,7 +873,7 @@ fn run_pretrain(a: PretrainArgs) -> Result<()> {
         ..TrainConfig::default()
     };
     let ckpt = beside(&a.out, "checkpoints");
-    let arch = endplate::resnet::Architecture::resnet18(4);
+    let arch = endplate::model::resnet::Architecture::resnet18(4);
     let trained = run_training(
         "backbone",
         &data,
@@ -882,11 +882,11 @@ fn run_pretrain(a: PretrainArgs) -> Result<()> {
         &ckpt,
         a.resume,
     )?;
-    let bytes = endplate::model_file::write_model(
+    let bytes = endplate::model::file::write_model(
         &arch,
         &trained.weights,
         &trained.card,
-        endplate::model_file::BatchNorm::Keep,
+        endplate::model::file::BatchNorm::Keep,
     )?;
     endplate::files::write_atomic(&a.out, &bytes)?;
     eprintln!(

@@ -2,14 +2,14 @@
 //! `confusion.csv`) and the pictures a reader checks first (confusion matrix, one-vs-rest ROC
 //! curves, reliability diagram, and learning curves when there was training).
 
+use super::metrics::{roc_curve, ReliabilityBin};
+use super::plot::{confusion_chart, line_chart, Series};
 use crate::class::Class;
 use crate::error::Result;
-use crate::metrics::{roc_curve, ReliabilityBin};
-use crate::plot::{confusion_chart, line_chart, Series};
 use std::path::Path;
 
 /// Write the report for `probs` (calibrated) against `truth`. `metrics` is
-/// [`crate::metrics::evaluate`]'s JSON (with anything else the caller keeps there, such as the
+/// [`super::metrics::evaluate`]'s JSON (with anything else the caller keeps there, such as the
 /// learning history); the confusion matrix and reliability diagram are drawn from it, the ROC
 /// curves from the probabilities. `charts` are further (file name, SVG) pairs.
 pub fn write(
@@ -56,7 +56,7 @@ pub fn write(
         .map(|c| {
             let scores: Vec<f64> = probs.iter().map(|p| p[c.index()] as f64).collect();
             let positive: Vec<bool> = truth.iter().map(|t| t == c).collect();
-            let auc = crate::metrics::auc(&scores, &positive);
+            let auc = super::metrics::auc(&scores, &positive);
             Series::new(
                 format!("{} {:.3}", c.id(), auc),
                 roc_curve(&scores, &positive),
@@ -115,7 +115,7 @@ mod tests {
             [0.1, 0.65, 0.2, 0.05],
             [0.1, 0.1, 0.05, 0.75],
         ];
-        let m = crate::metrics::evaluate(&truth, &probs, 0, 1);
+        let m = crate::eval::metrics::evaluate(&truth, &probs, 0, 1);
         write(
             dir.path(),
             &m,

@@ -1,7 +1,7 @@
 //! The paper's augmentation: small shifts, rotations and flips of each drawn ROI, on the fly.
 //! Works on the 128x128 gray ROI so the pad gray stays gray.
 
-use crate::roi::Roi;
+use crate::disc::roi::Roi;
 use rand::rngs::SmallRng;
 use rand::Rng;
 

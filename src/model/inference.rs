@@ -4,11 +4,11 @@
 //! 19 ms per disc against 25 at batch 1 and 28 at batch 5), because tract picks its kernels for
 //! known shapes and one disc's activations stay in cache.
 
-use crate::card::ModelCard;
+use super::card::ModelCard;
+use super::file::{self, INPUT_SIZE};
 use crate::class::Class;
+use crate::disc::roi::Roi;
 use crate::error::{Error, Result};
-use crate::model_file::{self, INPUT_SIZE};
-use crate::roi::Roi;
 use std::sync::Arc;
 use tract_onnx::prelude::*;
 
@@ -58,8 +58,8 @@ impl std::fmt::Debug for Classifier {
 impl Classifier {
     /// Parse, validate (card, input and output shapes) and optimise a model file.
     pub fn from_bytes(source_name: &str, bytes: &[u8]) -> Result<Classifier> {
-        let proto = model_file::parse_proto(source_name, bytes)?;
-        let card = model_file::read_card(source_name, &proto)?;
+        let proto = file::parse_proto(source_name, bytes)?;
+        let card = file::read_card(source_name, &proto)?;
         let bad = |reason: String| Error::model(source_name, reason);
         let graph = proto.graph.as_ref().expect("parse_proto checked the graph");
         let inputs: Vec<&str> = graph
@@ -68,13 +68,13 @@ impl Classifier {
             .map(|i| i.name.as_str())
             .filter(|n| !graph.initializer.iter().any(|t| t.name == *n))
             .collect();
-        if inputs != [model_file::INPUT_NAME] {
+        if inputs != [file::INPUT_NAME] {
             return Err(bad(format!(
                 "expected one input named `input`, found {inputs:?}"
             )));
         }
         let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
-        if outputs != [model_file::OUTPUT_NAME] {
+        if outputs != [file::OUTPUT_NAME] {
             return Err(bad(format!(
                 "expected one output named `logits`, found {outputs:?}"
             )));
@@ -83,7 +83,7 @@ impl Classifier {
         // tract copies the weights out of the protobuf; dropping it here, before optimisation
         // makes more copies, keeps the page's wasm memory (which never shrinks) 40 MB smaller.
         let model = tract_onnx::onnx()
-            .model_for_proto_model(&model_file::widen_stored_weights(proto))
+            .model_for_proto_model(&file::widen_stored_weights(proto))
             .map_err(|e| bad(format!("tract cannot load the graph: {e}")))?;
         let s = INPUT_SIZE;
         let typed = model
@@ -145,11 +145,11 @@ impl Classifier {
     /// Classify preprocessed discs in one call.
     pub fn classify(&self, rois: &[Roi]) -> Result<Vec<Prediction>> {
         let p = &self.card.preprocessing;
-        self.classify_input(crate::roi::network_input(rois, p))
+        self.classify_input(crate::disc::roi::network_input(rois, p))
     }
 
     /// Classify discs already turned into network input (`[n, 3, 128, 128]` flattened, as
-    /// [`crate::roi::network_input`] makes it): lets the page share one slice's discs among workers that
+    /// [`crate::disc::roi::network_input`] makes it): lets the page share one slice's discs among workers that
     /// hold only the model.
     pub fn classify_input(&self, input: Vec<f32>) -> Result<Vec<Prediction>> {
         let per = 3 * INPUT_SIZE * INPUT_SIZE;

@@ -1,7 +1,7 @@
 //! The paper's contrast step: saturate the bottom and top 1 % of all pixel values of the slice
 //! and map linearly to [0, 1], as MATLAB's `imadjust(I, stretchlim(I))`.
 
-use crate::slice::Slice;
+use super::slice::Slice;
 
 /// The input values that map to 0 and 1.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -2,8 +2,8 @@
 //! code runs in the browser. Limits guard against decompression bombs before anything large is
 //! allocated.
 
+use super::slice::{Slice, Window};
 use crate::error::{Error, Result};
-use crate::slice::{Slice, Window};
 use std::io::Cursor;
 
 /// Largest accepted side in pixels. Sagittal MRI is at most a few thousand pixels wide; this
@@ -48,8 +48,8 @@ pub struct DecodeOptions {
 /// `name` only labels errors (a file name, or "dropped file" in the page).
 pub fn decode(bytes: &[u8], name: &str, options: DecodeOptions) -> Result<Slice> {
     match sniff(bytes) {
-        Some(Format::Png) => decode_raster(bytes, name, image::ImageFormat::Png),
-        Some(Format::Jpeg) => decode_raster(bytes, name, image::ImageFormat::Jpeg),
+        Some(Format::Png) => decode_raster(bytes, name, ::image::ImageFormat::Png),
+        Some(Format::Jpeg) => decode_raster(bytes, name, ::image::ImageFormat::Jpeg),
         Some(Format::Dicom) => decode_dicom(bytes, name, options.frame),
         None => Err(Error::image(
             name,
@@ -69,16 +69,16 @@ pub fn decode_file(path: &std::path::Path, options: DecodeOptions) -> Result<Sli
     decode(&bytes, &path.display().to_string(), options)
 }
 
-fn decode_raster(bytes: &[u8], name: &str, format: image::ImageFormat) -> Result<Slice> {
-    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
-    let mut limits = image::Limits::default();
+fn decode_raster(bytes: &[u8], name: &str, format: ::image::ImageFormat) -> Result<Slice> {
+    let mut reader = ::image::ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = ::image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_PIXELS * 8);
     reader.limits(limits);
     let img = reader.decode().map_err(|e| Error::image(name, e))?;
     let (width, height) = (img.width() as usize, img.height() as usize);
-    use image::ColorType::*;
+    use ::image::ColorType::*;
     let (pixels, bits): (Vec<f32>, u16) = match img.color() {
         L16 | La16 | Rgb16 | Rgba16 => (
             img.into_luma16()

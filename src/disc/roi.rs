@@ -3,10 +3,10 @@
 //! side, centred gray padding, then the network's normalisation. One function serves the page,
 //! the CLI, training and evaluation, so they cannot drift apart.
 
-use crate::contrast::Stretch;
+use super::geometry::{DiscFrame, Point};
 use crate::error::Result;
-use crate::geometry::{DiscFrame, Point};
-use crate::slice::Slice;
+use crate::image::contrast::Stretch;
+use crate::image::slice::Slice;
 use serde::{Deserialize, Serialize};
 
 /// Every preprocessing parameter, stored in the model card so a model always sees its inputs the
