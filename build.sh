@@ -3,7 +3,7 @@
 #   wasm    build the wasm packages into www/pkg/{relaxed,simd} (release; relaxed SIMD and plain SIMD)
 #   serve   build, then serve www/ on http://127.0.0.1:8080 and print the URL
 #   test    run every test: Rust (unit, integration), the wasm build, the browser tests
-#   lint    cargo fmt --check and clippy -D warnings
+#   lint    cargo fmt --check, clippy -D warnings, and the stage order of src/ (.ci/stages.py)
 #   bench   inference benchmark: endplate (tract) vs onnxruntime on the same model and discs
 #   bench-web    in headless Chromium: page ready, model load, 1 and 5 discs, against ONNX
 #                Runtime Web (wasm, 1 thread) on the same model and inputs
@@ -75,6 +75,7 @@ case "$task" in
   lint)
     cargo fmt --all -- --check
     cargo clippy --all-targets --features train -- -D warnings
+    python3 .ci/stages.py
     ;;
   bench)
     python3 -c "import onnxruntime, numpy" 2>/dev/null || pip install --quiet onnxruntime numpy

@@ -6,7 +6,8 @@
 //! cargo run --release --example compact_model -- f16|int8|f32 IN.onnx OUT.onnx MANIFEST.csv
 
 use endplate::image::decode::DecodeOptions;
-use endplate::model::file::{half_storage, int8_storage, parse_proto, widen_stored_weights};
+use endplate::model::file::parse_proto;
+use endplate::model::storage::{half_storage, int8_storage, widen_stored_weights};
 use endplate::Classifier;
 use prost::Message;
 use std::path::Path;

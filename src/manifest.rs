@@ -2,6 +2,9 @@
 //! `image,subject,level,label,x1,y1,x2,y2,x3,y3,x4,y4`. Reading names the line and field at
 //! fault; extra columns (such as the page's prediction columns) are ignored, so an exported
 //! result file reads back as a manifest.
+//!
+//! Stage 3, at the root because the CLI, the trainer and the page all read and write it: uses
+//! `image` and `disc` to turn rows into ROIs, and nothing later.
 
 use crate::class::{Class, Level};
 use crate::disc::geometry::Point;

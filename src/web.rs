@@ -1,6 +1,9 @@
 //! The browser API: one exported struct over the library, every method returning `Result` so a
 //! bad file becomes a JavaScript exception instead of a dead wasm instance. The page's worker
 //! owns one `Endplate`; the page itself never touches the network or the model.
+//!
+//! The last stage, wasm only: may use every other module of the library (never `train`, which
+//! the wasm build does not compile). The page's worker pool is in `www/engine.js`.
 
 use crate::disc::geometry::Point;
 use crate::disc::roi::{Roi, RoiParams, RoiRect};

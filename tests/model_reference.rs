@@ -184,7 +184,7 @@ fn widened_and_original(
     endplate::model::resnet::Weights,
     endplate::model::resnet::Weights,
 ) {
-    let wide = endplate::model::file::widen_stored_weights(stored);
+    let wide = endplate::model::storage::widen_stored_weights(stored);
     assert_eq!(
         wide.graph.as_ref().unwrap().node,
         original.graph.as_ref().unwrap().node,
@@ -200,7 +200,7 @@ fn widened_and_original(
 fn float16_storage_keeps_the_network_and_halves_the_file() {
     let (bytes, _) = common::random_model(8, BatchNorm::Fold);
     let proto = endplate::model::file::parse_proto("m", &bytes).unwrap();
-    let halved = endplate::model::file::half_storage(proto.clone());
+    let halved = endplate::model::storage::half_storage(proto.clone());
     let half = prost::Message::encode_to_vec(&halved);
 
     // Widened for running: the original graph back, every weight its float16 rounding.
@@ -247,7 +247,7 @@ fn float16_storage_keeps_the_network_and_halves_the_file() {
 fn int8_storage_quarters_the_weights_and_dequantizes_at_load() {
     let (bytes, _) = common::random_model(9, BatchNorm::Fold);
     let proto = endplate::model::file::parse_proto("m", &bytes).unwrap();
-    let small = endplate::model::file::int8_storage(proto.clone());
+    let small = endplate::model::storage::int8_storage(proto.clone());
     let encoded = prost::Message::encode_to_vec(&small);
     assert!(
         encoded.len() < bytes.len() * 27 / 100,

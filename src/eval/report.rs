@@ -2,7 +2,7 @@
 //! `confusion.csv`) and the pictures a reader checks first (confusion matrix, one-vs-rest ROC
 //! curves, reliability diagram, and learning curves when there was training).
 
-use super::metrics::{roc_curve, ReliabilityBin};
+use super::curves::{auc, roc_curve, ReliabilityBin};
 use super::plot::{confusion_chart, line_chart, Series};
 use crate::class::Class;
 use crate::error::Result;
@@ -56,7 +56,7 @@ pub fn write(
         .map(|c| {
             let scores: Vec<f64> = probs.iter().map(|p| p[c.index()] as f64).collect();
             let positive: Vec<bool> = truth.iter().map(|t| t == c).collect();
-            let auc = super::metrics::auc(&scores, &positive);
+            let auc = auc(&scores, &positive);
             Series::new(
                 format!("{} {:.3}", c.id(), auc),
                 roc_curve(&scores, &positive),

@@ -8,6 +8,14 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 pub const CARD_KEY: &str = "endplate.card";
+
+// The network's interface, which every model file must have and every reader checks: kept with
+// the card because the card's preprocessing must produce exactly this input.
+pub const INPUT_NAME: &str = "input";
+pub const OUTPUT_NAME: &str = "logits";
+pub const INPUT_SIZE: usize = 128;
+/// The ONNX opset the writer declares.
+pub const OPSET: i64 = 13;
 /// The card format this build writes and reads.
 pub const CARD_VERSION: u32 = 1;
 /// Shown wherever a model trained on phantoms is active.
@@ -102,13 +110,12 @@ impl ModelCard {
             ));
         }
         let p = &card.preprocessing;
-        if p.size != super::file::INPUT_SIZE {
+        if p.size != INPUT_SIZE {
             return Err(Error::model(
                 source_name,
                 format!(
                     "card says ROI size {}, the network takes {}",
-                    p.size,
-                    super::file::INPUT_SIZE
+                    p.size, INPUT_SIZE
                 ),
             ));
         }

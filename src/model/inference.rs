@@ -5,7 +5,8 @@
 //! known shapes and one disc's activations stay in cache.
 
 use super::card::ModelCard;
-use super::file::{self, INPUT_SIZE};
+use super::card::{INPUT_NAME, INPUT_SIZE, OUTPUT_NAME};
+use super::file;
 use crate::class::Class;
 use crate::disc::roi::Roi;
 use crate::error::{Error, Result};
@@ -68,13 +69,13 @@ impl Classifier {
             .map(|i| i.name.as_str())
             .filter(|n| !graph.initializer.iter().any(|t| t.name == *n))
             .collect();
-        if inputs != [file::INPUT_NAME] {
+        if inputs != [INPUT_NAME] {
             return Err(bad(format!(
                 "expected one input named `input`, found {inputs:?}"
             )));
         }
         let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
-        if outputs != [file::OUTPUT_NAME] {
+        if outputs != [OUTPUT_NAME] {
             return Err(bad(format!(
                 "expected one output named `logits`, found {outputs:?}"
             )));
@@ -83,7 +84,7 @@ impl Classifier {
         // tract copies the weights out of the protobuf; dropping it here, before optimisation
         // makes more copies, keeps the page's wasm memory (which never shrinks) 40 MB smaller.
         let model = tract_onnx::onnx()
-            .model_for_proto_model(&file::widen_stored_weights(proto))
+            .model_for_proto_model(&super::storage::widen_stored_weights(proto))
             .map_err(|e| bad(format!("tract cannot load the graph: {e}")))?;
         let s = INPUT_SIZE;
         let typed = model

@@ -6,11 +6,18 @@
 //! frame, 2x2 supersampling for partial volume, coil bias field, blur, Rician noise, scanner
 //! scaling and quantisation to 8 or 16 bits. Everything is seeded: the same plan gives the same
 //! bytes on every machine, in the browser too.
+//!
+//! Stage 3, beside `manifest`: a phantom is what a decoded slice and its clicked corners would
+//! be, so this uses `image` (the [`Slice`] it renders), `disc` (the corner [`Point`]s) and the
+//! shared vocabulary, and nothing that comes later; the anatomy is split into its frame
+//! (`curve`), its shapes (`anatomy`) and their T2 signal (`tissue`).
 
 pub mod anatomy;
+pub mod curve;
 pub mod lesion;
 pub mod plan;
 pub mod texture;
+mod tissue;
 
 use crate::class::{Class, Level};
 use crate::disc::geometry::Point;

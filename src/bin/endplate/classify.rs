@@ -1,0 +1,103 @@
+//! `endplate classify`: one disc or a whole manifest, as a table or SPEC.md's JSON, with the
+//! throughput on standard error.
+
+use crate::common::{discs, load_model, rois, threads_or_all, DiscArgs};
+use clap::Args;
+use endplate::{Class, Prediction, Result};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct ClassifyArgs {
+    #[command(flatten)]
+    disc: DiscArgs,
+    /// Level of the single disc (L1L2 ... L5S1), echoed in the output
+    #[arg(long)]
+    level: Option<String>,
+    /// Manifest CSV (image,subject,level,label,x1,...,y4): classify every row
+    #[arg(long, conflicts_with_all = ["image", "corners"])]
+    manifest: Option<PathBuf>,
+    /// Model file (ONNX with its card); default: the bundled model
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Machine-readable output (SPEC.md's `classify --json`)
+    #[arg(long)]
+    json: bool,
+    /// Discs per network run
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Threads for inference (default: all cores)
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+pub fn run(a: ClassifyArgs) -> Result<()> {
+    let threads = threads_or_all(a.threads);
+    endplate::model::inference::set_threads(threads);
+    let model = load_model(a.model.as_deref())?;
+    let (rows, base) = discs(&a.disc, a.manifest.as_deref(), a.level.as_deref())?;
+    let start = Instant::now();
+    let rois = rois(&rows, &base, a.disc.frame, &model.card().preprocessing)?;
+    let mut preds: Vec<Prediction> = Vec::with_capacity(rows.len());
+    for chunk in rois.chunks(a.batch.max(1)) {
+        preds.extend(model.classify(chunk)?);
+    }
+    let secs = start.elapsed().as_secs_f64();
+
+    if a.json {
+        let results: Vec<_> = rows
+            .iter()
+            .zip(&preds)
+            .map(|(r, p)| {
+                serde_json::json!({
+                    "image": r.image,
+                    "level": r.level.map(|l| l.id()),
+                    "label": p.class.id(),
+                    "truth": r.label.map(|c| c.id()),
+                    "probabilities": Class::ALL.iter().map(|c| (c.id().to_string(), serde_json::json!(p.probabilities[c.index()]))).collect::<serde_json::Map<_, _>>(),
+                    "logits": p.logits,
+                    "corners": r.corners.iter().map(|c| [c.x, c.y]).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let out = serde_json::json!({ "model": endplate::model::card::summary(model.card()), "results": results });
+        println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+    } else {
+        if let Some(w) = model.card().display_warning() {
+            eprintln!("note: {w}");
+        }
+        println!(
+            "{:<28} {:<5} {:<15} {:>7} {:>7} {:>8} {:>8}  truth",
+            "image", "level", "class", "normal", "wavy", "notched", "schmorl"
+        );
+        for (r, p) in rows.iter().zip(&preds) {
+            let name = if r.image.len() > 28 {
+                &r.image[r.image.len() - 28..]
+            } else {
+                &r.image
+            };
+            let pr = p.probabilities;
+            println!(
+                "{:<28} {:<5} {:<15} {:>7.3} {:>7.3} {:>8.3} {:>8.3}  {}",
+                name,
+                r.level.map(|l| l.id()).unwrap_or("-"),
+                p.class.display_name(),
+                pr[0],
+                pr[1],
+                pr[2],
+                pr[3],
+                r.label.map(|c| c.id()).unwrap_or("")
+            );
+        }
+    }
+    eprintln!(
+        "{} discs in {:.2} s ({:.1} discs/s, {} thread{}, batch {})",
+        rows.len(),
+        secs,
+        rows.len() as f64 / secs,
+        threads,
+        if threads == 1 { "" } else { "s" },
+        a.batch
+    );
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! What several commands share: the `--image/--corners` disc arguments, reading discs from them
+//! or from a manifest, finding and loading the model, the thread count.
+
+use clap::Args;
+use endplate::image::decode::DecodeOptions;
+use endplate::manifest::{self, Row};
+use endplate::{Classifier, Error, Level, Point, Result, Roi, RoiParams};
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct DiscArgs {
+    /// Slice image: DICOM, PNG (8/16-bit) or JPEG
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// The four endplate corners in pixels, any order: x1,y1,x2,y2,x3,y3,x4,y4
+    #[arg(long, allow_hyphen_values = true)]
+    pub corners: Option<String>,
+    /// Frame of a multi-frame DICOM (0-based; default: the middle frame)
+    #[arg(long)]
+    pub frame: Option<u32>,
+}
+
+fn parse_corners(s: &str) -> Result<[Point; 4]> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|t| t.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| {
+            Error::Corners(format!(
+                "--corners `{s}`: {e}; give eight numbers x1,y1,...,x4,y4"
+            ))
+        })?;
+    if v.len() != 8 {
+        return Err(Error::Corners(format!(
+            "--corners needs eight numbers x1,y1,...,x4,y4, got {}",
+            v.len()
+        )));
+    }
+    Ok(std::array::from_fn(|i| Point::new(v[2 * i], v[2 * i + 1])))
+}
+
+/// The bundled model beside the sources (a development checkout) or beside the binary.
+fn default_model() -> Result<PathBuf> {
+    let candidates = [
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/endplate-default.onnx"),
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("endplate-default.onnx")))
+            .unwrap_or_default(),
+    ];
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        Error::Invalid(
+            "no bundled model found (models/endplate-default.onnx): pass --model FILE.onnx".into(),
+        )
+    })
+}
+
+pub fn load_model(path: Option<&Path>) -> Result<Classifier> {
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None => default_model()?,
+    };
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    Classifier::from_bytes(&path.display().to_string(), &bytes)
+}
+
+/// The discs to work on: the single `--image/--corners` disc, or the manifest's rows with their
+/// image paths resolved against the manifest's folder.
+pub fn discs(
+    disc: &DiscArgs,
+    manifest: Option<&Path>,
+    level: Option<&str>,
+) -> Result<(Vec<Row>, PathBuf)> {
+    if let Some(m) = manifest {
+        let text = std::fs::read_to_string(m).map_err(|e| Error::io(m, e))?;
+        let rows = manifest::parse(&m.display().to_string(), &text)?;
+        let base = m.parent().map(Path::to_path_buf).unwrap_or_default();
+        return Ok((rows, base));
+    }
+    let (Some(image), Some(corners)) = (&disc.image, &disc.corners) else {
+        return Err(Error::Invalid(
+            "give --image and --corners for one disc, or --manifest CSV".into(),
+        ));
+    };
+    let level = level.map(str::parse::<Level>).transpose()?;
+    let row = Row {
+        image: image.display().to_string(),
+        subject: String::new(),
+        level,
+        label: None,
+        corners: parse_corners(corners)?,
+    };
+    Ok((vec![row], PathBuf::new()))
+}
+
+/// Decode every distinct image once and cut the ROIs of all its discs.
+pub fn rois(rows: &[Row], base: &Path, frame: Option<u32>, p: &RoiParams) -> Result<Vec<Roi>> {
+    manifest::rois(rows, base, DecodeOptions { frame }, p, |_| ())
+}
+
+/// The asked thread count, or every core.
+pub fn threads_or_all(asked: Option<usize>) -> usize {
+    asked
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1)
+}

@@ -1,0 +1,114 @@
+//! The training data: every labelled disc of a manifest cut once into its ROI, or the
+//! self-supervised pretext set of quarter turns, with the hash that the model card records.
+
+use super::augment::quarter_turns;
+use crate::class::Class;
+use crate::disc::roi::{Roi, RoiParams};
+use crate::error::{Error, Result};
+use crate::image::decode::DecodeOptions;
+use crate::manifest::Row;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// Labelled discs, preprocessed once.
+pub struct Dataset {
+    pub rois: Vec<Roi>,
+    pub classes: Vec<Class>,
+    pub subjects: Vec<String>,
+    /// SHA-256 of the manifest and every image it names.
+    pub hash: String,
+}
+
+impl Dataset {
+    /// Decode every image of a manifest once and cut every labelled disc's ROI. Unlabelled rows
+    /// are skipped with a count.
+    pub fn load(manifest: &Path, p: &RoiParams) -> Result<Dataset> {
+        let mut hasher = Sha256::new();
+        let (labelled, rois) = read_discs(manifest, p, &mut hasher, |rows| {
+            rows.retain(|r| r.label.is_some())
+        })?;
+        if rois.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{}: no labelled rows to learn from",
+                manifest.display()
+            )));
+        }
+        Ok(Dataset {
+            classes: labelled
+                .iter()
+                .map(|r| r.label.expect("labelled"))
+                .collect(),
+            subjects: labelled.iter().map(|r| r.subject.clone()).collect(),
+            rois,
+            hash: format!("{:x}", hasher.finalize()),
+        })
+    }
+
+    /// The self-supervised pretext set ([`rotation_pretext`]) of the discs of several manifests,
+    /// labelled or not, at most `max_discs` (the first rows) of each. Subjects are kept apart per
+    /// manifest, so the by-subject split never mixes two data sets' "subject 1".
+    pub fn load_pretext(
+        manifests: &[PathBuf],
+        max_discs: Option<usize>,
+        p: &RoiParams,
+    ) -> Result<Dataset> {
+        let mut hasher = Sha256::new();
+        let (mut rois, mut subjects) = (Vec::new(), Vec::new());
+        for m in manifests {
+            let (rows, r) = read_discs(m, p, &mut hasher, |rows| {
+                rows.truncate(max_discs.unwrap_or(usize::MAX))
+            })?;
+            rois.extend(r);
+            subjects.extend(
+                rows.iter()
+                    .map(|r| format!("{}:{}", m.display(), r.subject)),
+            );
+        }
+        Ok(rotation_pretext(
+            &rois,
+            &subjects,
+            &format!("{:x}", hasher.finalize()),
+        ))
+    }
+}
+
+/// The self-supervised pretext data set: every ROI in its four quarter turns, labelled by the
+/// turn (class index k = k quarter turns, reusing the four-way head). A network that can tell
+/// which way up a disc region is must learn endplates, vertebral bodies, the disc and the CSF
+/// side, which is what the lesion task needs too, and it needs no lesion labels: unlabelled
+/// phantoms and real slices both serve.
+fn rotation_pretext(rois: &[Roi], subjects: &[String], source_hash: &str) -> Dataset {
+    let mut out = Dataset {
+        rois: Vec::with_capacity(4 * rois.len()),
+        classes: Vec::with_capacity(4 * rois.len()),
+        subjects: Vec::with_capacity(4 * rois.len()),
+        hash: format!("{:x}", Sha256::digest(format!("rotation:{source_hash}"))),
+    };
+    for (roi, subject) in rois.iter().zip(subjects) {
+        for (k, class) in Class::ALL.iter().enumerate() {
+            out.rois.push(quarter_turns(roi, k));
+            out.classes.push(*class);
+            out.subjects.push(subject.clone());
+        }
+    }
+    out
+}
+
+/// The rows of a manifest that `select` keeps, and their ROIs; the manifest text and every image
+/// read go into `hasher`, so a model's card can name exactly what it learnt from.
+fn read_discs(
+    manifest: &Path,
+    p: &RoiParams,
+    hasher: &mut Sha256,
+    select: impl FnOnce(&mut Vec<Row>),
+) -> Result<(Vec<Row>, Vec<Roi>)> {
+    let text = std::fs::read_to_string(manifest).map_err(|e| Error::io(manifest, e))?;
+    hasher.update(text.as_bytes());
+    let mut rows = crate::manifest::parse(&manifest.display().to_string(), &text)?;
+    select(&mut rows);
+    let base = manifest.parent().unwrap_or(Path::new("."));
+    let rois = crate::manifest::rois(&rows, base, DecodeOptions::default(), p, |b| {
+        hasher.update(b)
+    })?;
+    Ok((rows, rois))
+}

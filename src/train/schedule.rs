@@ -1,0 +1,72 @@
+//! What a run does epoch by epoch: its settings ([`TrainConfig`], with the paper's defaults)
+//! and the progressive unfreezing schedule. Change the training schedule here.
+
+use super::augment::Augment;
+
+/// Which stages learn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Unfreeze {
+    /// The paper's progressive unfreezing: see [`stages_open`].
+    Progressive,
+    /// Everything from the first epoch (the right choice when training from scratch).
+    All,
+}
+
+/// Progressive schedule: the head alone for the first 5 % of epochs, then layer4 (to 15 %),
+/// layer3 (to 30 %), layer2 (to 50 %), layer1 (to 70 %), and the stem for the rest — each step
+/// longer than the last, as the paper describes.
+pub fn stages_open(unfreeze: Unfreeze, epoch: usize, epochs: usize) -> usize {
+    if unfreeze == Unfreeze::All {
+        return 5;
+    }
+    let f = epoch as f64 / epochs.max(1) as f64;
+    [0.05, 0.15, 0.30, 0.50, 0.70]
+        .iter()
+        .filter(|&&t| f >= t)
+        .count()
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub patience: usize,
+    pub seed: u64,
+    pub unfreeze: Unfreeze,
+    pub augment: Augment,
+    pub split_by_subject: bool,
+    /// Description of the data for the card.
+    pub data_description: String,
+    pub synthetic: bool,
+    pub init: String,
+    /// Hold out this fold instead of the 80/20 split (K-fold cross-validation).
+    #[serde(default)]
+    pub fold: Option<Fold>,
+}
+
+/// Fold `index` of `of` is the validation set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fold {
+    pub index: usize,
+    pub of: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 100,
+            batch: 32,
+            lr: 1e-3,
+            patience: 10,
+            seed: 1,
+            unfreeze: Unfreeze::Progressive,
+            augment: Augment::default(),
+            split_by_subject: false,
+            data_description: String::new(),
+            synthetic: false,
+            init: "random (Kaiming)".into(),
+            fold: None,
+        }
+    }
+}
