@@ -140,6 +140,52 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// The optional `spacing_mm` column, one entry per row (`None` where the column is absent or
+/// the cell empty): pixel spacing for formats that do not carry it (PNG, JPEG), so detector
+/// errors can be given in millimetres.
+pub fn spacing_column(file: &str, text: &str) -> Result<Vec<Option<f64>>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let col = reader
+        .headers()
+        .map_err(|e| Error::Manifest {
+            file: file.into(),
+            row: 1,
+            field: "header".into(),
+            reason: e.to_string(),
+        })?
+        .iter()
+        .position(|h| h.eq_ignore_ascii_case("spacing_mm"));
+    reader
+        .records()
+        .enumerate()
+        .map(|(i, r)| {
+            let r = r.map_err(|e| Error::Manifest {
+                file: file.into(),
+                row: i + 2,
+                field: "row".into(),
+                reason: e.to_string(),
+            })?;
+            match col.and_then(|c| r.get(c)).filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(s) => s
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v > 0.0)
+                    .map(Some)
+                    .ok_or_else(|| Error::Manifest {
+                        file: file.into(),
+                        row: i + 2,
+                        field: "spacing_mm".into(),
+                        reason: format!("`{s}` is not a positive number of millimetres per pixel"),
+                    }),
+            }
+        })
+        .collect()
+}
+
 /// Write rows as manifest CSV (the ids of SPEC.md, corners with 0.01 px precision), with any
 /// extra columns appended per row.
 pub fn write(rows: &[Row], extra_header: &[&str], extra: &[Vec<String>]) -> String {

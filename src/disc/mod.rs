@@ -4,5 +4,6 @@
 //! Uses `image` and the shared vocabulary; knows nothing of models, so the page, the CLI, the
 //! trainer and evaluation all cut discs the same way.
 
+pub mod detection;
 pub mod geometry;
 pub mod roi;

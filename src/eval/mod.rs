@@ -4,6 +4,7 @@
 //! trainer uses it, never the reverse.
 
 pub mod curves;
+pub mod detection;
 pub mod metrics;
 pub mod plot;
 #[cfg(not(target_arch = "wasm32"))]

@@ -6,3 +6,4 @@
 pub mod contrast;
 pub mod decode;
 pub mod slice;
+pub mod warp;

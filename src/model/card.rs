@@ -7,6 +7,9 @@ use crate::disc::roi::RoiParams;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+/// The card's `kind` of a classifier (the detector's is `detector`). Cards written before the
+/// detector existed have no `kind` and are classifiers.
+pub const CLASSIFIER_KIND: &str = "classifier";
 pub const CARD_KEY: &str = "endplate.card";
 
 // The network's interface, which every model file must have and every reader checks: kept with
@@ -95,6 +98,14 @@ impl ModelCard {
             }
             None => {
                 return Err(Error::model(source_name, "card has no numeric `format_version`"))
+            }
+        }
+        if let Some(kind) = value.get("kind").and_then(|k| k.as_str()) {
+            if kind != CLASSIFIER_KIND {
+                return Err(Error::model(
+                    source_name,
+                    format!("this is a {kind} model (card kind \"{kind}\"), not a classifier: give it as the detector (--detector), and a classifier file (kind \"classifier\") as --model"),
+                ));
             }
         }
         let card: ModelCard = serde_json::from_value(value)

@@ -19,24 +19,38 @@ pub enum BatchNorm {
 }
 
 /// Builds the graph node by node, adding the initializers each node uses.
-struct GraphBuilder<'w> {
+pub(super) struct GraphBuilder<'w> {
     weights: &'w Weights,
     batchnorm: BatchNorm,
     nodes: Vec<pb::NodeProto>,
     initializers: Vec<pb::TensorProto>,
 }
 
-impl GraphBuilder<'_> {
-    fn init(&mut self, name: &str, t: WeightTensor) {
+impl<'w> GraphBuilder<'w> {
+    pub(super) fn new(weights: &'w Weights, batchnorm: BatchNorm) -> GraphBuilder<'w> {
+        GraphBuilder {
+            weights,
+            batchnorm,
+            nodes: Vec::new(),
+            initializers: Vec::new(),
+        }
+    }
+    pub(super) fn push(&mut self, n: pb::NodeProto) {
+        self.nodes.push(n);
+    }
+    pub(super) fn finish(self) -> (Vec<pb::NodeProto>, Vec<pb::TensorProto>) {
+        (self.nodes, self.initializers)
+    }
+    pub(super) fn init(&mut self, name: &str, t: WeightTensor) {
         self.initializers.push(tensor_proto(name, &t));
     }
-    fn init_named(&mut self, name: &str) {
+    pub(super) fn init_named(&mut self, name: &str) {
         self.initializers
             .push(tensor_proto(name, &self.weights[name]));
     }
 
     /// Conv + BN (+ ReLU); returns the output's name.
-    fn conv_bn(&mut self, c: &ConvBn, input: &str, relu: bool) -> String {
+    pub(super) fn conv_bn(&mut self, c: &ConvBn, input: &str, relu: bool) -> String {
         let k = c.kernel as i64;
         let attrs = vec![
             attr_ints("kernel_shape", &[k, k]),
@@ -207,13 +221,18 @@ pub fn parse_proto(source_name: &str, bytes: &[u8]) -> Result<pb::ModelProto> {
 
 /// The card stored in a parsed model, validated.
 pub fn read_card(source_name: &str, proto: &pb::ModelProto) -> Result<ModelCard> {
+    ModelCard::from_json(source_name, &card_json(source_name, proto)?)
+}
+
+/// The card's JSON text, whatever the model's kind.
+pub fn card_json(source_name: &str, proto: &pb::ModelProto) -> Result<String> {
     let entry = proto.metadata_props.iter().find(|e| e.key == CARD_KEY).ok_or_else(|| {
         Error::model(
             source_name,
             format!("no model card: metadata_props has no `{CARD_KEY}` entry (an ONNX file written by `endplate train` has one)"),
         )
     })?;
-    ModelCard::from_json(source_name, &entry.value)
+    Ok(entry.value.clone())
 }
 
 /// Float initializers by name, e.g. the weights of a torchvision ResNet18 exported to ONNX

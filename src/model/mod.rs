@@ -9,6 +9,8 @@
 
 pub mod calibration;
 pub mod card;
+pub mod detector;
+pub mod detector_net;
 pub mod file;
 pub mod inference;
 mod onnx;

@@ -15,6 +15,15 @@ pub(super) fn attr_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
         ..Default::default()
     }
 }
+pub(super) fn attr_string(name: &str, v: &str) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::String as i32,
+        s: v.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
 pub(super) fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.into(),

@@ -319,7 +319,21 @@ impl Anatomy {
     /// The four ground-truth corners of lumbar disc `k` (0 = L1L2) in image mm: the corners of
     /// the upper body's lower endplate, then of the lower body's upper endplate.
     pub fn disc_corners(&self, k: usize) -> [[f64; 2]; 4] {
-        let (up, down) = (&self.bodies[self.l1 + k], &self.bodies[self.l1 + k + 1]);
+        self.corners_below(self.l1 + k)
+    }
+
+    /// Every true disc of the spine, thoracic ones included (the detector must learn that
+    /// those are discs too), as (discs above the sacrum, corners in mm): 0 = L5S1.
+    pub fn spine_disc_corners(&self) -> Vec<(usize, [[f64; 2]; 4])> {
+        let l5 = self.l1 + 4;
+        (0..=l5.min(self.bodies.len().saturating_sub(2)))
+            .map(|i| (l5 - i, self.corners_below(i)))
+            .collect()
+    }
+
+    /// The corners of the disc below body `i`.
+    fn corners_below(&self, i: usize) -> [[f64; 2]; 4] {
+        let (up, down) = (&self.bodies[i], &self.bodies[i + 1]);
         let at = |b: &Body, end: usize, sign: f64| {
             let n = sign * (b.half_width - 0.5 * b.corner_radius);
             self.curve.point(b.endplate(end, n), n)

@@ -53,6 +53,9 @@ pub struct Phantom {
     /// Noise-free tissue label per pixel (see `anatomy::LABEL_*`).
     pub labels: Vec<u8>,
     pub discs: Vec<DiscTruth>,
+    /// Every disc above the sacrum, thoracic ones included, as (discs above the sacrum, corners
+    /// in pixels, SPEC order): the detector's truth.
+    pub spine_discs: Vec<(usize, [Point; 4])>,
 }
 
 /// Render a planned subject.
@@ -144,10 +147,16 @@ pub fn render(plan: &SubjectPlan) -> Phantom {
             }
         })
         .collect();
+    let spine_discs = anatomy
+        .spine_disc_corners()
+        .into_iter()
+        .map(|(k, c)| (k, c.map(|p| Point::new(p[0] / sp, p[1] / sp))))
+        .collect();
     Phantom {
         plan: plan.clone(),
         slice,
         labels,
         discs,
+        spine_discs,
     }
 }

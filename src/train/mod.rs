@@ -13,6 +13,8 @@
 pub mod augment;
 pub mod checkpoint;
 pub mod dataset;
+pub mod detector;
+pub mod detector_data;
 pub mod network;
 pub mod plateau;
 pub mod sampler;

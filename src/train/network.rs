@@ -51,7 +51,7 @@ fn param<const D: usize>(name: &str, value: Tensor<D>) -> Param<Tensor<D>> {
     p
 }
 
-fn conv_bn(spec: &ConvBn, w: &Weights, device: &Device) -> ConvBnLayer {
+pub(crate) fn conv_bn_layer(spec: &ConvBn, w: &Weights, device: &Device) -> ConvBnLayer {
     let k = spec.kernel;
     let mut conv = Conv2dConfig::new([spec.in_ch, spec.out_ch], [k, k])
         .with_stride([spec.stride, spec.stride])
@@ -75,11 +75,11 @@ fn conv_bn(spec: &ConvBn, w: &Weights, device: &Device) -> ConvBnLayer {
 }
 
 impl ConvBnLayer {
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.bn.forward(self.conv.forward(x))
     }
 
-    fn export(&self, spec: &ConvBn, out: &mut Weights) {
+    pub(crate) fn export(&self, spec: &ConvBn, out: &mut Weights) {
         put(
             out,
             &format!("{}.weight", spec.conv),
@@ -100,7 +100,7 @@ impl ConvBnLayer {
     }
 }
 
-fn put<const D: usize>(out: &mut Weights, name: &str, t: Tensor<D>) {
+pub(crate) fn put<const D: usize>(out: &mut Weights, name: &str, t: Tensor<D>) {
     let shape = t.dims().to_vec();
     let data = t
         .into_data()
@@ -134,9 +134,9 @@ impl ResNet18 {
             .blocks
             .iter()
             .map(|b| Block {
-                conv1: conv_bn(&b.conv1, w, device),
-                conv2: conv_bn(&b.conv2, w, device),
-                downsample: b.downsample.as_ref().map(|d| conv_bn(d, w, device)),
+                conv1: conv_bn_layer(&b.conv1, w, device),
+                conv2: conv_bn_layer(&b.conv2, w, device),
+                downsample: b.downsample.as_ref().map(|d| conv_bn_layer(d, w, device)),
             })
             .collect();
         let mut stages = blocks.into_iter();
@@ -163,7 +163,7 @@ impl ResNet18 {
         );
         fc.bias = Some(param("fc.bias", tensor(&w["fc.bias"], device)));
         Ok(ResNet18 {
-            stem: conv_bn(&arch.stem, w, device),
+            stem: conv_bn_layer(&arch.stem, w, device),
             pool: MaxPool2dConfig::new([3, 3])
                 .with_strides([2, 2])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))

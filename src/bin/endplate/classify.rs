@@ -20,6 +20,9 @@ pub struct ClassifyArgs {
     /// Model file (ONNX with its card); default: the bundled model
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Detector file for `--image` without `--corners`; default: the bundled detector
+    #[arg(long)]
+    detector: Option<PathBuf>,
     /// Machine-readable output (SPEC.md's `classify --json`)
     #[arg(long)]
     json: bool,
@@ -35,7 +38,30 @@ pub fn run(a: ClassifyArgs) -> Result<()> {
     let threads = threads_or_all(a.threads);
     endplate::model::inference::set_threads(threads);
     let model = load_model(a.model.as_deref())?;
-    let (rows, base) = discs(&a.disc, a.manifest.as_deref(), a.level.as_deref())?;
+    let (rows, base) = match (&a.disc.image, &a.disc.corners, &a.manifest) {
+        // No corners: the detector finds every lumbar disc of the slice.
+        (Some(image), None, None) => {
+            let detector = crate::common::load_detector(a.detector.as_deref())?;
+            let slice = endplate::image::decode::decode_file(
+                image,
+                endplate::image::decode::DecodeOptions {
+                    frame: a.disc.frame,
+                },
+            )?;
+            let t = Instant::now();
+            let found = detector.detect(&slice)?;
+            let name = image.display().to_string();
+            eprintln!(
+                "{}",
+                crate::detect::summary_line(&found, &name, t.elapsed().as_secs_f64() * 1e3)
+            );
+            (
+                crate::detect::lumbar_rows(&found, &name, ""),
+                PathBuf::new(),
+            )
+        }
+        _ => discs(&a.disc, a.manifest.as_deref(), a.level.as_deref())?,
+    };
     let start = Instant::now();
     let rois = rois(&rows, &base, a.disc.frame, &model.card().preprocessing)?;
     let mut preds: Vec<Prediction> = Vec::with_capacity(rows.len());

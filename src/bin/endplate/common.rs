@@ -39,20 +39,36 @@ fn parse_corners(s: &str) -> Result<[Point; 4]> {
     Ok(std::array::from_fn(|i| Point::new(v[2 * i], v[2 * i + 1])))
 }
 
-/// The bundled model beside the sources (a development checkout) or beside the binary.
-fn default_model() -> Result<PathBuf> {
+/// A bundled model file beside the sources (a development checkout) or beside the binary.
+fn bundled(file: &str, flag: &str) -> Result<PathBuf> {
     let candidates = [
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/endplate-default.onnx"),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models")
+            .join(file),
         std::env::current_exe()
             .ok()
-            .and_then(|p| p.parent().map(|d| d.join("endplate-default.onnx")))
+            .and_then(|p| p.parent().map(|d| d.join(file)))
             .unwrap_or_default(),
     ];
     candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
-        Error::Invalid(
-            "no bundled model found (models/endplate-default.onnx): pass --model FILE.onnx".into(),
-        )
+        Error::Invalid(format!(
+            "no bundled model found (models/{file}): pass {flag} FILE.onnx"
+        ))
     })
+}
+
+fn default_model() -> Result<PathBuf> {
+    bundled("endplate-default.onnx", "--model")
+}
+
+/// The detector file, or the bundled one.
+pub fn load_detector(path: Option<&Path>) -> Result<endplate::model::detector::Detector> {
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None => bundled("endplate-detector.onnx", "--detector")?,
+    };
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    endplate::model::detector::Detector::from_bytes(&path.display().to_string(), &bytes)
 }
 
 pub fn load_model(path: Option<&Path>) -> Result<Classifier> {

@@ -4,6 +4,7 @@
 
 mod classify;
 mod common;
+mod detect;
 mod evaluate;
 mod roi;
 mod synth;
@@ -34,6 +35,13 @@ struct Cli {
 enum Command {
     /// Write the ROI of one disc as the model sees it (128x128 gray PNG)
     Roi(RoiArgs),
+    /// Find the discs of a slice: levels, corners, scores
+    Detect(detect::DetectArgs),
+    /// Measure a detector on slices with known corners and levels
+    EvaluateDetector(detect::EvaluateDetectorArgs),
+    /// Train the disc detector on phantoms and real slices with corners
+    #[cfg(feature = "train")]
+    TrainDetector(detect::TrainDetectorArgs),
     /// Classify one disc (--image and --corners) or every row of a manifest
     Classify(ClassifyArgs),
     /// Make a phantom data set: synthetic sagittal T2 slices with known lesions and corners
@@ -53,6 +61,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Roi(a) => roi::run(a),
+        Command::Detect(a) => detect::run_detect(a),
+        Command::EvaluateDetector(a) => detect::run_evaluate_detector(a),
+        #[cfg(feature = "train")]
+        Command::TrainDetector(a) => detect::run_train_detector(a),
         Command::Classify(a) => classify::run(a),
         Command::Synth(a) => synth::run(a),
         #[cfg(feature = "train")]

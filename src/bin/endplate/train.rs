@@ -90,7 +90,7 @@ struct Bars {
 
 /// `OUT` without its extension, plus `.suffix`: where a run keeps its checkpoints and report by
 /// default.
-fn beside(out: &Path, suffix: &str) -> PathBuf {
+pub(super) fn beside(out: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(format!("{}.{suffix}", out.with_extension("").display()))
 }
 

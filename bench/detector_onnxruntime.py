@@ -1,0 +1,21 @@
+"""onnxruntime on the detector file: milliseconds per view (network only, [1, 1, 256, 256]),
+median of 30 runs after 5 warm-up runs, at 1 and 2 threads. The detector runs two views per
+slice, so a slice costs twice this plus preprocessing. Usage: python3 bench/detector_onnxruntime.py models/endplate-detector.onnx"""
+import sys, time
+import numpy as np
+import onnxruntime as ort
+
+path = sys.argv[1] if len(sys.argv) > 1 else "models/endplate-detector.onnx"
+x = np.random.default_rng(1).standard_normal((1, 1, 256, 256)).astype(np.float32)
+for threads in (1, 2):
+    o = ort.SessionOptions()
+    o.intra_op_num_threads = threads
+    s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
+    for _ in range(5):
+        s.run(None, {"input": x})
+    t = []
+    for _ in range(30):
+        a = time.perf_counter()
+        s.run(None, {"input": x})
+        t.append((time.perf_counter() - a) * 1e3)
+    print(f"onnxruntime {ort.__version__}, {threads} thread(s): {sorted(t)[15]:.2f} ms per view")

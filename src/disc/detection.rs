@@ -1,0 +1,383 @@
+//! From the detector network's output maps to discs with levels: peaks of the disc-centre map,
+//! four corners regressed from each peak, then the chain of discs counted up from the sacrum.
+//! Pure geometry, no network: the same code runs natively, in the page and in the tests.
+//!
+//! The maps are on a grid of `stride`-pixel cells over the detector's input: a disc-centre
+//! logit, an "L5S1" logit (is this the disc just above the sacrum?) and eight corner offsets
+//! from the cell centre, in units of `offset_unit` input pixels, in the order upper endplate
+//! (anterior, posterior), lower endplate (anterior, posterior).
+
+use crate::class::Level;
+use crate::disc::geometry::Point;
+use serde::{Serialize, Serializer};
+
+/// One disc found on a slice.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DetectedDisc {
+    /// `L5S1` … `L1L2`, then `T12L1`, `T11T12`, … counting up from the sacrum; `None` when no
+    /// sacrum was found, so levels cannot be named.
+    pub level: Option<String>,
+    /// The disc-centre probability at its peak, in [0, 1].
+    pub score: f32,
+    /// SPEC order: the upper endplate's corners (smaller x first), then the lower endplate's.
+    #[serde(serialize_with = "corner_pairs")]
+    pub corners: [Point; 4],
+}
+
+impl DetectedDisc {
+    /// The lumbar level, for discs the classifier takes (`T12L1` and above are not).
+    pub fn lumbar_level(&self) -> Option<Level> {
+        self.level.as_deref().and_then(|l| l.parse().ok())
+    }
+
+    pub fn center(&self) -> Point {
+        mean(&self.corners)
+    }
+}
+
+fn corner_pairs<S: Serializer>(c: &[Point; 4], s: S) -> Result<S::Ok, S::Error> {
+    c.map(|p| [p.x, p.y]).serialize(s)
+}
+
+/// The name of the disc `k` discs above the sacrum (0 = `L5S1`).
+pub fn level_name(k: usize) -> String {
+    match k {
+        0..=4 => Level::ALL[4 - k].id().to_string(),
+        5 => "T12L1".into(),
+        6..=16 => format!("T{}T{}", 17 - k, 18 - k),
+        _ => format!("disc{k}"),
+    }
+}
+
+/// The network's output for one view, plane by plane, each `grid x grid` cells.
+#[derive(Debug, Clone, Copy)]
+pub struct Maps<'a> {
+    pub grid: usize,
+    /// Input pixels per cell.
+    pub stride: f64,
+    pub center: &'a [f32],
+    pub l5s1: &'a [f32],
+    /// Eight planes: dx, dy of each corner in SPEC order.
+    pub offsets: &'a [f32],
+}
+
+/// Decoding settings, kept in the detector's card.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct DecodeParams {
+    /// Input pixels per unit of a regressed offset.
+    pub offset_unit: f64,
+    /// Lowest disc-centre probability that counts as a disc.
+    pub threshold: f32,
+    /// Lowest L5S1 probability that counts as the sacrum being found.
+    pub l5s1_threshold: f32,
+}
+
+impl Default for DecodeParams {
+    fn default() -> Self {
+        DecodeParams {
+            offset_unit: 16.0,
+            threshold: 0.35,
+            l5s1_threshold: 0.3,
+        }
+    }
+}
+
+/// A disc before levels are named, in whatever coordinates its corners were mapped to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    pub score: f32,
+    pub l5s1: f32,
+    pub corners: [Point; 4],
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn mean(p: &[Point; 4]) -> Point {
+    Point::new(
+        p.iter().map(|q| q.x).sum::<f64>() / 4.0,
+        p.iter().map(|q| q.y).sum::<f64>() / 4.0,
+    )
+}
+
+/// Every local maximum of the centre map above the threshold, its corners in input pixels: the
+/// 3 x 3 cells around the peak each regress all four corners, averaged with their centre
+/// probabilities as weights (the training target covers those cells too).
+pub fn candidates(maps: &Maps, p: &DecodeParams) -> Vec<Candidate> {
+    let g = maps.grid;
+    let plane = g * g;
+    if maps.center.len() < plane || maps.l5s1.len() < plane || maps.offsets.len() < 8 * plane {
+        return Vec::new();
+    }
+    let prob = |i: usize, j: usize| sigmoid(maps.center[j * g + i]);
+    let mut out = Vec::new();
+    for j in 0..g {
+        for i in 0..g {
+            let s = prob(i, j);
+            if s.is_nan() || s < p.threshold {
+                continue;
+            }
+            let mut is_peak = true;
+            let (mut wsum, mut acc, mut l5) = (0.0f64, [[0.0f64; 2]; 4], 0.0f32);
+            for nj in j.saturating_sub(1)..(j + 2).min(g) {
+                for ni in i.saturating_sub(1)..(i + 2).min(g) {
+                    let q = prob(ni, nj);
+                    // Ties go to the first cell in scan order, so a plateau gives one peak.
+                    if q > s || (q == s && (nj, ni) < (j, i)) {
+                        is_peak = false;
+                    }
+                    l5 = l5.max(sigmoid(maps.l5s1[nj * g + ni]));
+                    let w = q as f64;
+                    let (cx, cy) = (
+                        (ni as f64 + 0.5) * maps.stride,
+                        (nj as f64 + 0.5) * maps.stride,
+                    );
+                    for (k, a) in acc.iter_mut().enumerate() {
+                        let dx = maps.offsets[(2 * k) * plane + nj * g + ni] as f64;
+                        let dy = maps.offsets[(2 * k + 1) * plane + nj * g + ni] as f64;
+                        a[0] += w * (cx + dx * p.offset_unit);
+                        a[1] += w * (cy + dy * p.offset_unit);
+                    }
+                    wsum += w;
+                }
+            }
+            if is_peak {
+                out.push(Candidate {
+                    score: s,
+                    l5s1: l5,
+                    corners: acc.map(|a| Point::new(a[0] / wsum, a[1] / wsum)),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// SPEC corner order: the upper endplate (smaller mean y) first, each pair with smaller x first.
+pub fn spec_order(c: [Point; 4]) -> [Point; 4] {
+    let pair = |a: Point, b: Point| if a.x <= b.x { [a, b] } else { [b, a] };
+    let (mut up, mut low) = (pair(c[0], c[1]), pair(c[2], c[3]));
+    if up[0].y + up[1].y > low[0].y + low[1].y {
+        std::mem::swap(&mut up, &mut low);
+    }
+    [up[0], up[1], low[0], low[1]]
+}
+
+/// Endplate width and the unit vectors along it (`u`) and towards the feet (`v`).
+fn frame(c: &[Point; 4]) -> (f64, Point, Point) {
+    let d = |a: Point, b: Point| Point::new(b.x - a.x, b.y - a.y);
+    let (e1, e2) = (d(c[0], c[1]), d(c[2], c[3]));
+    let u = Point::new(e1.x + e2.x, e1.y + e2.y);
+    let len = (u.x * u.x + u.y * u.y).sqrt().max(1e-9);
+    let u = Point::new(u.x / len, u.y / len);
+    // v is u turned a quarter towards +y (caudal): the rotation that keeps v.y > 0.
+    let v = if u.x >= 0.0 {
+        Point::new(-u.y, u.x)
+    } else {
+        Point::new(u.y, -u.x)
+    };
+    let width = 0.5 * ((e1.x * e1.x + e1.y * e1.y).sqrt() + (e2.x * e2.x + e2.y * e2.y).sqrt());
+    (width, u, v)
+}
+
+/// Name levels by counting up from the sacrum and drop what is not on the spine.
+///
+/// Duplicates (centres closer than 0.4 disc widths) keep the higher score. The disc with the
+/// highest L5S1 probability, if above the threshold, is L5S1; from it the chain climbs to the
+/// nearest disc above along the spine's own axis, 0.4–1.4 disc widths away (and at most 1.45
+/// times the previous step) and at most 0.7 widths aside, and stops at the first gap: a level skipped would misname every disc above, so
+/// discs past a gap are dropped rather than guessed. Without a sacrum the chain starts from the
+/// lowest disc, levels stay unnamed, and a lone disc is dropped as likely noise.
+pub fn name_levels(mut cands: Vec<Candidate>, p: &DecodeParams) -> Vec<DetectedDisc> {
+    cands.retain(|c| c.corners.iter().all(|q| q.x.is_finite() && q.y.is_finite()));
+    cands.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<Candidate> = Vec::new();
+    for c in cands {
+        let (w, _, _) = frame(&c.corners);
+        let m = mean(&c.corners);
+        let dup = kept.iter().any(|k| {
+            let n = mean(&k.corners);
+            ((n.x - m.x).powi(2) + (n.y - m.y).powi(2)).sqrt() < 0.4 * w.max(frame(&k.corners).0)
+        });
+        if !dup {
+            kept.push(Candidate {
+                corners: spec_order(c.corners),
+                ..c
+            });
+        }
+    }
+    if kept.is_empty() {
+        return Vec::new();
+    }
+    let sacrum = kept
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.l5s1 >= p.l5s1_threshold)
+        .max_by(|a, b| a.1.l5s1.total_cmp(&b.1.l5s1))
+        .map(|(i, _)| i);
+    let start = sacrum.unwrap_or_else(|| {
+        (0..kept.len())
+            .max_by(|&a, &b| {
+                mean(&kept[a].corners)
+                    .y
+                    .total_cmp(&mean(&kept[b].corners).y)
+            })
+            .expect("not empty")
+    });
+    let mut used = vec![false; kept.len()];
+    let mut chain = vec![start];
+    used[start] = true;
+    let mut last_step = f64::INFINITY;
+    loop {
+        let cur = &kept[*chain.last().expect("chain starts with one")];
+        let (w, u, v) = frame(&cur.corners);
+        let c0 = mean(&cur.corners);
+        let next = (0..kept.len())
+            .filter(|&j| !used[j])
+            .filter_map(|j| {
+                let c = mean(&kept[j].corners);
+                let d = Point::new(c.x - c0.x, c.y - c0.y);
+                let along = -(d.x * v.x + d.y * v.y);
+                let aside = (d.x * u.x + d.y * u.y).abs();
+                let reach = (1.4 * w).min(1.45 * last_step);
+                (along >= 0.4 * w && along <= reach && aside <= 0.7 * w).then_some((j, along))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        match next {
+            Some((j, along)) => {
+                last_step = along;
+                used[j] = true;
+                chain.push(j);
+            }
+            None => break,
+        }
+    }
+    if sacrum.is_none() && chain.len() < 2 {
+        return Vec::new();
+    }
+    let mut discs: Vec<DetectedDisc> = chain
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| DetectedDisc {
+            level: sacrum.map(|_| level_name(k)),
+            score: kept[i].score,
+            corners: kept[i].corners,
+        })
+        .collect();
+    discs.reverse();
+    discs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A straight spine of `n` level discs, 40 px wide, 36 px apart, the lowest at y = 400.
+    fn spine(n: usize) -> Vec<Candidate> {
+        (0..n)
+            .map(|k| {
+                let y = 400.0 - 36.0 * k as f64;
+                Candidate {
+                    score: 0.9,
+                    l5s1: if k == 0 { 0.8 } else { 0.05 },
+                    corners: [
+                        Point::new(200.0, y - 4.0),
+                        Point::new(240.0, y - 4.0),
+                        Point::new(200.0, y + 4.0),
+                        Point::new(240.0, y + 4.0),
+                    ],
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn levels_count_up_from_the_sacrum_and_come_out_top_to_bottom() {
+        let discs = name_levels(spine(7), &DecodeParams::default());
+        let names: Vec<_> = discs.iter().map(|d| d.level.clone().unwrap()).collect();
+        assert_eq!(
+            names,
+            ["T11T12", "T12L1", "L1L2", "L2L3", "L3L4", "L4L5", "L5S1"]
+        );
+        assert_eq!(discs[6].lumbar_level(), Some(Level::L5S1));
+        assert_eq!(discs[0].lumbar_level(), None);
+    }
+
+    #[test]
+    fn a_gap_stops_the_chain_and_off_spine_blobs_are_dropped() {
+        let mut c = spine(5);
+        c.remove(3); // no L2L3: L1L2 above the gap must not be named L2L3
+        let mut blob = c[0];
+        blob.corners = blob.corners.map(|p| Point::new(p.x + 150.0, p.y - 20.0));
+        blob.l5s1 = 0.0;
+        c.push(blob);
+        let discs = name_levels(c, &DecodeParams::default());
+        let names: Vec<_> = discs.iter().map(|d| d.level.clone().unwrap()).collect();
+        assert_eq!(names, ["L3L4", "L4L5", "L5S1"]);
+    }
+
+    #[test]
+    fn without_a_sacrum_levels_stay_unnamed_and_a_lone_disc_is_dropped() {
+        let mut c = spine(3);
+        c.iter_mut().for_each(|d| d.l5s1 = 0.0);
+        let discs = name_levels(c.clone(), &DecodeParams::default());
+        assert_eq!(discs.len(), 3);
+        assert!(discs.iter().all(|d| d.level.is_none()));
+        assert!(name_levels(c[..1].to_vec(), &DecodeParams::default()).is_empty());
+    }
+
+    #[test]
+    fn duplicates_keep_the_best_score_and_corners_come_in_spec_order() {
+        let mut c = spine(2);
+        let mut dup = c[0];
+        dup.score = 0.5;
+        dup.corners = dup.corners.map(|p| Point::new(p.x + 3.0, p.y));
+        c.push(dup);
+        // Reversed corner order in, SPEC order out.
+        c[1].corners = [
+            c[1].corners[3],
+            c[1].corners[2],
+            c[1].corners[1],
+            c[1].corners[0],
+        ];
+        let discs = name_levels(c, &DecodeParams::default());
+        assert_eq!(discs.len(), 2);
+        assert_eq!(discs[1].score, 0.9);
+        let k = discs[0].corners;
+        assert!(k[0].x < k[1].x && k[2].x < k[3].x && k[0].y < k[2].y);
+    }
+
+    #[test]
+    fn one_peak_per_blob_and_corners_from_the_offsets() {
+        let g = 8;
+        let mut center = vec![-6.0f32; g * g];
+        center[3 * g + 4] = 3.0;
+        center[3 * g + 5] = 1.0;
+        let l5 = vec![-6.0f32; g * g];
+        // Every cell says: corners at (-1, -0.5), (1, -0.5), (-1, 0.5), (1, 0.5) units from it.
+        let mut off = vec![0.0f32; 8 * g * g];
+        for (k, (dx, dy)) in [(-1.0, -0.5), (1.0, -0.5), (-1.0, 0.5), (1.0, 0.5)]
+            .into_iter()
+            .enumerate()
+        {
+            off[2 * k * g * g..(2 * k + 1) * g * g].fill(dx);
+            off[(2 * k + 1) * g * g..(2 * k + 2) * g * g].fill(dy);
+        }
+        let maps = Maps {
+            grid: g,
+            stride: 4.0,
+            center: &center,
+            l5s1: &l5,
+            offsets: &off,
+        };
+        let p = DecodeParams::default();
+        let c = candidates(&maps, &p);
+        assert_eq!(c.len(), 1);
+        // Weighted cell centre: cells (4,3) and (5,3) at x = 18 and 22 px, weights ~0.95 / 0.73.
+        let w = (sigmoid(3.0) as f64, sigmoid(1.0) as f64);
+        let cx = (18.0 * w.0 + 22.0 * w.1) / (w.0 + w.1);
+        assert!((c[0].corners[0].x - (cx - 16.0)).abs() < 0.2, "{:?}", c[0]);
+        assert!((c[0].corners[3].y - (14.0 + 8.0)).abs() < 0.2, "{:?}", c[0]);
+    }
+}

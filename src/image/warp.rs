@@ -1,0 +1,168 @@
+//! Resampling a whole slice under an affine map: how the detector sees a slice (letterboxed to
+//! its input size, or a zoomed crop of the spine) and how its training draws rotated, scaled and
+//! shifted views. Shrinking averages a grid of bilinear taps over each output pixel's footprint,
+//! as the disc ROI does, so a 1024-pixel slice and a 256-pixel one look alike to the network.
+
+/// Maps output pixel coordinates `(u, v)` to slice coordinates:
+/// `x = a u + b v + tx`, `y = c u + d v + ty` (both in the SPEC's pixel convention).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Affine {
+    pub a: f64,
+    pub b: f64,
+    pub c: f64,
+    pub d: f64,
+    pub tx: f64,
+    pub ty: f64,
+}
+
+impl Affine {
+    /// Output pixel `(u, v)` shows slice point `origin + scale * R(angle) (u, v)`.
+    pub fn similarity(scale: f64, angle: f64, origin: (f64, f64)) -> Affine {
+        let (s, c) = angle.sin_cos();
+        Affine {
+            a: scale * c,
+            b: -scale * s,
+            c: scale * s,
+            d: scale * c,
+            tx: origin.0,
+            ty: origin.1,
+        }
+    }
+
+    /// The whole `width x height` slice centred in a `size x size` square, aspect kept: the
+    /// longer side fills it, the shorter is padded on both sides.
+    pub fn letterbox(width: usize, height: usize, size: usize) -> Affine {
+        Self::fit(0.0, 0.0, width as f64, height as f64, size)
+    }
+
+    /// The rectangle `[x0, x1) x [y0, y1)` centred in a `size x size` square, aspect kept.
+    pub fn fit(x0: f64, y0: f64, x1: f64, y1: f64, size: usize) -> Affine {
+        let scale = (x1 - x0).max(y1 - y0) / size as f64;
+        let (cx, cy) = (0.5 * (x0 + x1), 0.5 * (y0 + y1));
+        let half = 0.5 * size as f64;
+        Affine::similarity(scale, 0.0, (cx - half * scale, cy - half * scale))
+    }
+
+    pub fn apply(&self, u: f64, v: f64) -> (f64, f64) {
+        (
+            self.a * u + self.b * v + self.tx,
+            self.c * u + self.d * v + self.ty,
+        )
+    }
+
+    /// The map back from slice to output coordinates. `None` when the map is degenerate.
+    pub fn inverse(&self) -> Option<Affine> {
+        let det = self.a * self.d - self.b * self.c;
+        if det.abs() < 1e-12 || !det.is_finite() {
+            return None;
+        }
+        let (a, b, c, d) = (self.d / det, -self.b / det, -self.c / det, self.a / det);
+        Some(Affine {
+            a,
+            b,
+            c,
+            d,
+            tx: -(a * self.tx + b * self.ty),
+            ty: -(c * self.tx + d * self.ty),
+        })
+    }
+
+    /// Slice pixels per output pixel (the geometric mean over both axes).
+    pub fn scale(&self) -> f64 {
+        (self.a * self.d - self.b * self.c).abs().sqrt()
+    }
+}
+
+/// Bilinear sample of `values` (row-major `width x height`) at slice point `(x, y)`, `pad`
+/// outside. Pixel centres sit at half-integers.
+fn bilinear(values: &[f32], width: usize, height: usize, x: f64, y: f64, pad: f32) -> f32 {
+    let (fx, fy) = (x - 0.5, y - 0.5);
+    if !(fx > -1.0 && fy > -1.0 && fx < width as f64 && fy < height as f64) {
+        return pad;
+    }
+    let (x0, y0) = (fx.floor(), fy.floor());
+    let (wx, wy) = ((fx - x0) as f32, (fy - y0) as f32);
+    let at = |i: f64, j: f64| -> f32 {
+        if i < 0.0 || j < 0.0 || i >= width as f64 || j >= height as f64 {
+            pad
+        } else {
+            values[j as usize * width + i as usize]
+        }
+    };
+    let top = at(x0, y0) * (1.0 - wx) + at(x0 + 1.0, y0) * wx;
+    let bottom = at(x0, y0 + 1.0) * (1.0 - wx) + at(x0 + 1.0, y0 + 1.0) * wx;
+    top * (1.0 - wy) + bottom * wy
+}
+
+/// Resample `values` (a `width x height` slice) into an `out_w x out_h` image whose pixel
+/// `(u, v)` covers the slice region `to_slice` maps it to; `pad` where that falls outside.
+pub fn warp(
+    values: &[f32],
+    width: usize,
+    height: usize,
+    to_slice: &Affine,
+    out_w: usize,
+    out_h: usize,
+    pad: f32,
+) -> Vec<f32> {
+    // Taps per axis: enough to cover an output pixel's footprint when shrinking.
+    let taps = to_slice.scale().ceil().clamp(1.0, 8.0) as usize;
+    let step = 1.0 / taps as f64;
+    let norm = 1.0 / (taps * taps) as f32;
+    let mut out = Vec::with_capacity(out_w * out_h);
+    for v in 0..out_h {
+        for u in 0..out_w {
+            let mut acc = 0.0f32;
+            for j in 0..taps {
+                let vv = v as f64 + (j as f64 + 0.5) * step;
+                for i in 0..taps {
+                    let uu = u as f64 + (i as f64 + 0.5) * step;
+                    let (x, y) = to_slice.apply(uu, vv);
+                    acc += bilinear(values, width, height, x, y, pad);
+                }
+            }
+            out.push(acc * norm);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inverse_undoes_a_rotated_scaled_map() {
+        let m = Affine::similarity(2.5, 0.3, (10.0, -4.0));
+        let inv = m.inverse().unwrap();
+        let (x, y) = m.apply(17.0, 33.0);
+        let (u, v) = inv.apply(x, y);
+        assert!((u - 17.0).abs() < 1e-9 && (v - 33.0).abs() < 1e-9);
+        assert!((m.scale() - 2.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn letterbox_centres_a_portrait_slice_and_pads_the_sides() {
+        // 100 x 200 into 50 x 50: scale 4, the slice spans u in [12.5, 37.5).
+        let m = Affine::letterbox(100, 200, 50);
+        assert_eq!(m.apply(25.0, 0.0), (50.0, 0.0));
+        assert_eq!(m.apply(12.5, 50.0), (0.0, 200.0));
+        let values = vec![1.0f32; 100 * 200];
+        let out = warp(&values, 100, 200, &m, 50, 50, 0.0);
+        assert_eq!(out[25 * 50 + 5], 0.0, "left padding");
+        assert_eq!(out[25 * 50 + 25], 1.0, "inside");
+        assert_eq!(out[25 * 50 + 45], 0.0, "right padding");
+    }
+
+    #[test]
+    fn shrinking_averages_the_footprint() {
+        // A 1-pixel checkerboard shrunk 4x averages to 0.5 everywhere, not to aliased stripes.
+        let values: Vec<f32> = (0..64 * 64)
+            .map(|k| ((k % 64 + k / 64) % 2) as f32)
+            .collect();
+        let out = warp(&values, 64, 64, &Affine::letterbox(64, 64, 16), 16, 16, 0.0);
+        for &o in &out[17..30] {
+            assert!((o - 0.5).abs() < 0.07, "{o}");
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! The disc detector: its card, its ONNX file and running it with tract.
+//!
+//! A slice is seen twice. The first view is the whole slice letterboxed into the network's
+//! square input; it finds the spine. The second is a crop around the discs found (with room for
+//! the sacrum below), enlarged into the same input, so corners are placed at up to three times
+//! the resolution; its discs replace the first view's when it finds at least as many lumbar
+//! ones. Training draws views at both scales, so one network serves both.
+
+use super::card::OPSET;
+use super::card::{Training, CARD_KEY, CARD_VERSION};
+use super::detector_net::{DetectorArch, MAPS, STRIDE};
+use super::file::GraphBuilder;
+use super::file::{self, BatchNorm};
+use super::onnx::{node, value_info};
+use super::resnet::{WeightTensor, Weights};
+use crate::disc::detection::{
+    candidates, name_levels, Candidate, DecodeParams, DetectedDisc, Maps,
+};
+use crate::disc::geometry::Point;
+use crate::error::{Error, Result};
+use crate::image::contrast::Stretch;
+use crate::image::slice::Slice;
+use crate::image::warp::{warp, Affine};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+
+pub const DETECTOR_KIND: &str = "detector";
+pub const DETECTOR_INPUT: &str = "input";
+pub const DETECTOR_OUTPUT: &str = "maps";
+
+/// How a slice becomes the detector's input.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DetectorInput {
+    /// Side of the square input (pixels); one channel.
+    pub size: usize,
+    /// Contrast stretch over the whole slice, as for the classifier's ROI.
+    pub stretch_low: f64,
+    pub stretch_high: f64,
+    /// Normalisation after the stretch: (value - mean) / std.
+    pub mean: f32,
+    pub std: f32,
+    /// Stretched value outside the slice (black, as the air around a real spine).
+    pub pad_value: f32,
+}
+
+impl Default for DetectorInput {
+    fn default() -> Self {
+        DetectorInput {
+            size: 256,
+            stretch_low: 0.01,
+            stretch_high: 0.99,
+            mean: 0.35,
+            std: 0.3,
+            pad_value: 0.0,
+        }
+    }
+}
+
+/// The detector's card (`kind: "detector"`), under the same `endplate.card` key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorCard {
+    pub format_version: u32,
+    pub kind: String,
+    pub name: String,
+    pub input: DetectorInput,
+    pub decode: DecodeParams,
+    pub training: Training,
+    /// Validation figures in the shape of `evaluate-detector --json`, where measured.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub metrics: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+impl DetectorCard {
+    pub fn new(name: &str, training: Training) -> DetectorCard {
+        DetectorCard {
+            format_version: CARD_VERSION,
+            kind: DETECTOR_KIND.into(),
+            name: name.into(),
+            input: DetectorInput::default(),
+            decode: DecodeParams::default(),
+            training,
+            metrics: serde_json::Value::Null,
+            warning: None,
+        }
+    }
+
+    /// Parse and validate, refusing a classifier's card with a message that says so.
+    pub fn from_json(source_name: &str, json: &str) -> Result<DetectorCard> {
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
+            Error::model(source_name, format!("card `{CARD_KEY}` is not JSON: {e}"))
+        })?;
+        let kind = value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or("classifier");
+        if kind != DETECTOR_KIND {
+            return Err(Error::model(
+                source_name,
+                format!("this is a {kind} model (card kind \"{kind}\"), not a disc detector: give it as the classifier (--model) and a detector file (kind \"detector\") as --detector"),
+            ));
+        }
+        if value.get("format_version").and_then(|v| v.as_u64()) != Some(CARD_VERSION as u64) {
+            return Err(Error::model(
+                source_name,
+                format!("detector card format version is not {CARD_VERSION}: upgrade endplate or re-export the detector"),
+            ));
+        }
+        let card: DetectorCard = serde_json::from_value(value)
+            .map_err(|e| Error::model(source_name, format!("detector card field error: {e}")))?;
+        let i = &card.input;
+        if i.size < 64 || i.size % 32 != 0 || i.size > 1024 {
+            return Err(Error::model(
+                source_name,
+                format!(
+                    "detector input size {} must be a multiple of 32 in 64..=1024",
+                    i.size
+                ),
+            ));
+        }
+        if i.std.is_nan()
+            || i.std <= 0.0
+            || i.stretch_low.is_nan()
+            || i.stretch_low >= i.stretch_high
+        {
+            return Err(Error::model(
+                source_name,
+                "detector preprocessing has a zero std or low >= high stretch",
+            ));
+        }
+        Ok(card)
+    }
+
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "kind": self.kind,
+            "format_version": self.format_version,
+            "input_size": self.input.size,
+            "synthetic": self.training.synthetic,
+            "data": self.training.data_description,
+            "code_version": self.training.code_version,
+            "warning": self.warning,
+        })
+    }
+}
+
+/// The slice's values stretched to [0, 1] (the detector's first step; computed once per slice
+/// and shared by both views).
+pub fn stretched(slice: &Slice, input: &DetectorInput) -> Vec<f32> {
+    let s = Stretch::of(slice, input.stretch_low, input.stretch_high);
+    slice.pixels.iter().map(|&v| s.apply(v)).collect()
+}
+
+/// The network input for one view: `to_slice` maps input pixels to slice pixels.
+pub fn view_input(
+    values: &[f32],
+    width: usize,
+    height: usize,
+    to_slice: &Affine,
+    input: &DetectorInput,
+) -> Vec<f32> {
+    let n = input.size;
+    let mut v = warp(values, width, height, to_slice, n, n, input.pad_value);
+    v.iter_mut()
+        .for_each(|x| *x = (*x - input.mean) / input.std);
+    v
+}
+
+/// Encode the detector with `weights` and `card` as ONNX bytes.
+pub fn write_detector(
+    arch: &DetectorArch,
+    weights: &Weights,
+    card: &DetectorCard,
+    batchnorm: BatchNorm,
+) -> Result<Vec<u8>> {
+    arch.check(weights)?;
+    let mut g = GraphBuilder::new(weights, batchnorm);
+    let mut skips = Vec::new();
+    let mut x = DETECTOR_INPUT.to_string();
+    for (down, same) in &arch.encoder {
+        x = g.conv_bn(down, &x, true);
+        if let Some(s) = same {
+            x = g.conv_bn(s, &x, true);
+        }
+        skips.push(x.clone());
+    }
+    g.init(
+        "upsample.scales",
+        WeightTensor {
+            shape: vec![4],
+            data: vec![1.0, 1.0, 2.0, 2.0],
+        },
+    );
+    for (k, step) in arch.top_down.iter().enumerate() {
+        let p = g.conv_bn(&step.project, &x, false);
+        let up = format!("{}.up", step.project.conv);
+        g.push(node(
+            "Resize",
+            &up,
+            &[&p, "", "upsample.scales"],
+            &up,
+            vec![
+                super::onnx::attr_string("mode", "nearest"),
+                super::onnx::attr_string("coordinate_transformation_mode", "asymmetric"),
+                super::onnx::attr_string("nearest_mode", "floor"),
+            ],
+        ));
+        let sum = format!("{}.sum", step.project.conv);
+        let skip = skips[3 - k].clone();
+        g.push(node("Add", &sum, &[&up, &skip], &sum, vec![]));
+        x = g.conv_bn(&step.smooth, &sum, true);
+    }
+    x = g.conv_bn(&arch.head, &x, true);
+    g.init_named("out.weight");
+    g.init_named("out.bias");
+    g.push(node(
+        "Conv",
+        "out",
+        &[&x, "out.weight", "out.bias"],
+        DETECTOR_OUTPUT,
+        vec![super::onnx::attr_ints("kernel_shape", &[1, 1])],
+    ));
+    let s = card.input.size as i64;
+    let cells = s / STRIDE as i64;
+    let (nodes, initializer) = g.finish();
+    let graph = pb::GraphProto {
+        name: "endplate-detector".into(),
+        node: nodes,
+        initializer,
+        input: vec![value_info(
+            DETECTOR_INPUT,
+            &[None, Some(1), Some(s), Some(s)],
+        )],
+        output: vec![value_info(
+            DETECTOR_OUTPUT,
+            &[None, Some(MAPS as i64), Some(cells), Some(cells)],
+        )],
+        ..Default::default()
+    };
+    let card_json = serde_json::to_string(card).map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok(pb::ModelProto {
+        ir_version: 8,
+        producer_name: "endplate".into(),
+        producer_version: crate::VERSION.into(),
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
+        graph: Some(graph),
+        metadata_props: vec![pb::StringStringEntryProto {
+            key: CARD_KEY.into(),
+            value: card_json,
+        }],
+        ..Default::default()
+    }
+    .encode_to_vec())
+}
+
+/// A loaded, validated and optimised detector.
+pub struct Detector {
+    card: DetectorCard,
+    plan: Arc<TypedRunnableModel>,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("card", &self.card.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one view found, before levels are named: candidates in slice coordinates.
+fn view_candidates(
+    maps: &[f32],
+    input: &DetectorInput,
+    decode: &DecodeParams,
+    to_slice: &Affine,
+) -> Vec<Candidate> {
+    let g = input.size / STRIDE;
+    let plane = g * g;
+    let m = Maps {
+        grid: g,
+        stride: STRIDE as f64,
+        center: &maps[..plane],
+        l5s1: &maps[plane..2 * plane],
+        offsets: &maps[2 * plane..],
+    };
+    candidates(&m, decode)
+        .into_iter()
+        .map(|c| Candidate {
+            corners: c.corners.map(|p| {
+                let (x, y) = to_slice.apply(p.x, p.y);
+                Point::new(x, y)
+            }),
+            ..c
+        })
+        .collect()
+}
+
+/// The second view's region: the discs found plus a margin, and room below for the sacrum.
+/// `None` when it would not be smaller than the whole slice (nothing to gain). The rectangle is
+/// `[x0, y0, x1, y1]` in slice pixels.
+pub fn refine_region(discs: &[DetectedDisc], width: usize, height: usize) -> Option<[f64; 4]> {
+    let pts: Vec<Point> = discs.iter().flat_map(|d| d.corners).collect();
+    if discs.len() < 2 || pts.is_empty() {
+        return None;
+    }
+    let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for p in &pts {
+        x0 = x0.min(p.x);
+        y0 = y0.min(p.y);
+        x1 = x1.max(p.x);
+        y1 = y1.max(p.y);
+    }
+    let w = discs
+        .iter()
+        .map(|d| (d.corners[1].x - d.corners[0].x).hypot(d.corners[1].y - d.corners[0].y))
+        .fold(0.0, f64::max);
+    let (x0, x1) = (x0 - 1.2 * w, x1 + 1.2 * w);
+    let (y0, y1) = (y0 - 1.0 * w, y1 + 1.6 * w);
+    let side = (x1 - x0).max(y1 - y0);
+    if side >= 0.8 * width.max(height) as f64 {
+        return None;
+    }
+    Some([x0, y0, x1, y1])
+}
+
+impl Detector {
+    /// Parse, validate (card kind, input and output) and optimise a detector file.
+    pub fn from_bytes(source_name: &str, bytes: &[u8]) -> Result<Detector> {
+        let proto = file::parse_proto(source_name, bytes)?;
+        let json = file::card_json(source_name, &proto)?;
+        let card = DetectorCard::from_json(source_name, &json)?;
+        let bad = |reason: String| Error::model(source_name, reason);
+        let model = tract_onnx::onnx()
+            .model_for_proto_model(&super::storage::widen_stored_weights(proto))
+            .map_err(|e| bad(format!("tract cannot load the detector graph: {e}")))?;
+        let s = card.input.size;
+        let typed = model
+            .with_input_fact(0, f32::fact([1, 1, s, s]).into())
+            .and_then(|m| m.into_typed())
+            .map_err(|e| {
+                bad(format!(
+                    "the detector does not accept input [1, 1, {s}, {s}]: {e}"
+                ))
+            })?;
+        let out = typed.output_fact(0).map_err(|e| bad(e.to_string()))?;
+        let g = s / STRIDE;
+        let expected: TVec<TDim> = tvec![1.into(), MAPS.into(), g.into(), g.into()];
+        if out.shape.to_tvec() != expected {
+            return Err(bad(format!(
+                "detector output is {:?}, expected [1, {MAPS}, {g}, {g}]",
+                out.shape
+            )));
+        }
+        let plan = typed
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| bad(format!("tract cannot optimise the detector: {e}")))?;
+        Ok(Detector { card, plan })
+    }
+
+    pub fn card(&self) -> &DetectorCard {
+        &self.card
+    }
+
+    /// The raw maps for one prepared input.
+    pub fn maps(&self, input: Vec<f32>) -> Result<Vec<f32>> {
+        let s = self.card.input.size;
+        let t = Tensor::from_shape(&[1, 1, s, s], &input)
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        let out = self
+            .plan
+            .run(tvec![t.into()])
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        let v = out[0]
+            .to_plain_array_view::<f32>()
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        Ok(v.iter().copied().collect())
+    }
+
+    /// Every disc of the slice, top to bottom, with levels where the sacrum was found.
+    pub fn detect(&self, slice: &Slice) -> Result<Vec<DetectedDisc>> {
+        let (w, h) = (slice.width, slice.height);
+        let input = &self.card.input;
+        let values = stretched(slice, input);
+        let run = |to_slice: &Affine| -> Result<Vec<DetectedDisc>> {
+            let maps = self.maps(view_input(&values, w, h, to_slice, input))?;
+            Ok(name_levels(
+                view_candidates(&maps, input, &self.card.decode, to_slice),
+                &self.card.decode,
+            ))
+        };
+        let first = run(&Affine::letterbox(w, h, input.size))?;
+        let Some(region) = refine_region(&first, w, h) else {
+            return Ok(first);
+        };
+        let [x0, y0, x1, y1] = region;
+        let second = run(&Affine::fit(x0, y0, x1, y1, input.size))?;
+        let lumbar = |d: &[DetectedDisc]| d.iter().filter(|x| x.lumbar_level().is_some()).count();
+        Ok(if lumbar(&second) >= lumbar(&first) {
+            second
+        } else {
+            first
+        })
+    }
+}

@@ -1,0 +1,256 @@
+//! The disc detector: its file and card, what it does with slices it cannot read a spine from,
+//! the phantoms' detector truth, and the `train-detector` / `detect` / `evaluate-detector`
+//! commands end to end (a one-epoch run, then a resume).
+
+mod common;
+
+use endplate::model::card::Training;
+use endplate::model::detector::{write_detector, Detector, DetectorCard};
+use endplate::model::detector_net::DetectorArch;
+use endplate::model::file::BatchNorm;
+use endplate::phantom::{plan_subject, render, ClassMix};
+use endplate::Classifier;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn random_detector(seed: u64, bn: BatchNorm) -> Vec<u8> {
+    let arch = DetectorArch::default();
+    let card = DetectorCard::new("test", Training::default());
+    write_detector(&arch, &arch.random_weights(seed), &card, bn).unwrap()
+}
+
+fn bundled_detector() -> Option<Detector> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/endplate-detector.onnx");
+    let bytes = std::fs::read(&p).ok()?;
+    Some(Detector::from_bytes("bundled", &bytes).unwrap())
+}
+
+#[test]
+fn detector_and_classifier_files_refuse_each_others_role() {
+    let det = random_detector(3, BatchNorm::Fold);
+    let e = Classifier::from_bytes("det.onnx", &det)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("det.onnx") && e.contains("detector") && e.contains("not a classifier"),
+        "{e}"
+    );
+    let (cls, _) = common::random_model(3, BatchNorm::Fold);
+    let e = Detector::from_bytes("cls.onnx", &cls)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cls.onnx") && e.contains("not a disc detector"),
+        "{e}"
+    );
+    // The same weights with BatchNorm kept (checkpoints) or folded (shipped) give the same maps.
+    let keep = Detector::from_bytes("keep", &random_detector(3, BatchNorm::Keep)).unwrap();
+    let fold = Detector::from_bytes("fold", &det).unwrap();
+    let input: Vec<f32> = (0..256 * 256)
+        .map(|k| ((k * 7919) % 255) as f32 / 255.0)
+        .collect();
+    let (a, b) = (keep.maps(input.clone()).unwrap(), fold.maps(input).unwrap());
+    assert_eq!(a.len(), 10 * 64 * 64);
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(diff < 1e-3, "folded BatchNorm moved a map value by {diff}");
+}
+
+#[test]
+fn phantom_detector_truth_counts_up_from_the_sacrum_and_matches_the_lumbar_truth() {
+    let ph = render(&plan_subject(5, 0, ClassMix::Paper, 8));
+    // T10T11 .. L5S1: eight discs, numbered 7 .. 0 from the top.
+    let k: Vec<usize> = ph.spine_discs.iter().map(|d| d.0).collect();
+    assert_eq!(k, [7, 6, 5, 4, 3, 2, 1, 0]);
+    for d in &ph.discs {
+        let (_, corners) = ph
+            .spine_discs
+            .iter()
+            .find(|s| s.0 == 4 - d.level.index())
+            .unwrap();
+        assert_eq!(*corners, d.corners, "{:?}", d.level);
+    }
+}
+
+#[test]
+fn slices_without_a_spine_give_no_discs_and_never_panic() {
+    let Some(det) = bundled_detector() else {
+        eprintln!("skipped: models/endplate-detector.onnx is absent");
+        return;
+    };
+    let blank = common::slice_from_fn(256, 256, |_, _| 0.0);
+    let tiny = common::slice_from_fn(40, 40, |x, y| (x * y) % 17.0);
+    let noise = common::slice_from_fn(300, 300, |x, y| {
+        ((x * 12.9898 + y * 78.233).sin() * 43758.5453)
+            .fract()
+            .abs()
+            * 1000.0
+    });
+    // An axial-like slice: a bright ring in a dark field.
+    let axial = common::slice_from_fn(320, 320, |x, y| {
+        let r = ((x - 160.0).powi(2) + (y - 160.0).powi(2)).sqrt();
+        if (90.0..110.0).contains(&r) {
+            900.0
+        } else if r < 40.0 {
+            400.0
+        } else {
+            50.0
+        }
+    });
+    for (name, s) in [
+        ("blank", blank),
+        ("40 px", tiny),
+        ("noise", noise),
+        ("axial-like", axial),
+    ] {
+        let discs = det.detect(&s).unwrap();
+        let lumbar = discs.iter().filter(|d| d.lumbar_level().is_some()).count();
+        assert!(
+            lumbar <= 1,
+            "{name}: {} lumbar discs invented: {discs:?}",
+            lumbar
+        );
+    }
+}
+
+#[test]
+fn bundled_detector_finds_the_discs_of_a_fresh_phantom() {
+    let Some(det) = bundled_detector() else {
+        eprintln!("skipped: models/endplate-detector.onnx is absent");
+        return;
+    };
+    let (mut right, mut total, mut errors) = (0, 0, Vec::new());
+    for i in 0..6 {
+        let ph = render(&plan_subject(4242, i, ClassMix::Paper, 16));
+        let found = det.detect(&ph.slice).unwrap();
+        for d in &ph.discs {
+            total += 1;
+            if let Some(f) = found.iter().find(|f| f.lumbar_level() == Some(d.level)) {
+                let c = f.center();
+                let t = d
+                    .corners
+                    .iter()
+                    .fold((0.0, 0.0), |a, p| (a.0 + p.x / 4.0, a.1 + p.y / 4.0));
+                let e = (c.x - t.0).hypot(c.y - t.1) * ph.plan.spacing_mm;
+                if e < 5.0 {
+                    right += 1;
+                    errors.push(e);
+                }
+            }
+        }
+    }
+    // A floor under today's bundled detector (20 of these 30 at the right level when it was
+    // bundled; the goal is 95 %): it catches a detector that got worse, not one short of goal.
+    assert!(
+        right as f64 >= 0.6 * total as f64,
+        "{right} of {total} phantom discs found at their level"
+    );
+}
+
+fn endplate(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_endplate"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn train_detector_one_epoch_resume_detect_and_evaluate() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("det.onnx");
+    let ck = dir.path().join("ck");
+    let common_args = |epochs: &'static str| {
+        vec![
+            "train-detector".to_string(),
+            "--out".into(),
+            out.display().to_string(),
+            "--phantoms".into(),
+            "3".into(),
+            "--validate-phantoms".into(),
+            "2".into(),
+            "--views".into(),
+            "6".into(),
+            "--batch".into(),
+            "3".into(),
+            "--epochs".into(),
+            epochs.into(),
+            "--checkpoints".into(),
+            ck.display().to_string(),
+        ]
+    };
+    let a = common_args("1");
+    let o = endplate(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(ck.join("detector-checkpoint.json").is_file());
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ck.join("detector-checkpoint.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["next_epoch"], 1);
+    let mut a = common_args("2");
+    a.push("--resume".into());
+    let o = endplate(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("epoch 2") && !err.contains("epoch 1:"),
+        "resume starts at epoch 2: {err}"
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    let det = Detector::from_bytes("det", &bytes).unwrap();
+    assert_eq!(det.card().kind, "detector");
+    assert_eq!(det.card().training.epochs, Some(2));
+
+    // detect on a phantom slice written as PNG: valid JSON with the SPEC's fields, whatever an
+    // untrained detector finds; evaluate-detector on the synth manifest reports every level.
+    let ph = dir.path().join("ph");
+    let o = endplate(&[
+        "synth",
+        "--out",
+        ph.to_str().unwrap(),
+        "--subjects",
+        "2",
+        "--seed",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let manifest = ph.join("manifest.csv");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let image = ph.join(text.lines().nth(1).unwrap().split(',').next().unwrap());
+    let o = endplate(&[
+        "detect",
+        "--image",
+        image.to_str().unwrap(),
+        "--detector",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["model"]["kind"], "detector");
+    assert!(j["discs"].is_array());
+    let o = endplate(&[
+        "evaluate-detector",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--detector",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["overall"]["discs"], 10);
+    assert_eq!(r["levels"].as_array().unwrap().len(), 5);
+    // A classifier given as the detector is refused with a message and exit status 2.
+    let o = endplate(&[
+        "detect",
+        "--image",
+        image.to_str().unwrap(),
+        "--detector",
+        "models/endplate-default.onnx",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a disc detector"));
+}
