@@ -238,11 +238,21 @@ fn train_detector_one_epoch_resume_detect_and_evaluate() {
         "--detector",
         out.to_str().unwrap(),
         "--json",
+        "--overlays",
+        dir.path().join("overlays").to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["overall"]["discs"], 10);
     assert_eq!(r["levels"].as_array().unwrap().len(), 5);
+    assert_eq!(r["intervals"]["subjects"], 2);
+    // One overlay per slice, as large as the slice.
+    let pngs: Vec<_> = std::fs::read_dir(dir.path().join("overlays"))
+        .unwrap()
+        .collect();
+    assert_eq!(pngs.len(), 2);
+    let first = image::open(pngs[0].as_ref().unwrap().path()).unwrap();
+    assert!(first.width() >= 256 && first.height() >= 256);
     // A classifier given as the detector is refused with a message and exit status 2.
     let o = endplate(&[
         "detect",

@@ -8,7 +8,7 @@
 //! (anterior, posterior), lower endplate (anterior, posterior).
 
 use crate::class::Level;
-use crate::disc::geometry::Point;
+use crate::disc::geometry::{centre, DiscFrame, Point};
 use serde::{Serialize, Serializer};
 
 /// One disc found on a slice.
@@ -31,7 +31,7 @@ impl DetectedDisc {
     }
 
     pub fn center(&self) -> Point {
-        mean(&self.corners)
+        centre(&self.corners)
     }
 }
 
@@ -92,13 +92,6 @@ pub struct Candidate {
 
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
-}
-
-fn mean(p: &[Point; 4]) -> Point {
-    Point::new(
-        p.iter().map(|q| q.x).sum::<f64>() / 4.0,
-        p.iter().map(|q| q.y).sum::<f64>() / 4.0,
-    )
 }
 
 /// Every local maximum of the centre map above the threshold, its corners in input pixels: the
@@ -164,65 +157,40 @@ pub fn spec_order(c: [Point; 4]) -> [Point; 4] {
     [up[0], up[1], low[0], low[1]]
 }
 
-/// Endplate width and the unit vectors along it (`u`) and towards the feet (`v`).
-fn frame(c: &[Point; 4]) -> (f64, Point, Point) {
-    let d = |a: Point, b: Point| Point::new(b.x - a.x, b.y - a.y);
-    let (e1, e2) = (d(c[0], c[1]), d(c[2], c[3]));
-    let u = Point::new(e1.x + e2.x, e1.y + e2.y);
-    let len = (u.x * u.x + u.y * u.y).sqrt().max(1e-9);
-    let u = Point::new(u.x / len, u.y / len);
-    // v is u turned a quarter towards +y (caudal): the rotation that keeps v.y > 0.
-    let v = if u.x >= 0.0 {
-        Point::new(-u.y, u.x)
-    } else {
-        Point::new(u.y, -u.x)
-    };
-    let width = 0.5 * ((e1.x * e1.x + e1.y * e1.y).sqrt() + (e2.x * e2.x + e2.y * e2.y).sqrt());
-    (width, u, v)
-}
-
 /// Name levels by counting up from the sacrum and drop what is not on the spine.
 ///
 /// Duplicates (centres closer than 0.4 disc widths) keep the higher score. The disc with the
 /// highest L5S1 probability, if above the threshold, is L5S1; from it the chain climbs to the
 /// nearest disc above along the spine's own axis, 0.4–1.4 disc widths away (and at most 1.45
-/// times the previous step) and at most 0.7 widths aside, and stops at the first gap: a level skipped would misname every disc above, so
-/// discs past a gap are dropped rather than guessed. Without a sacrum the chain starts from the
+/// times the previous step) and at most 0.7 widths aside, and stops at the first gap: a level
+/// skipped would misname every disc above, so discs past a gap are dropped rather than guessed. Without a sacrum the chain starts from the
 /// lowest disc, levels stay unnamed, and a lone disc is dropped as likely noise.
 pub fn name_levels(mut cands: Vec<Candidate>, p: &DecodeParams) -> Vec<DetectedDisc> {
-    cands.retain(|c| c.corners.iter().all(|q| q.x.is_finite() && q.y.is_finite()));
     cands.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut kept: Vec<Candidate> = Vec::new();
+    // Each kept disc with its frame, computed once; corners that make no disc (coincident,
+    // collinear, not finite) are no disc.
+    let mut kept: Vec<(Candidate, DiscFrame)> = Vec::new();
     for c in cands {
-        let (w, _, _) = frame(&c.corners);
-        let m = mean(&c.corners);
-        let dup = kept.iter().any(|k| {
-            let n = mean(&k.corners);
-            ((n.x - m.x).powi(2) + (n.y - m.y).powi(2)).sqrt() < 0.4 * w.max(frame(&k.corners).0)
-        });
+        let Ok(f) = DiscFrame::of(&c.corners) else {
+            continue;
+        };
+        let dup = kept
+            .iter()
+            .any(|(_, k)| k.center.distance(f.center) < 0.4 * f.width.max(k.width));
         if !dup {
-            kept.push(Candidate {
-                corners: spec_order(c.corners),
-                ..c
-            });
+            let corners = spec_order(c.corners);
+            kept.push((Candidate { corners, ..c }, f));
         }
     }
     if kept.is_empty() {
         return Vec::new();
     }
-    let sacrum = kept
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.l5s1 >= p.l5s1_threshold)
-        .max_by(|a, b| a.1.l5s1.total_cmp(&b.1.l5s1))
-        .map(|(i, _)| i);
+    let sacrum = (0..kept.len())
+        .filter(|&i| kept[i].0.l5s1 >= p.l5s1_threshold)
+        .max_by(|&a, &b| kept[a].0.l5s1.total_cmp(&kept[b].0.l5s1));
     let start = sacrum.unwrap_or_else(|| {
         (0..kept.len())
-            .max_by(|&a, &b| {
-                mean(&kept[a].corners)
-                    .y
-                    .total_cmp(&mean(&kept[b].corners).y)
-            })
+            .max_by(|&a, &b| kept[a].1.center.y.total_cmp(&kept[b].1.center.y))
             .expect("not empty")
     });
     let mut used = vec![false; kept.len()];
@@ -230,43 +198,38 @@ pub fn name_levels(mut cands: Vec<Candidate>, p: &DecodeParams) -> Vec<DetectedD
     used[start] = true;
     let mut last_step = f64::INFINITY;
     loop {
-        let cur = &kept[*chain.last().expect("chain starts with one")];
-        let (w, u, v) = frame(&cur.corners);
-        let c0 = mean(&cur.corners);
+        let f = &kept[*chain.last().expect("chain starts with one")].1;
+        let reach = (1.4 * f.width).min(1.45 * last_step);
         let next = (0..kept.len())
             .filter(|&j| !used[j])
             .filter_map(|j| {
-                let c = mean(&kept[j].corners);
-                let d = Point::new(c.x - c0.x, c.y - c0.y);
-                let along = -(d.x * v.x + d.y * v.y);
-                let aside = (d.x * u.x + d.y * u.y).abs();
-                let reach = (1.4 * w).min(1.45 * last_step);
-                (along >= 0.4 * w && along <= reach && aside <= 0.7 * w).then_some((j, along))
+                let c = kept[j].1.center;
+                let d = Point::new(c.x - f.center.x, c.y - f.center.y);
+                // Up the spine is against v, which points to the feet.
+                let along = -(d.x * f.v.x + d.y * f.v.y);
+                let aside = (d.x * f.u.x + d.y * f.u.y).abs();
+                (along >= 0.4 * f.width && along <= reach && aside <= 0.7 * f.width)
+                    .then_some((j, along))
             })
             .min_by(|a, b| a.1.total_cmp(&b.1));
-        match next {
-            Some((j, along)) => {
-                last_step = along;
-                used[j] = true;
-                chain.push(j);
-            }
-            None => break,
-        }
+        let Some((j, along)) = next else { break };
+        last_step = along;
+        used[j] = true;
+        chain.push(j);
     }
     if sacrum.is_none() && chain.len() < 2 {
         return Vec::new();
     }
-    let mut discs: Vec<DetectedDisc> = chain
+    chain
         .iter()
         .enumerate()
+        .rev()
         .map(|(k, &i)| DetectedDisc {
             level: sacrum.map(|_| level_name(k)),
-            score: kept[i].score,
-            corners: kept[i].corners,
+            score: kept[i].0.score,
+            corners: kept[i].0.corners,
         })
-        .collect();
-    discs.reverse();
-    discs
+        .collect()
 }
 
 #[cfg(test)]

@@ -25,6 +25,17 @@ impl Point {
     fn norm(self) -> f64 {
         self.dot(self).sqrt()
     }
+    pub fn distance(self, o: Point) -> f64 {
+        self.sub(o).norm()
+    }
+}
+
+/// The mean of a disc's four corners.
+pub fn centre(corners: &[Point; 4]) -> Point {
+    Point::new(
+        corners.iter().map(|p| p.x).sum::<f64>() / 4.0,
+        corners.iter().map(|p| p.y).sum::<f64>() / 4.0,
+    )
 }
 
 /// The disc in its own frame: `u` runs along the endplates, `v` across them pointing caudally
@@ -77,6 +88,13 @@ impl DiscFrame {
                 )));
             }
         }
+        Self::of(corners)
+    }
+
+    /// The frame of four corners wherever they lie (a detector's output, a training view's
+    /// mapped truth): the pairing and checks of [`DiscFrame::from_corners`] without the slice
+    /// bounds.
+    pub fn of(corners: &[Point; 4]) -> Result<DiscFrame> {
         let [a, b, c, d] = *corners;
         let pairings = [((a, b), (c, d)), ((a, c), (b, d)), ((a, d), (b, c))];
         let sides: Vec<_> = pairings
@@ -127,10 +145,7 @@ impl DiscFrame {
         }
         let u = Point::new(v.y, -v.x);
 
-        let center = Point::new(
-            corners.iter().map(|p| p.x).sum::<f64>() / 4.0,
-            corners.iter().map(|p| p.y).sum::<f64>() / 4.0,
-        );
+        let center = centre(corners);
         let proj = |p: &Point, dir: Point| p.sub(center).dot(dir);
         let half_extent_u = corners.iter().map(|p| proj(p, u).abs()).fold(0.0, f64::max);
         let half_extent_v = corners.iter().map(|p| proj(p, v).abs()).fold(0.0, f64::max);

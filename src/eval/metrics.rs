@@ -17,6 +17,30 @@ pub struct Estimate {
     pub hi: f64,
 }
 
+impl Estimate {
+    /// `point` with the mean and 95 % percentile interval of its bootstrap `samples` (all three
+    /// equal to `point` when there are none).
+    pub fn from_samples(point: f64, mut samples: Vec<f64>) -> Estimate {
+        if samples.is_empty() {
+            return Estimate {
+                point,
+                mean: point,
+                lo: point,
+                hi: point,
+            };
+        }
+        samples.sort_by(f64::total_cmp);
+        let n = samples.len();
+        let q = |f: f64| samples[((f * (n - 1) as f64).round() as usize).min(n - 1)];
+        Estimate {
+            point,
+            mean: samples.iter().sum::<f64>() / n as f64,
+            lo: q(0.025),
+            hi: q(0.975),
+        }
+    }
+}
+
 /// Rows = truth, columns = prediction.
 pub fn confusion(truth: &[Class], pred: &[Class]) -> [[usize; 4]; 4] {
     let mut m = [[0; 4]; 4];
@@ -128,25 +152,7 @@ pub fn evaluate(
         samples.push(flatten(&compute(&t, &p)));
     }
     let pv = flatten(&point);
-    let est = |k: usize| -> Estimate {
-        if samples.is_empty() {
-            return Estimate {
-                point: pv[k],
-                mean: pv[k],
-                lo: pv[k],
-                hi: pv[k],
-            };
-        }
-        let mut v: Vec<f64> = samples.iter().map(|s| s[k]).collect();
-        v.sort_by(f64::total_cmp);
-        let q = |f: f64| v[((f * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
-        Estimate {
-            point: pv[k],
-            mean: v.iter().sum::<f64>() / v.len() as f64,
-            lo: q(0.025),
-            hi: q(0.975),
-        }
-    };
+    let est = |k: usize| Estimate::from_samples(pv[k], samples.iter().map(|s| s[k]).collect());
     let pred: Vec<Class> = probs.iter().map(Class::argmax).collect();
     let (bins, ece) = reliability(truth, probs, RELIABILITY_BINS);
     let per_class: serde_json::Map<String, serde_json::Value> = Class::ALL

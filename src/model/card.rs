@@ -85,29 +85,7 @@ impl ModelCard {
 
     /// Parse and validate a card, saying exactly what is wrong.
     pub fn from_json(source_name: &str, json: &str) -> Result<ModelCard> {
-        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
-            Error::model(source_name, format!("card `{CARD_KEY}` is not JSON: {e}"))
-        })?;
-        match value.get("format_version").and_then(|v| v.as_u64()) {
-            Some(v) if v == CARD_VERSION as u64 => {}
-            Some(v) => {
-                return Err(Error::model(
-                    source_name,
-                    format!("card format version {v} is not supported: this build of endplate reads version {CARD_VERSION}; upgrade endplate or re-export the model"),
-                ))
-            }
-            None => {
-                return Err(Error::model(source_name, "card has no numeric `format_version`"))
-            }
-        }
-        if let Some(kind) = value.get("kind").and_then(|k| k.as_str()) {
-            if kind != CLASSIFIER_KIND {
-                return Err(Error::model(
-                    source_name,
-                    format!("this is a {kind} model (card kind \"{kind}\"), not a classifier: give it as the detector (--detector), and a classifier file (kind \"classifier\") as --model"),
-                ));
-            }
-        }
+        let value = card_value(source_name, json, CLASSIFIER_KIND)?;
         let card: ModelCard = serde_json::from_value(value)
             .map_err(|e| Error::model(source_name, format!("card field error: {e}")))?;
         let expected: Vec<&str> = Class::ALL.iter().map(|c| c.id()).collect();
@@ -148,6 +126,41 @@ impl ModelCard {
             .clone()
             .or_else(|| self.training.synthetic.then(|| PHANTOM_WARNING.to_string()))
     }
+}
+
+/// What a classifier's and a detector's file each say to do with the other kind.
+fn wrong_kind(kind: &str, wanted: &str) -> String {
+    let (this, other) = if wanted == CLASSIFIER_KIND {
+        ("a classifier", "give it as the detector (--detector), and a classifier file (kind \"classifier\") as --model")
+    } else {
+        ("a disc detector", "give it as the classifier (--model), and a detector file (kind \"detector\") as --detector")
+    };
+    format!("this is a {kind} model (card kind \"{kind}\"), not {this}: {other}")
+}
+
+/// A card's JSON, checked for the format version this build reads and for the `kind` wanted
+/// (a card without `kind` predates the detector and is a classifier's).
+pub(super) fn card_value(source_name: &str, json: &str, wanted: &str) -> Result<serde_json::Value> {
+    let value: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| Error::model(source_name, format!("card `{CARD_KEY}` is not JSON: {e}")))?;
+    match value.get("format_version").and_then(|v| v.as_u64()) {
+        Some(v) if v == CARD_VERSION as u64 => {}
+        Some(v) => {
+            return Err(Error::model(
+                source_name,
+                format!("card format version {v} is not supported: this build of endplate reads version {CARD_VERSION}; upgrade endplate or re-export the model"),
+            ))
+        }
+        None => return Err(Error::model(source_name, "card has no numeric `format_version`")),
+    }
+    let kind = value
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .unwrap_or(CLASSIFIER_KIND);
+    if kind != wanted {
+        return Err(Error::model(source_name, wrong_kind(kind, wanted)));
+    }
+    Ok(value)
 }
 
 /// The short description of a model that `classify --json` and the page show.

@@ -6,12 +6,11 @@
 //! the resolution; its discs replace the first view's when it finds at least as many lumbar
 //! ones. Training draws views at both scales, so one network serves both.
 
-use super::card::OPSET;
-use super::card::{Training, CARD_KEY, CARD_VERSION};
+use super::card::{Training, CARD_VERSION};
 use super::detector_net::{DetectorArch, MAPS, STRIDE};
 use super::file::GraphBuilder;
 use super::file::{self, BatchNorm};
-use super::onnx::{node, value_info};
+use super::onnx::{model_bytes, node, value_info};
 use super::resnet::{WeightTensor, Weights};
 use crate::disc::detection::{
     candidates, name_levels, Candidate, DecodeParams, DetectedDisc, Maps,
@@ -21,7 +20,6 @@ use crate::error::{Error, Result};
 use crate::image::contrast::Stretch;
 use crate::image::slice::Slice;
 use crate::image::warp::{warp, Affine};
-use prost::Message;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tract_onnx::pb;
@@ -91,25 +89,7 @@ impl DetectorCard {
 
     /// Parse and validate, refusing a classifier's card with a message that says so.
     pub fn from_json(source_name: &str, json: &str) -> Result<DetectorCard> {
-        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
-            Error::model(source_name, format!("card `{CARD_KEY}` is not JSON: {e}"))
-        })?;
-        let kind = value
-            .get("kind")
-            .and_then(|k| k.as_str())
-            .unwrap_or("classifier");
-        if kind != DETECTOR_KIND {
-            return Err(Error::model(
-                source_name,
-                format!("this is a {kind} model (card kind \"{kind}\"), not a disc detector: give it as the classifier (--model) and a detector file (kind \"detector\") as --detector"),
-            ));
-        }
-        if value.get("format_version").and_then(|v| v.as_u64()) != Some(CARD_VERSION as u64) {
-            return Err(Error::model(
-                source_name,
-                format!("detector card format version is not {CARD_VERSION}: upgrade endplate or re-export the detector"),
-            ));
-        }
+        let value = super::card::card_value(source_name, json, DETECTOR_KIND)?;
         let card: DetectorCard = serde_json::from_value(value)
             .map_err(|e| Error::model(source_name, format!("detector card field error: {e}")))?;
         let i = &card.input;
@@ -242,23 +222,7 @@ pub fn write_detector(
         )],
         ..Default::default()
     };
-    let card_json = serde_json::to_string(card).map_err(|e| Error::Invalid(e.to_string()))?;
-    Ok(pb::ModelProto {
-        ir_version: 8,
-        producer_name: "endplate".into(),
-        producer_version: crate::VERSION.into(),
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: OPSET,
-        }],
-        graph: Some(graph),
-        metadata_props: vec![pb::StringStringEntryProto {
-            key: CARD_KEY.into(),
-            value: card_json,
-        }],
-        ..Default::default()
-    }
-    .encode_to_vec())
+    model_bytes(graph, card)
 }
 
 /// A loaded, validated and optimised detector.
@@ -337,32 +301,17 @@ impl Detector {
         let proto = file::parse_proto(source_name, bytes)?;
         let json = file::card_json(source_name, &proto)?;
         let card = DetectorCard::from_json(source_name, &json)?;
-        let bad = |reason: String| Error::model(source_name, reason);
-        let model = tract_onnx::onnx()
-            .model_for_proto_model(&super::storage::widen_stored_weights(proto))
-            .map_err(|e| bad(format!("tract cannot load the detector graph: {e}")))?;
-        let s = card.input.size;
-        let typed = model
-            .with_input_fact(0, f32::fact([1, 1, s, s]).into())
-            .and_then(|m| m.into_typed())
-            .map_err(|e| {
-                bad(format!(
-                    "the detector does not accept input [1, 1, {s}, {s}]: {e}"
-                ))
-            })?;
-        let out = typed.output_fact(0).map_err(|e| bad(e.to_string()))?;
-        let g = s / STRIDE;
-        let expected: TVec<TDim> = tvec![1.into(), MAPS.into(), g.into(), g.into()];
-        if out.shape.to_tvec() != expected {
-            return Err(bad(format!(
-                "detector output is {:?}, expected [1, {MAPS}, {g}, {g}]",
-                out.shape
-            )));
-        }
-        let plan = typed
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| bad(format!("tract cannot optimise the detector: {e}")))?;
+        let (s, g) = (card.input.size, card.input.size / STRIDE);
+        let plan = super::inference::runnable(
+            source_name,
+            proto,
+            (DETECTOR_INPUT, [1, 1, s, s]),
+            (
+                DETECTOR_OUTPUT,
+                &[1, MAPS, g, g],
+                &format!("float32 [N, {MAPS}, {g}, {g}] (centre, L5S1 and eight offset maps)"),
+            ),
+        )?;
         Ok(Detector { card, plan })
     }
 

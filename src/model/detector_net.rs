@@ -8,8 +8,8 @@
 //! 3 x 3 conv) bring that context back to stride 4, where a 3 x 3 and a 1 x 1 convolution give
 //! ten maps: disc centre, L5S1, and the eight corner offsets ([`crate::disc::detection`]).
 
-use super::resnet::{ConvBn, WeightTensor, Weights};
-use crate::error::{Error, Result};
+use super::resnet::{check_shapes, ConvBn, WeightTensor, Weights};
+use crate::error::Result;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
@@ -94,16 +94,7 @@ impl DetectorArch {
     }
 
     pub fn parameter_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        let mut out = Vec::new();
-        for c in self.conv_bns() {
-            out.push((
-                format!("{}.weight", c.conv),
-                vec![c.out_ch, c.in_ch, c.kernel, c.kernel],
-            ));
-            for f in ["weight", "bias", "running_mean", "running_var"] {
-                out.push((format!("{}.{f}", c.bn), vec![c.out_ch]));
-            }
-        }
+        let mut out: Vec<_> = self.conv_bns().flat_map(ConvBn::parameter_shapes).collect();
         out.push(("out.weight".into(), vec![MAPS, self.out_in, 1, 1]));
         out.push(("out.bias".into(), vec![MAPS]));
         out
@@ -111,23 +102,7 @@ impl DetectorArch {
 
     /// Check that `w` holds every parameter with its shape.
     pub fn check(&self, w: &Weights) -> Result<()> {
-        for (name, shape) in self.parameter_shapes() {
-            match w.get(&name) {
-                None => {
-                    return Err(Error::Invalid(format!(
-                        "detector weight `{name}` is missing"
-                    )))
-                }
-                Some(t) if t.shape != shape => {
-                    return Err(Error::Invalid(format!(
-                        "detector weight `{name}` has shape {:?}, expected {shape:?}",
-                        t.shape
-                    )))
-                }
-                _ => {}
-            }
-        }
-        Ok(())
+        check_shapes(&self.parameter_shapes(), w)
     }
 
     /// Seeded starting weights: Kaiming-normal convolutions, identity BatchNorm, and an output

@@ -2,8 +2,10 @@
 //! tensors with the card in `metadata_props`, and the reading side that validates it. Uses the
 //! protobuf types tract-onnx already carries, so writing needs no further dependency.
 
-use super::card::{ModelCard, CARD_KEY, INPUT_NAME, INPUT_SIZE, OPSET, OUTPUT_NAME};
-use super::onnx::{attr_float, attr_int, attr_ints, f32s_le, node, tensor_proto, value_info};
+use super::card::{ModelCard, CARD_KEY, INPUT_NAME, INPUT_SIZE, OUTPUT_NAME};
+use super::onnx::{
+    attr_float, attr_int, attr_ints, f32s_le, model_bytes, node, tensor_proto, value_info,
+};
 use super::resnet::{fold_batchnorm, Architecture, ConvBn, WeightTensor, Weights, BN_EPSILON};
 use crate::error::{Error, Result};
 use prost::Message;
@@ -183,23 +185,7 @@ pub fn write_model(
         output: vec![value_info(OUTPUT_NAME, &[None, Some(arch.classes as i64)])],
         ..Default::default()
     };
-    let card_json = serde_json::to_string(card).map_err(|e| Error::Invalid(e.to_string()))?;
-    let model = pb::ModelProto {
-        ir_version: 8,
-        producer_name: "endplate".into(),
-        producer_version: crate::VERSION.into(),
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: OPSET,
-        }],
-        graph: Some(graph),
-        metadata_props: vec![pb::StringStringEntryProto {
-            key: CARD_KEY.into(),
-            value: card_json,
-        }],
-        ..Default::default()
-    };
-    Ok(model.encode_to_vec())
+    model_bytes(graph, card)
 }
 
 /// Decode ONNX bytes into the protobuf model, with a message a user can act on.
@@ -233,6 +219,14 @@ pub fn card_json(source_name: &str, proto: &pb::ModelProto) -> Result<String> {
         )
     })?;
     Ok(entry.value.clone())
+}
+
+/// The named weights of a model file on disk (`--init`, checkpoints).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_weights(path: &std::path::Path) -> Result<Weights> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let name = path.display().to_string();
+    read_initializers(&name, &parse_proto(&name, &bytes)?)
 }
 
 /// Float initializers by name, e.g. the weights of a torchvision ResNet18 exported to ONNX

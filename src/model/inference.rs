@@ -56,57 +56,74 @@ impl std::fmt::Debug for Classifier {
     }
 }
 
+/// Check a model's one input and one output by name, load it in tract for one item of the given
+/// input shape, check the output shape (`expected`, described for the message), and optimise.
+/// The classifier and the detector share it, so both refuse a foreign graph the same way.
+pub(super) fn runnable(
+    source_name: &str,
+    proto: tract_onnx::pb::ModelProto,
+    (input, shape): (&str, [usize; 4]),
+    (output, expected, described): (&str, &[usize], &str),
+) -> Result<Arc<TypedRunnableModel>> {
+    let bad = |reason: String| Error::model(source_name, reason);
+    let graph = proto.graph.as_ref().expect("parse_proto checked the graph");
+    let inputs: Vec<&str> = graph
+        .input
+        .iter()
+        .map(|i| i.name.as_str())
+        .filter(|n| !graph.initializer.iter().any(|t| t.name == *n))
+        .collect();
+    if inputs != [input] {
+        return Err(bad(format!(
+            "expected one input named `{input}`, found {inputs:?}"
+        )));
+    }
+    let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    if outputs != [output] {
+        return Err(bad(format!(
+            "expected one output named `{output}`, found {outputs:?}"
+        )));
+    }
+    // tract copies the weights out of the protobuf; dropping it here, before optimisation
+    // makes more copies, keeps the page's wasm memory (which never shrinks) 40 MB smaller.
+    let model = tract_onnx::onnx()
+        .model_for_proto_model(&super::storage::widen_stored_weights(proto))
+        .map_err(|e| bad(format!("tract cannot load the graph: {e}")))?;
+    let [_, c, h, w] = shape;
+    let typed = model
+        .with_input_fact(0, f32::fact(shape).into())
+        .and_then(|m| m.into_typed())
+        .map_err(|e| {
+            bad(format!(
+                "the graph does not accept input [N, {c}, {h}, {w}]: {e}"
+            ))
+        })?;
+    let out_fact = typed.output_fact(0).map_err(|e| bad(e.to_string()))?;
+    let want: TVec<TDim> = expected.iter().map(|&d| d.into()).collect();
+    if out_fact.shape.to_tvec() != want || out_fact.datum_type != f32::datum_type() {
+        return Err(bad(format!(
+            "output `{output}` is {:?} {:?} for one input, expected {described}",
+            out_fact.datum_type, out_fact.shape
+        )));
+    }
+    typed
+        .into_optimized()
+        .and_then(|m| m.into_runnable())
+        .map_err(|e| bad(format!("tract cannot optimise the graph: {e}")))
+}
+
 impl Classifier {
     /// Parse, validate (card, input and output shapes) and optimise a model file.
     pub fn from_bytes(source_name: &str, bytes: &[u8]) -> Result<Classifier> {
         let proto = file::parse_proto(source_name, bytes)?;
         let card = file::read_card(source_name, &proto)?;
-        let bad = |reason: String| Error::model(source_name, reason);
-        let graph = proto.graph.as_ref().expect("parse_proto checked the graph");
-        let inputs: Vec<&str> = graph
-            .input
-            .iter()
-            .map(|i| i.name.as_str())
-            .filter(|n| !graph.initializer.iter().any(|t| t.name == *n))
-            .collect();
-        if inputs != [INPUT_NAME] {
-            return Err(bad(format!(
-                "expected one input named `input`, found {inputs:?}"
-            )));
-        }
-        let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
-        if outputs != [OUTPUT_NAME] {
-            return Err(bad(format!(
-                "expected one output named `logits`, found {outputs:?}"
-            )));
-        }
-
-        // tract copies the weights out of the protobuf; dropping it here, before optimisation
-        // makes more copies, keeps the page's wasm memory (which never shrinks) 40 MB smaller.
-        let model = tract_onnx::onnx()
-            .model_for_proto_model(&super::storage::widen_stored_weights(proto))
-            .map_err(|e| bad(format!("tract cannot load the graph: {e}")))?;
         let s = INPUT_SIZE;
-        let typed = model
-            .with_input_fact(0, f32::fact([1, 3, s, s]).into())
-            .and_then(|m| m.into_typed())
-            .map_err(|e| {
-                bad(format!(
-                    "the graph does not accept input [N, 3, {s}, {s}]: {e}"
-                ))
-            })?;
-        let out_fact = typed.output_fact(0).map_err(|e| bad(e.to_string()))?;
-        let expected: TVec<TDim> = tvec![1.into(), 4.into()];
-        if out_fact.shape.to_tvec() != expected || out_fact.datum_type != f32::datum_type() {
-            return Err(bad(format!(
-                "output `logits` is {:?} {:?} for one disc, expected float32 [N, 4] (one logit per class)",
-                out_fact.datum_type, out_fact.shape
-            )));
-        }
-        let plan = typed
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| bad(format!("tract cannot optimise the graph: {e}")))?;
+        let plan = runnable(
+            source_name,
+            proto,
+            (INPUT_NAME, [1, 3, s, s]),
+            (OUTPUT_NAME, &[1, 4], "float32 [N, 4] (one logit per class)"),
+        )?;
         Ok(Classifier { card, plan })
     }
 

@@ -15,6 +15,33 @@ pub(super) fn attr_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
         ..Default::default()
     }
 }
+/// A whole model file: `graph` with `card` as JSON under `endplate.card`, ONNX IR 8 and our
+/// opset; what every model endplate writes, classifier or detector.
+pub(super) fn model_bytes(
+    graph: pb::GraphProto,
+    card: &impl serde::Serialize,
+) -> crate::Result<Vec<u8>> {
+    use prost::Message;
+    let card_json =
+        serde_json::to_string(card).map_err(|e| crate::Error::Invalid(e.to_string()))?;
+    Ok(pb::ModelProto {
+        ir_version: 8,
+        producer_name: "endplate".into(),
+        producer_version: crate::VERSION.into(),
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: super::card::OPSET,
+        }],
+        graph: Some(graph),
+        metadata_props: vec![pb::StringStringEntryProto {
+            key: super::card::CARD_KEY.into(),
+            value: card_json,
+        }],
+        ..Default::default()
+    }
+    .encode_to_vec())
+}
+
 pub(super) fn attr_string(name: &str, v: &str) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.into(),

@@ -33,6 +33,43 @@ pub struct ConvBn {
     pub pad: usize,
 }
 
+impl ConvBn {
+    /// The convolution's kernel and the BatchNorm's four vectors, by name.
+    pub fn parameter_shapes(&self) -> [(String, Vec<usize>); 5] {
+        let bn = |f: &str| (format!("{}.{f}", self.bn), vec![self.out_ch]);
+        [
+            (
+                format!("{}.weight", self.conv),
+                vec![self.out_ch, self.in_ch, self.kernel, self.kernel],
+            ),
+            bn("weight"),
+            bn("bias"),
+            bn("running_mean"),
+            bn("running_var"),
+        ]
+    }
+}
+
+/// Check that `weights` holds every named parameter with its shape; name the first that does
+/// not.
+pub fn check_shapes(shapes: &[(String, Vec<usize>)], weights: &Weights) -> Result<()> {
+    for (name, shape) in shapes {
+        match weights.get(name) {
+            None => return Err(Error::Invalid(format!("weight `{name}` is missing"))),
+            Some(t) if t.shape != *shape || t.data.len() != shape.iter().product::<usize>() => {
+                return Err(Error::Invalid(format!(
+                    "weight `{name}` has shape {:?} ({} values), expected {:?}",
+                    t.shape,
+                    t.data.len(),
+                    shape
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// One basic block: two 3x3 conv-bn pairs and, where the shape changes, a 1x1 projection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Block {
@@ -120,16 +157,7 @@ impl Architecture {
 
     /// Every parameter (and BatchNorm buffer) with its shape, in torchvision's naming.
     pub fn parameter_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        let mut out = Vec::new();
-        for c in self.conv_bns() {
-            out.push((
-                format!("{}.weight", c.conv),
-                vec![c.out_ch, c.in_ch, c.kernel, c.kernel],
-            ));
-            for field in ["weight", "bias", "running_mean", "running_var"] {
-                out.push((format!("{}.{field}", c.bn), vec![c.out_ch]));
-            }
-        }
+        let mut out: Vec<_> = self.conv_bns().flat_map(ConvBn::parameter_shapes).collect();
         out.push(("fc.weight".into(), vec![self.classes, 512]));
         out.push(("fc.bias".into(), vec![self.classes]));
         out
@@ -138,21 +166,7 @@ impl Architecture {
     /// Check that `weights` holds every parameter with the right shape; name the first that
     /// does not.
     pub fn check(&self, weights: &Weights) -> Result<()> {
-        for (name, shape) in self.parameter_shapes() {
-            match weights.get(&name) {
-                None => return Err(Error::Invalid(format!("weight `{name}` is missing"))),
-                Some(t) if t.shape != shape || t.data.len() != shape.iter().product::<usize>() => {
-                    return Err(Error::Invalid(format!(
-                        "weight `{name}` has shape {:?} ({} values), expected {:?}",
-                        t.shape,
-                        t.data.len(),
-                        shape
-                    )))
-                }
-                _ => {}
-            }
-        }
-        Ok(())
+        check_shapes(&self.parameter_shapes(), weights)
     }
 
     /// Seeded random weights: Kaiming-normal convolutions (fan-out, as torchvision initialises

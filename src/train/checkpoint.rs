@@ -7,7 +7,7 @@ use super::schedule::TrainConfig;
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
 use crate::model::card::ModelCard;
-use crate::model::file::{parse_proto, read_initializers, write_model, BatchNorm};
+use crate::model::file::{read_weights, write_model, BatchNorm};
 use crate::model::resnet::{Architecture, Weights};
 use std::path::{Path, PathBuf};
 
@@ -51,8 +51,96 @@ pub fn checkpoint_state_path(dir: &Path) -> PathBuf {
     dir.join("checkpoint.json")
 }
 
-/// Write the epoch's weights and Adam state under epoch-tagged names, then the run state that
-/// names them (atomically, last), then remove the previous epoch's pair.
+/// Write one epoch's weights (`model`, ONNX bytes) and Adam state under epoch-tagged names in
+/// `dir`; returns their file names. The caller writes its run state naming them afterwards, so a
+/// run killed in between resumes from the previous epoch's matching pair.
+pub(super) fn write_epoch(
+    dir: &Path,
+    epoch: usize,
+    model: &[u8],
+    optim: &burn::optim::ModuleOptimizer,
+) -> Result<(String, String)> {
+    let tag = format!("epoch-{epoch:03}");
+    let (weights_file, optimizer_file) = (format!("{tag}.onnx"), format!("{tag}.adam.bpk"));
+    write_atomic(&dir.join(&weights_file), model)?;
+    let bytes = optim
+        .to_record()
+        .into_bytes()
+        .map_err(|e| Error::Invalid(format!("optimizer state: {e:?}")))?;
+    write_atomic(&dir.join(&optimizer_file), &bytes)?;
+    Ok((weights_file, optimizer_file))
+}
+
+/// Remove the files of an epoch the run state no longer names.
+pub(super) fn remove_replaced(dir: &Path, old: [Option<&str>; 2], now: [&str; 2]) {
+    for f in old.into_iter().flatten() {
+        if !f.is_empty() && !now.contains(&f) {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+    }
+}
+
+/// Write a run state atomically, as pretty JSON.
+pub(super) fn write_state(path: &Path, state: &impl serde::Serialize) -> Result<()> {
+    write_atomic(
+        path,
+        serde_json::to_string_pretty(state)
+            .expect("json")
+            .as_bytes(),
+    )
+}
+
+/// Read the run state at `path` for `--resume`, refusing one made on other data (`hash_of` the
+/// state against `data_hash`): its split, sampler and draws would no longer match.
+pub(super) fn read_state<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    data_hash: &str,
+    hash_of: impl Fn(&T) -> &str,
+) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: {e}; nothing to resume there (drop --resume to start a run, or point --checkpoints at the run's folder)",
+            path.display()
+        ))
+    })?;
+    let state: T = serde_json::from_str(&text)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    if hash_of(&state) != data_hash {
+        return Err(Error::Invalid(format!(
+            "{}: the checkpoint was trained on other data (hash {}), not this data ({}); resume with the run's own data, or start afresh in another --checkpoints folder",
+            path.display(),
+            hash_of(&state),
+            data_hash
+        )));
+    }
+    Ok(state)
+}
+
+/// The epoch's weights and the best so far (the epoch's when the best file is missing or
+/// unreadable).
+pub(super) fn read_weights_and_best(
+    dir: &Path,
+    epoch_file: &str,
+    best_file: &str,
+) -> Result<(Weights, Weights)> {
+    let w = read_weights(&dir.join(epoch_file))?;
+    let best = read_weights(&dir.join(best_file)).unwrap_or_else(|_| w.clone());
+    Ok((w, best))
+}
+
+/// Adam with the state saved in `file` (`dir`-relative), or fresh when there is none.
+pub(super) fn adam(dir: &Path, file: Option<&str>) -> Result<burn::optim::ModuleOptimizer> {
+    use burn::optim::{AdamConfig, OptimizerRecord};
+    let optim = AdamConfig::new().init();
+    let Some(file) = file else { return Ok(optim) };
+    let path = dir.join(file);
+    let record = OptimizerRecord::load(&path)
+        .map_err(|e| Error::Invalid(format!("{}: {e:?}", path.display())))?;
+    Ok(optim.load_record(record))
+}
+
+/// Write the epoch's weights and Adam state, then the run state that names them (atomically,
+/// last), then remove the previous epoch's pair.
 pub(super) fn save_checkpoint(
     dir: &Path,
     state: &mut RunState,
@@ -60,68 +148,28 @@ pub(super) fn save_checkpoint(
     optim: &burn::optim::ModuleOptimizer,
     arch: &Architecture,
 ) -> Result<()> {
-    let previous = (state.weights_file.clone(), state.optimizer_file.clone());
-    let tag = format!("epoch-{:03}", state.next_epoch);
-    state.weights_file = format!("{tag}.onnx");
-    let optimizer_file = format!("{tag}.adam.bpk");
     let card = ModelCard::untrained("checkpoint", state.config.seed);
-    write_atomic(
-        &dir.join(&state.weights_file),
-        &write_model(arch, weights, &card, BatchNorm::Keep)?,
-    )?;
-    let bytes = optim
-        .to_record()
-        .into_bytes()
-        .map_err(|e| Error::Invalid(format!("optimizer state: {e:?}")))?;
-    write_atomic(&dir.join(&optimizer_file), &bytes)?;
-    state.optimizer_file = Some(optimizer_file);
-    write_atomic(
-        &checkpoint_state_path(dir),
-        serde_json::to_string_pretty(state)
-            .expect("json")
-            .as_bytes(),
-    )?;
-    for old in [Some(previous.0), previous.1].into_iter().flatten() {
-        if !old.is_empty()
-            && Some(&old) != state.optimizer_file.as_ref()
-            && old != state.weights_file
-        {
-            let _ = std::fs::remove_file(dir.join(old));
-        }
-    }
+    let model = write_model(arch, weights, &card, BatchNorm::Keep)?;
+    let (wf, of) = write_epoch(dir, state.next_epoch, &model, optim)?;
+    let old_w = std::mem::replace(&mut state.weights_file, wf);
+    let old_o = state.optimizer_file.replace(of);
+    write_state(&checkpoint_state_path(dir), state)?;
+    remove_replaced(
+        dir,
+        [Some(old_w.as_str()), old_o.as_deref()],
+        [
+            &state.weights_file,
+            state.optimizer_file.as_deref().unwrap_or_default(),
+        ],
+    );
     Ok(())
 }
 
-/// The run checkpointed in `dir`: its state, the epoch's weights, and the best weights so far
-/// (the epoch's when `best.onnx` is missing or unreadable). Refuses a run made on other data
-/// (`data_hash`), since its split and sampler would no longer match the discs.
+/// The run checkpointed in `dir`: its state, the epoch's weights, and the best weights so far.
 pub(super) fn load_checkpoint(dir: &Path, data_hash: &str) -> Result<(RunState, Weights, Weights)> {
-    let ckpt_state = checkpoint_state_path(dir);
-    let text = std::fs::read_to_string(&ckpt_state).map_err(|e| {
-        Error::Invalid(format!(
-            "{}: {e}; nothing to resume there (drop --resume to start a run, or point --checkpoints at the run's folder)",
-            ckpt_state.display()
-        ))
+    let state: RunState = read_state(&checkpoint_state_path(dir), data_hash, |s: &RunState| {
+        &s.data_hash
     })?;
-    let state: RunState = serde_json::from_str(&text)
-        .map_err(|e| Error::Invalid(format!("{}: {e}", ckpt_state.display())))?;
-    if state.data_hash != data_hash {
-        return Err(Error::Invalid(format!(
-            "{}: the checkpoint was trained on other data (hash {}), not this manifest ({}); resume with the run's own manifest, or start afresh in another --checkpoints folder",
-            ckpt_state.display(),
-            state.data_hash,
-            data_hash
-        )));
-    }
-    let ckpt_model = dir.join(&state.weights_file);
-    let bytes = std::fs::read(&ckpt_model).map_err(|e| Error::io(&ckpt_model, e))?;
-    let proto = parse_proto(&ckpt_model.display().to_string(), &bytes)?;
-    let w = read_initializers("checkpoint", &proto)?;
-    let best_path = dir.join("best.onnx");
-    let best = std::fs::read(&best_path)
-        .ok()
-        .and_then(|b| parse_proto("best", &b).ok())
-        .and_then(|p| read_initializers("best", &p).ok())
-        .unwrap_or_else(|| w.clone());
+    let (w, best) = read_weights_and_best(dir, &state.weights_file, "best.onnx")?;
     Ok((state, w, best))
 }

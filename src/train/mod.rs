@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod dataset;
 pub mod detector;
 pub mod detector_data;
+pub mod detector_views;
 pub mod network;
 pub mod plateau;
 pub mod sampler;
@@ -35,7 +36,7 @@ use crate::model::inference::rows_of_four;
 use crate::model::resnet::{Architecture, Weights};
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams, OptimizerRecord};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use checkpoint::{load_checkpoint, save_checkpoint};
 use network::ResNet18;
@@ -214,13 +215,10 @@ pub fn train(
         )));
     }
     let mut model = ResNet18::from_weights(&arch, &weights, &device)?;
-    let mut optim = AdamConfig::new().init();
-    if let Some(file) = state.optimizer_file.as_ref().filter(|_| resume) {
-        let path = checkpoint_dir.join(file);
-        let record = OptimizerRecord::load(&path)
-            .map_err(|e| Error::Invalid(format!("{}: {e:?}", path.display())))?;
-        optim = optim.load_record(record);
-    }
+    let mut optim = checkpoint::adam(
+        checkpoint_dir,
+        state.optimizer_file.as_deref().filter(|_| resume),
+    )?;
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let train_classes: Vec<usize> = state
         .train

@@ -1,6 +1,8 @@
-//! ResNet18 (torchvision layout) in burn, built from and exported to the named weight tensors of
-//! [`crate::model::resnet`], so the ONNX writer, `--init` and checkpoints all speak one format.
+//! The networks in burn — the classifier's ResNet18 (torchvision layout) and the disc
+//! detector — each built from and exported to the named weight tensors of
+//! [`crate::model::resnet`] and [`crate::model::detector_net`], so the ONNX writer, `--init` and checkpoints all speak one format.
 
+use crate::model::detector_net::{DetectorArch, MAPS};
 use crate::model::resnet::{Architecture, ConvBn, WeightTensor, Weights};
 use burn::module::{Module, Param, ParamId, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -51,7 +53,7 @@ fn param<const D: usize>(name: &str, value: Tensor<D>) -> Param<Tensor<D>> {
     p
 }
 
-pub(crate) fn conv_bn_layer(spec: &ConvBn, w: &Weights, device: &Device) -> ConvBnLayer {
+fn conv_bn_layer(spec: &ConvBn, w: &Weights, device: &Device) -> ConvBnLayer {
     let k = spec.kernel;
     let mut conv = Conv2dConfig::new([spec.in_ch, spec.out_ch], [k, k])
         .with_stride([spec.stride, spec.stride])
@@ -75,11 +77,11 @@ pub(crate) fn conv_bn_layer(spec: &ConvBn, w: &Weights, device: &Device) -> Conv
 }
 
 impl ConvBnLayer {
-    pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.bn.forward(self.conv.forward(x))
     }
 
-    pub(crate) fn export(&self, spec: &ConvBn, out: &mut Weights) {
+    fn export(&self, spec: &ConvBn, out: &mut Weights) {
         put(
             out,
             &format!("{}.weight", spec.conv),
@@ -100,7 +102,7 @@ impl ConvBnLayer {
     }
 }
 
-pub(crate) fn put<const D: usize>(out: &mut Weights, name: &str, t: Tensor<D>) {
+fn put<const D: usize>(out: &mut Weights, name: &str, t: Tensor<D>) {
     let shape = t.dims().to_vec();
     let data = t
         .into_data()
@@ -231,5 +233,109 @@ impl ResNet18 {
         self.stem = self.stem.set_require_grad(open_stages >= 5);
         self.fc = self.fc.set_require_grad(true);
         self
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Stage {
+    pub down: ConvBnLayer,
+    pub same: Option<ConvBnLayer>,
+}
+
+#[derive(Module, Debug)]
+pub struct Step {
+    pub project: ConvBnLayer,
+    pub smooth: ConvBnLayer,
+}
+
+/// The detector in burn, built from and exported to [`DetectorArch`]'s named weights.
+#[derive(Module, Debug)]
+pub struct DetectorNet {
+    pub encoder: Vec<Stage>,
+    pub top_down: Vec<Step>,
+    pub head: ConvBnLayer,
+    pub out: Conv2d,
+}
+
+fn upsample2(x: Tensor<4>) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c, h, 1, w, 1])
+        .repeat_dim(3, 2)
+        .repeat_dim(5, 2)
+        .reshape([n, c, 2 * h, 2 * w])
+}
+
+impl DetectorNet {
+    pub fn from_weights(
+        arch: &DetectorArch,
+        w: &Weights,
+        device: &Device,
+    ) -> crate::Result<DetectorNet> {
+        arch.check(w)?;
+        let encoder = arch
+            .encoder
+            .iter()
+            .map(|(d, s)| Stage {
+                down: conv_bn_layer(d, w, device),
+                same: s.as_ref().map(|s| conv_bn_layer(s, w, device)),
+            })
+            .collect();
+        let top_down = arch
+            .top_down
+            .iter()
+            .map(|t| Step {
+                project: conv_bn_layer(&t.project, w, device),
+                smooth: conv_bn_layer(&t.smooth, w, device),
+            })
+            .collect();
+        let mut out = Conv2dConfig::new([arch.out_in, MAPS], [1, 1]).init(device);
+        out.weight = param("out.weight", tensor(&w["out.weight"], device));
+        out.bias = Some(param("out.bias", tensor(&w["out.bias"], device)));
+        Ok(DetectorNet {
+            encoder,
+            top_down,
+            head: conv_bn_layer(&arch.head, w, device),
+            out,
+        })
+    }
+
+    pub fn export(&self, arch: &DetectorArch) -> Weights {
+        let mut w = Weights::new();
+        for (stage, (d, s)) in self.encoder.iter().zip(&arch.encoder) {
+            stage.down.export(d, &mut w);
+            if let (Some(l), Some(s)) = (&stage.same, s) {
+                l.export(s, &mut w);
+            }
+        }
+        for (step, t) in self.top_down.iter().zip(&arch.top_down) {
+            step.project.export(&t.project, &mut w);
+            step.smooth.export(&t.smooth, &mut w);
+        }
+        self.head.export(&arch.head, &mut w);
+        put(&mut w, "out.weight", self.out.weight.val());
+        put(
+            &mut w,
+            "out.bias",
+            self.out.bias.as_ref().expect("out has a bias").val(),
+        );
+        w
+    }
+
+    /// `[n, 1, s, s]` in, `[n, 10, s / 4, s / 4]` maps out (logits and offsets).
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut skips = Vec::with_capacity(self.encoder.len());
+        let mut x = x;
+        for stage in &self.encoder {
+            x = relu(stage.down.forward(x));
+            if let Some(s) = &stage.same {
+                x = relu(s.forward(x));
+            }
+            skips.push(x.clone());
+        }
+        for (k, step) in self.top_down.iter().enumerate() {
+            let up = upsample2(step.project.forward(x));
+            x = relu(step.smooth.forward(up + skips[3 - k].clone()));
+        }
+        self.out.forward(relu(self.head.forward(x)))
     }
 }

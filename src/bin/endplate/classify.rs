@@ -55,10 +55,7 @@ pub fn run(a: ClassifyArgs) -> Result<()> {
                 "{}",
                 crate::detect::summary_line(&found, &name, t.elapsed().as_secs_f64() * 1e3)
             );
-            (
-                crate::detect::lumbar_rows(&found, &name, ""),
-                PathBuf::new(),
-            )
+            (crate::detect::lumbar_rows(&found, &name), PathBuf::new())
         }
         _ => discs(&a.disc, a.manifest.as_deref(), a.level.as_deref())?,
     };

@@ -6,10 +6,13 @@ mod classify;
 mod common;
 mod detect;
 mod evaluate;
+mod overlay;
 mod roi;
 mod synth;
 #[cfg(feature = "train")]
 mod train;
+#[cfg(feature = "train")]
+mod train_detector;
 
 use clap::{Parser, Subcommand};
 use classify::ClassifyArgs;
@@ -41,8 +44,8 @@ enum Command {
     EvaluateDetector(detect::EvaluateDetectorArgs),
     /// Train the disc detector on phantoms and real slices with corners
     #[cfg(feature = "train")]
-    TrainDetector(detect::TrainDetectorArgs),
-    /// Classify one disc (--image and --corners) or every row of a manifest
+    TrainDetector(train_detector::TrainDetectorArgs),
+    /// Classify one disc (--image and --corners), every lumbar disc of a slice (--image alone: the detector finds them) or every row of a manifest
     Classify(ClassifyArgs),
     /// Make a phantom data set: synthetic sagittal T2 slices with known lesions and corners
     Synth(SynthArgs),
@@ -64,7 +67,7 @@ fn main() -> ExitCode {
         Command::Detect(a) => detect::run_detect(a),
         Command::EvaluateDetector(a) => detect::run_evaluate_detector(a),
         #[cfg(feature = "train")]
-        Command::TrainDetector(a) => detect::run_train_detector(a),
+        Command::TrainDetector(a) => train_detector::run_train_detector(a),
         Command::Classify(a) => classify::run(a),
         Command::Synth(a) => synth::run(a),
         #[cfg(feature = "train")]

@@ -166,6 +166,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
     let arch = endplate::model::resnet::Architecture::resnet18(4);
     let (init, init_desc) = match &a.init {
         Some(path) => {
+            // Read once: the bytes are hashed for the card as well.
             let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
             let proto = endplate::model::file::parse_proto(&path.display().to_string(), &bytes)?;
             let mut w =

@@ -1,0 +1,225 @@
+//! What the detector learns from: slices prepared once ([`DetSample`]) and, every draw, a
+//! fresh random view of one with its targets on the output grid.
+
+use crate::disc::detection::spec_order;
+use crate::disc::geometry::{centre, DiscFrame, Point};
+use crate::image::slice::Slice;
+use crate::image::warp::{warp, Affine};
+use crate::model::detector::{stretched, DetectorInput};
+use crate::model::detector_net::STRIDE;
+use rand::rngs::SmallRng;
+use rand::Rng;
+
+/// One disc's truth on a training slice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TruthDisc {
+    /// SPEC order.
+    pub corners: [Point; 4],
+    /// 0 = L5S1, counting up.
+    pub from_sacrum: usize,
+}
+
+/// A slice prepared for detector training: stretched once, kept in memory.
+#[derive(Debug, Clone)]
+pub struct DetSample {
+    pub width: usize,
+    pub height: usize,
+    pub values: Vec<f32>,
+    pub discs: Vec<TruthDisc>,
+    /// Real slices: every disc above the topmost marked one is unmarked, so that region is not
+    /// scored.
+    pub partial_truth: bool,
+}
+
+impl DetSample {
+    pub fn new(
+        slice: &Slice,
+        input: &DetectorInput,
+        discs: Vec<TruthDisc>,
+        partial_truth: bool,
+    ) -> DetSample {
+        DetSample {
+            width: slice.width,
+            height: slice.height,
+            values: stretched(slice, input),
+            discs: discs
+                .into_iter()
+                .map(|d| TruthDisc {
+                    corners: spec_order(d.corners),
+                    ..d
+                })
+                .collect(),
+            partial_truth,
+        }
+    }
+}
+
+/// A random view of `s`: mostly a crop around its spine at the second view's scale, sometimes
+/// the whole slice as the first view sees it, sometimes a tight partial view.
+pub fn random_view(s: &DetSample, size: usize, rng: &mut SmallRng) -> Affine {
+    let full = s.width.max(s.height) as f64 / size as f64;
+    let angle = rng.random_range(-0.25..0.25);
+    let (mut cx, mut cy) = (0.5 * s.width as f64, 0.5 * s.height as f64);
+    let u: f64 = rng.random();
+    let scale = if s.discs.is_empty() || u < 0.35 {
+        cx += rng.random_range(-0.1..0.1) * s.width as f64;
+        cy += rng.random_range(-0.1..0.1) * s.height as f64;
+        full * rng.random_range(0.85..1.3)
+    } else if u < 0.85 {
+        let pts: Vec<Point> = s.discs.iter().flat_map(|d| d.corners).collect();
+        let (x0, x1) = pts
+            .iter()
+            .fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p.x), a.1.max(p.x)));
+        let (y0, y1) = pts
+            .iter()
+            .fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p.y), a.1.max(p.y)));
+        let w = (x1 - x0).max(1.0) / 2.0;
+        let side = (x1 - x0 + 2.4 * w.min(60.0)).max(y1 - y0 + 2.6 * w.min(60.0));
+        cx = 0.5 * (x0 + x1) + rng.random_range(-0.12..0.12) * side;
+        cy = 0.5 * (y0 + y1) + rng.random_range(-0.12..0.12) * side;
+        (side / size as f64 * rng.random_range(0.8..1.35)).min(full * 1.3)
+    } else {
+        let d = &s.discs[rng.random_range(0..s.discs.len())];
+        let c = centre(&d.corners);
+        cx = c.x + rng.random_range(-40.0..40.0);
+        cy = c.y + rng.random_range(-40.0..40.0);
+        full * rng.random_range(0.3..0.6)
+    };
+    let half = 0.5 * size as f64;
+    let (sn, cs) = f64::sin_cos(angle);
+    let origin = (
+        cx - scale * (cs * half - sn * half),
+        cy - scale * (sn * half + cs * half),
+    );
+    Affine::similarity(scale, angle, origin)
+}
+
+/// Contrast, gamma, coil bias and noise on a view's stretched values, before normalisation.
+fn jitter_intensity(v: &mut [f32], size: usize, rng: &mut SmallRng) {
+    let gamma: f32 = rng.random_range(0.6..1.6);
+    let gain: f32 = rng.random_range(0.75..1.25);
+    let offset: f32 = rng.random_range(-0.08..0.08);
+    let (bx, by): (f32, f32) = (rng.random_range(-0.3..0.3), rng.random_range(-0.3..0.3));
+    let noise: f32 = rng.random_range(0.0..0.05);
+    for (k, x) in v.iter_mut().enumerate() {
+        let (u, w) = (
+            (k % size) as f32 / size as f32 - 0.5,
+            (k / size) as f32 / size as f32 - 0.5,
+        );
+        let bias = 1.0 + bx * u + by * w;
+        let n: f32 = if noise > 0.0 {
+            noise * (rng.random::<f32>() - 0.5) * 3.46
+        } else {
+            0.0
+        };
+        *x = ((x.max(0.0).powf(gamma) * gain * bias + offset) + n).clamp(0.0, 1.2);
+    }
+}
+
+/// Per view: the network input and its targets on the `g x g` grid.
+pub(super) struct Targets {
+    pub(super) input: Vec<f32>,
+    /// Two planes (centre, L5S1) of Gaussian peaks.
+    pub(super) heat: Vec<f32>,
+    /// Where the peak maps are scored (0 above a real slice's topmost marked disc).
+    pub(super) weight: Vec<f32>,
+    pub(super) offsets: Vec<f32>,
+    pub(super) offset_mask: Vec<f32>,
+    pub(super) peaks: usize,
+}
+
+pub(super) fn targets(
+    s: &DetSample,
+    view: &Affine,
+    input: &DetectorInput,
+    unit: f64,
+    rng: &mut SmallRng,
+) -> Targets {
+    let size = input.size;
+    let g = size / STRIDE;
+    let plane = g * g;
+    let mut values = warp(
+        &s.values,
+        s.width,
+        s.height,
+        view,
+        size,
+        size,
+        input.pad_value,
+    );
+    jitter_intensity(&mut values, size, rng);
+    values
+        .iter_mut()
+        .for_each(|x| *x = (*x - input.mean) / input.std);
+    let to_view = view.inverse().expect("a similarity with scale > 0");
+    let mut t = Targets {
+        input: values,
+        heat: vec![0.0; 2 * plane],
+        weight: vec![1.0; 2 * plane],
+        offsets: vec![0.0; 8 * plane],
+        offset_mask: vec![0.0; 8 * plane],
+        peaks: 0,
+    };
+    let stride = STRIDE as f64;
+    // The topmost marked disc's frame, for real slices whose truth stops at L1L2.
+    let mut top: Option<(usize, DiscFrame)> = None;
+    for d in &s.discs {
+        let c = d.corners.map(|p| {
+            let (u, v) = to_view.apply(p.x, p.y);
+            Point::new(u, v)
+        });
+        let Ok(f) = DiscFrame::of(&c) else { continue };
+        if s.partial_truth && top.as_ref().is_none_or(|t| d.from_sacrum > t.0) {
+            top = Some((d.from_sacrum, f));
+        }
+        let (ci, cj) = ((f.center.x / stride).floor(), (f.center.y / stride).floor());
+        if ci < 0.0 || cj < 0.0 || ci >= g as f64 || cj >= g as f64 {
+            continue;
+        }
+        let (ci, cj) = (ci as usize, cj as usize);
+        t.peaks += 1;
+        let sigma = (f.width / stride * 0.1).max(0.7);
+        let r = (3.0 * sigma).ceil() as usize;
+        for j in cj.saturating_sub(r)..(cj + r + 1).min(g) {
+            for i in ci.saturating_sub(r)..(ci + r + 1).min(g) {
+                let (di, dj) = (i as f64 - ci as f64, j as f64 - cj as f64);
+                let h = if (i, j) == (ci, cj) {
+                    1.0
+                } else {
+                    (-(di * di + dj * dj) / (2.0 * sigma * sigma)).exp() as f32 * 0.99
+                };
+                let k = j * g + i;
+                t.heat[k] = t.heat[k].max(h);
+                if d.from_sacrum == 0 {
+                    t.heat[plane + k] = t.heat[plane + k].max(h);
+                }
+                if di.abs() <= 1.0 && dj.abs() <= 1.0 {
+                    let (x0, y0) = ((i as f64 + 0.5) * stride, (j as f64 + 0.5) * stride);
+                    for (q, p) in c.iter().enumerate() {
+                        t.offsets[2 * q * plane + k] = ((p.x - x0) / unit) as f32;
+                        t.offsets[(2 * q + 1) * plane + k] = ((p.y - y0) / unit) as f32;
+                        t.offset_mask[2 * q * plane + k] = 1.0;
+                        t.offset_mask[(2 * q + 1) * plane + k] = 1.0;
+                    }
+                }
+            }
+        }
+    }
+    // Above the topmost marked disc of a real slice (half a disc width past its centre, up the
+    // spine, against v which points to the feet), nothing is scored.
+    if let Some((_, f)) = top {
+        for j in 0..g {
+            for i in 0..g {
+                let (x, y) = (
+                    (i as f64 + 0.5) * stride - f.center.x,
+                    (j as f64 + 0.5) * stride - f.center.y,
+                );
+                if -(x * f.v.x + y * f.v.y) > 0.5 * f.width {
+                    t.weight[j * g + i] = 0.0;
+                    t.weight[plane + j * g + i] = 0.0;
+                }
+            }
+        }
+    }
+    t
+}
