@@ -1,7 +1,10 @@
-//! Add a note to a model's card after training (e.g. why the schedule was chosen), leaving the
-//! weights untouched: sets `training.details.<KEY>` to a string.
+//! Add to a model's card after training, leaving the weights untouched: sets the card field at
+//! a dotted PATH (e.g. `training.details.schedule_note`, `metrics.real_cross_validation`,
+//! `warning`) to VALUE: the JSON in a file for `@FILE`, else the text as a string. The card is
+//! read back and checked before the file is replaced.
 //!
-//! cargo run --release --example amend_card -- MODEL.onnx KEY "TEXT"
+//! cargo run --release --example amend_card -- MODEL.onnx PATH "TEXT"
+//! cargo run --release --example amend_card -- MODEL.onnx metrics.real_cross_validation @cv.json
 
 use endplate::model::card::CARD_KEY;
 use endplate::model::file::{parse_proto, read_card};
@@ -10,13 +13,28 @@ use prost::Message;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [path, key, text] = [0, 1, 2].map(|i| args.get(i).cloned().unwrap_or_default());
-    if text.is_empty() {
-        return Err("usage: amend_card MODEL.onnx KEY TEXT".into());
+    if text.is_empty() || key.is_empty() {
+        return Err("usage: amend_card MODEL.onnx PATH (TEXT | @FILE.json)".into());
     }
+    let value = match text.strip_prefix('@') {
+        Some(file) => serde_json::from_str(&std::fs::read_to_string(file)?)?,
+        None => serde_json::Value::String(text),
+    };
     let bytes = std::fs::read(&path)?;
     let mut proto = parse_proto(&path, &bytes)?;
-    let mut card = read_card(&path, &proto)?;
-    card.training.details[key.as_str()] = serde_json::Value::String(text);
+    let mut card = serde_json::to_value(read_card(&path, &proto)?)?;
+    let mut at = &mut card;
+    for part in key.split('.') {
+        if at.is_null() {
+            *at = serde_json::json!({});
+        }
+        at = at
+            .as_object_mut()
+            .ok_or_else(|| format!("{key}: `{part}` is inside a value that is not an object"))?
+            .entry(part)
+            .or_insert(serde_json::Value::Null);
+    }
+    *at = value;
     let json = serde_json::to_string(&card)?;
     let entry = proto
         .metadata_props
@@ -27,6 +45,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = proto.encode_to_vec();
     read_card(&path, &parse_proto(&path, &out)?)?;
     endplate::files::write_atomic(std::path::Path::new(&path), &out)?;
-    println!("{path}: training.details.{key} set");
+    println!("{path}: {key} set");
     Ok(())
 }

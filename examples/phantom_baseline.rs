@@ -9,7 +9,9 @@ use endplate::image::decode::{decode_file, DecodeOptions};
 use endplate::{Class, Roi, RoiParams};
 use std::path::Path;
 
-const SIDE: usize = 32;
+#[path = "common/pooled.rs"]
+mod pooled;
+use pooled::pooled_pixels;
 
 /// Feature rows, class indices and lesion severities of one phantom set.
 type Features = (Vec<Vec<f64>>, Vec<usize>, Vec<f64>);
@@ -38,21 +40,15 @@ fn features(dir: &Path) -> Result<Features, Box<dyn std::error::Error>> {
             ));
         }
         let roi = Roi::extract(&current.as_ref().unwrap().1, &r.corners, &p)?;
-        let k = roi.size / SIDE;
         let mut f = vec![1.0];
-        for by in 0..SIDE {
-            for bx in 0..SIDE {
-                let mut s = 0.0;
-                for yy in 0..k {
-                    for xx in 0..k {
-                        s += roi.pixels[(by * k + yy) * roi.size + bx * k + xx] as f64;
-                    }
-                }
-                f.push(s / (k * k) as f64 - 0.5);
-            }
-        }
+        f.extend(pooled_pixels(&roi));
         x.push(f);
-        y.push(r.label.ok_or("unlabelled row")?.index());
+        y.push(
+            r.label
+                .and_then(|l| l.class())
+                .ok_or("unlabelled row or no four-class label")?
+                .index(),
+        );
     }
     Ok((x, y, severity))
 }

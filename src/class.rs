@@ -87,6 +87,83 @@ impl FromStr for Class {
     }
 }
 
+/// What a manifest row says about a disc: one of the four classes, or SPEC.md's `lesion` (an
+/// endplate lesion of unknown type, as real gradings such as SPIDER's give it). A label is the
+/// set of classes it admits, so a lesion disc teaches the network only that it is not normal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Label {
+    Class(Class),
+    Lesion,
+}
+
+impl Label {
+    /// Stratification and balancing key: the class index, 4 for `lesion`.
+    pub const KEYS: usize = 5;
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Label::Class(c) => c.id(),
+            Label::Lesion => "lesion",
+        }
+    }
+    pub fn key(self) -> usize {
+        match self {
+            Label::Class(c) => c.index(),
+            Label::Lesion => 4,
+        }
+    }
+    /// The four-class label, when the row has one.
+    pub fn class(self) -> Option<Class> {
+        match self {
+            Label::Class(c) => Some(c),
+            Label::Lesion => None,
+        }
+    }
+    /// Whether the disc has an endplate lesion of any type (the binary truth of
+    /// lesion-vs-normal).
+    pub fn is_lesion(self) -> bool {
+        self != Label::Class(Class::Normal)
+    }
+    /// Whether predicting `c` agrees with this label.
+    pub fn admits(self, c: Class) -> bool {
+        match self {
+            Label::Class(k) => k == c,
+            Label::Lesion => c != Class::Normal,
+        }
+    }
+}
+
+impl From<Class> for Label {
+    fn from(c: Class) -> Label {
+        Label::Class(c)
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+impl FromStr for Label {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Label> {
+        match letters(s).as_str() {
+            "lesion" | "abnormal" | "endplatechanges" => Ok(Label::Lesion),
+            _ => s
+                .parse::<Class>()
+                .map(Label::Class)
+                .map_err(|_| Error::Unknown {
+                    what: "label",
+                    value: s.to_string(),
+                    expected: "normal, wavy (Wavy/irregular), notched, schmorl (Schmorl's node), \
+                           or lesion (a lesion of unknown type)"
+                        .into(),
+                }),
+        }
+    }
+}
+
 /// Lumbar disc level, cranial to caudal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Level {
@@ -158,6 +235,25 @@ mod tests {
         }
         let err = "fracture".parse::<Class>().unwrap_err().to_string();
         assert!(err.contains("fracture") && err.contains("schmorl"), "{err}");
+    }
+
+    #[test]
+    fn lesion_is_a_label_that_admits_every_lesion_class() {
+        assert_eq!("Lesion".parse::<Label>().unwrap(), Label::Lesion);
+        assert_eq!(
+            "Schmorl's node".parse::<Label>().unwrap(),
+            Label::Class(Class::Schmorl)
+        );
+        assert!(Label::Lesion.admits(Class::Wavy) && !Label::Lesion.admits(Class::Normal));
+        assert!(
+            !Label::Class(Class::Normal).is_lesion() && Label::Class(Class::Notched).is_lesion()
+        );
+        assert!(
+            "lesion".parse::<Class>().is_err(),
+            "a lesion is never a prediction"
+        );
+        let err = "fracture".parse::<Label>().unwrap_err().to_string();
+        assert!(err.contains("fracture") && err.contains("lesion"), "{err}");
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub mod train;
 pub mod web;
 
 pub use self::image::slice::Slice;
-pub use class::{Class, Level};
+pub use class::{Class, Label, Level};
 pub use disc::geometry::Point;
 pub use disc::roi::{Roi, RoiParams};
 pub use error::{Error, Result};

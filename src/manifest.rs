@@ -6,7 +6,7 @@
 //! Stage 3, at the root because the CLI, the trainer and the page all read and write it: uses
 //! `image` and `disc` to turn rows into ROIs, and nothing later.
 
-use crate::class::{Class, Level};
+use crate::class::{Label, Level};
 use crate::disc::geometry::Point;
 use crate::error::{Error, Result};
 
@@ -21,7 +21,8 @@ pub struct Row {
     pub image: String,
     pub subject: String,
     pub level: Option<Level>,
-    pub label: Option<Class>,
+    /// A class, `lesion` (type unknown) or nothing.
+    pub label: Option<Label>,
     pub corners: [Point; 4],
 }
 
@@ -110,7 +111,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Row>> {
             .transpose()
             .map_err(|e| err(line, "level", e.to_string()))?;
         let label = opt(3)
-            .map(str::parse::<Class>)
+            .map(str::parse::<Label>)
             .transpose()
             .map_err(|e| err(line, "label", e.to_string()))?;
         let mut xy = [0.0f64; 8];
@@ -198,7 +199,7 @@ pub fn write(rows: &[Row], extra_header: &[&str], extra: &[Vec<String>]) -> Stri
             r.image.clone(),
             r.subject.clone(),
             r.level.map(|l| l.id().to_string()).unwrap_or_default(),
-            r.label.map(|c| c.id().to_string()).unwrap_or_default(),
+            r.label.map(|l| l.id().to_string()).unwrap_or_default(),
         ];
         for p in &r.corners {
             rec.push(format!("{}", (p.x * 100.0).round() / 100.0));
@@ -215,15 +216,18 @@ pub fn write(rows: &[Row], extra_header: &[&str], extra: &[Vec<String>]) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::class::Class;
 
     #[test]
     fn round_trips_and_accepts_display_names() {
         let text = "image,subject,level,label,x1,y1,x2,y2,x3,y3,x4,y4,extra\n\
                     a.png,s1,L4-L5,Schmorl's node,1,2,3,4,5,6,7,8,zzz\n\
-                    b.dcm,s2,L5S1,,10.5,20,30,40,50,60,70,80,\n";
+                    b.dcm,s2,L5S1,,10.5,20,30,40,50,60,70,80,\n\
+                    c.png,s3,L1L2,lesion,1,2,3,4,5,6,7,8,\n";
         let rows = parse("m.csv", text).unwrap();
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].label, Some(Class::Schmorl));
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[2].label, Some(Label::Lesion));
+        assert_eq!(rows[0].label, Some(Label::Class(Class::Schmorl)));
         assert_eq!(rows[0].level, Some(Level::L4L5));
         assert_eq!(rows[1].label, None);
         assert_eq!(rows[1].corners[0], Point::new(10.5, 20.0));

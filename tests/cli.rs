@@ -442,3 +442,141 @@ fn train_with_folds_cross_validates_and_pretrain_makes_an_init_backbone() {
         trained.card().training.init
     );
 }
+
+/// A few real SPIDER discs (the first `patients` patients of the project's real manifest) in a
+/// manifest of their own, image paths made absolute; None where the shared data are absent.
+fn real_subset(dir: &Path, patients: usize) -> Option<(std::path::PathBuf, usize, usize)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if !root.join("../shared/data/spider-t2").is_dir() {
+        eprintln!("skipped: ../shared/data/spider-t2 is absent");
+        return None;
+    }
+    let text = std::fs::read_to_string(root.join("data/spider/manifest.csv")).unwrap();
+    let mut rows = endplate::manifest::parse("manifest.csv", &text).unwrap();
+    rows.retain(|r| r.label.is_some());
+    let mut keep = Vec::new();
+    for r in rows {
+        if !keep.contains(&r.subject) {
+            if keep.len() == patients {
+                continue;
+            }
+            keep.push(r.subject.clone());
+        }
+    }
+    let mut rows = endplate::manifest::parse("manifest.csv", &text).unwrap();
+    rows.retain(|r| r.label.is_some() && keep.contains(&r.subject));
+    for r in &mut rows {
+        r.image = root
+            .join("data/spider")
+            .join(&r.image)
+            .display()
+            .to_string();
+    }
+    let path = dir.join("real.csv");
+    std::fs::write(&path, endplate::manifest::write(&rows, &[], &[])).unwrap();
+    Some((path, rows.len(), keep.len()))
+}
+
+#[test]
+fn real_binary_labels_evaluate_by_subject_and_train_beside_phantoms() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((real, n_real, patients)) = real_subset(dir.path(), 6) else {
+        return;
+    };
+    // Evaluate: binary truth gives lesion-vs-normal only, resampled by patient.
+    let o = endplate(&["evaluate", "--manifest", real.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        m.get("accuracy").is_none(),
+        "no Table 3 without lesion types"
+    );
+    let l = &m["lesion_vs_normal"];
+    assert_eq!(
+        (l["n"].as_u64(), l["subjects"].as_u64()),
+        (Some(n_real as u64), Some(patients as u64))
+    );
+    let auc = &l["auc"];
+    assert!(
+        auc["lo"].as_f64() <= auc["point"].as_f64() && auc["point"].as_f64() <= auc["hi"].as_f64()
+    );
+
+    // Train: real discs next to four-class phantoms, from the bundled (folded) model, 2 folds.
+    let data = dir.path().join("phantoms");
+    let o = endplate(&[
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--subjects",
+        "4",
+        "--seed",
+        "8",
+        "--bits",
+        "8",
+        "--class-mix",
+        "balanced",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.path().join("mixed.onnx");
+    let o = endplate(&[
+        "train",
+        "--manifest",
+        real.to_str().unwrap(),
+        "--manifest",
+        data.join("manifest.csv").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--init",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models/endplate-default.onnx")
+            .to_str()
+            .unwrap(),
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--split-by",
+        "subject",
+        "--folds",
+        "2",
+        "--keep-last",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("unfolding the init model") && err.contains("lesion of unknown type"),
+        "{err}"
+    );
+    let report = dir.path().join("mixed.report");
+    let cv: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(report.join("cross_validation.json")).unwrap(),
+    )
+    .unwrap();
+    // The pooled figure covers the real discs only, each held out once.
+    assert_eq!(
+        cv["lesion_vs_normal_pooled"]["n"].as_u64(),
+        Some(n_real as u64)
+    );
+    let fold: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("fold-1/metrics.json")).unwrap())
+            .unwrap();
+    assert_eq!(fold["sources"].as_array().unwrap().len(), 2);
+    assert!(
+        fold["sources"][1]["metrics"].get("accuracy").is_some(),
+        "phantoms keep Table 3"
+    );
+    assert!(report.join("fold-1/roc_lesion.svg").is_file());
+    let model = Classifier::from_bytes(
+        "fold-1",
+        &std::fs::read(report.join("fold-1/model.onnx")).unwrap(),
+    )
+    .unwrap();
+    let details = &model.card().training.details;
+    assert_eq!(details["kept"], "last epoch");
+    assert_eq!(
+        details["sources"][0]["lesion"].as_u64().unwrap()
+            + details["sources"][0]["normal"].as_u64().unwrap(),
+        n_real as u64
+    );
+    assert!(model.card().training.init.contains("head kept"));
+}

@@ -43,7 +43,7 @@ fn phantom_set(dir: &std::path::Path, subjects: usize) -> std::path::PathBuf {
                 image: file.clone(),
                 subject: plan.id.clone(),
                 level: Some(d.level),
-                label: Some(d.class),
+                label: Some(d.class.into()),
                 corners: d.corners,
             });
         }
@@ -57,7 +57,7 @@ fn phantom_set(dir: &std::path::Path, subjects: usize) -> std::path::PathBuf {
 fn short_training_run_checkpoints_resumes_calibrates_and_exports_faithfully() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = phantom_set(dir.path(), 8);
-    let data = Dataset::load(&manifest, &RoiParams::default()).unwrap();
+    let data = Dataset::load(std::slice::from_ref(&manifest), &RoiParams::default()).unwrap();
     assert_eq!(data.rois.len(), 40);
     let arch = Architecture::resnet18(4);
     let ckpt = dir.path().join("ckpt");
@@ -199,4 +199,110 @@ fn progressive_unfreezing_opens_deeper_stages_in_growing_steps() {
         "{lengths:?}"
     );
     assert_eq!(train::stages_open(Unfreeze::All, 0, 100), 5);
+    assert_eq!(
+        (0..100)
+            .map(|e| train::stages_open(Unfreeze::Top(2), e, 100))
+            .collect::<std::collections::BTreeSet<_>>(),
+        [2].into()
+    );
+}
+
+/// Logits of a batch of ROIs as rows of four.
+fn rows(t: burn::tensor::Tensor<2>) -> Vec<[f32; 4]> {
+    let v = t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    v.chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect()
+}
+
+#[test]
+fn a_folded_model_unfolds_to_the_same_function_with_the_datas_statistics() {
+    use endplate::model::file::{parse_proto, read_initializers};
+    use endplate::model::storage::widen_stored_weights;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = phantom_set(dir.path(), 6);
+    let data = Dataset::load(&[manifest], &RoiParams::default()).unwrap();
+    let arch = Architecture::resnet18(4);
+    let mut w = arch.random_weights(5);
+    // Non-trivial BatchNorms, so that folding really changes the kernels.
+    let mut state = 12345u64;
+    let mut uniform = |lo: f32, hi: f32| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        lo + (hi - lo) * ((state >> 40) as f32 / (1u64 << 24) as f32)
+    };
+    for c in arch.conv_bns() {
+        for (f, lo, hi) in [
+            ("weight", 0.5, 1.5),
+            ("bias", -0.2, 0.2),
+            ("running_mean", -0.1, 0.1),
+            ("running_var", 0.5, 2.0),
+        ] {
+            for v in &mut w.get_mut(&format!("{}.{f}", c.bn)).unwrap().data {
+                *v = uniform(lo, hi);
+            }
+        }
+    }
+    let card = endplate::model::card::ModelCard::untrained("folded", 5);
+    let bytes = write_model(&arch, &w, &card, BatchNorm::Fold).unwrap();
+    let folded = read_initializers(
+        "f",
+        &widen_stored_weights(parse_proto("f", &bytes).unwrap()),
+    )
+    .unwrap();
+    assert!(
+        arch.check(&folded).is_err(),
+        "a folded file has no BatchNorm"
+    );
+    let unfolded = train::unfold_for_training(&folded, &arch, &data)
+        .unwrap()
+        .expect("a folded ResNet18");
+
+    // Eval mode: exactly the file's function, as tract runs it.
+    let device = burn::tensor::Device::flex();
+    let idx: Vec<usize> = (0..data.rois.len()).collect();
+    let p = RoiParams::default();
+    let net = ResNet18::from_weights(&arch, &unfolded, &device).unwrap();
+    let eval = train::predict(&net, &data, &idx, &p, &device);
+    let input = endplate::disc::roi::network_input(data.rois.iter(), &p);
+    let tract = Classifier::from_bytes("folded", &bytes)
+        .unwrap()
+        .logits(input.clone(), idx.len())
+        .unwrap();
+    let scale = tract.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
+    for (b, t) in eval.iter().zip(&tract) {
+        for k in 0..4 {
+            assert!(
+                (b[k] - t[k]).abs() <= 1e-3 * scale.max(1.0),
+                "{b:?} vs {t:?}"
+            );
+        }
+    }
+
+    // Training mode on the discs the statistics came from: batch statistics replace the
+    // running ones, and the function barely moves; without the measured statistics it does.
+    let ad = device.clone().autodiff();
+    let x = || {
+        burn::tensor::Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(input.clone(), [idx.len(), 3, 128, 128]),
+            &ad,
+        )
+    };
+    let gap = |weights: &endplate::model::resnet::Weights| {
+        let logits = rows(
+            ResNet18::from_weights(&arch, weights, &ad)
+                .unwrap()
+                .forward(x()),
+        );
+        logits
+            .iter()
+            .zip(&eval)
+            .flat_map(|(a, b)| (0..4).map(move |k| (a[k] - b[k]).abs()))
+            .fold(0f32, f32::max)
+    };
+    let raw = endplate::model::resnet::unfold_batchnorm(&folded, &arch).unwrap();
+    let (with_stats, without) = (gap(&unfolded), gap(&raw));
+    assert!(
+        with_stats < 0.05 * scale.max(1.0) && with_stats * 10.0 < without,
+        "training-mode drift {with_stats} with measured statistics, {without} without (scale {scale})"
+    );
 }

@@ -10,12 +10,11 @@
 //! Intervals come from a bootstrap over subjects, since a subject's discs share one scan and
 //! one level count. (The file passes 400 lines only with its hand-checked tests.)
 
+use super::lesion::{subject_groups, subject_resamples};
 use super::metrics::Estimate;
 use crate::class::Level;
 use crate::disc::detection::{spec_order, DetectedDisc};
 use crate::disc::geometry::{centre, Point};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 /// Resamples of the subject-level bootstrap behind every interval.
@@ -229,17 +228,11 @@ impl DetectionReport {
             .collect();
         let all: Vec<&SliceOutcome> = per_slice.iter().collect();
         let (overall_row, false_rate) = overall(&all);
-        let mut subjects: Vec<&str> = per_slice.iter().map(|s| s.subject.as_str()).collect();
-        subjects.sort_unstable();
-        subjects.dedup();
-        let mut rng = SmallRng::seed_from_u64(1);
+        let subjects: Vec<&str> = per_slice.iter().map(|s| s.subject.as_str()).collect();
+        let groups = subject_groups(&subjects);
         let mut draws: [Vec<f64>; 4] = Default::default();
-        for _ in 0..if subjects.len() > 1 { BOOTSTRAP } else { 0 } {
-            let mut pick: Vec<&SliceOutcome> = Vec::new();
-            for _ in 0..subjects.len() {
-                let who = subjects[rng.random_range(0..subjects.len())];
-                pick.extend(per_slice.iter().filter(|s| s.subject == who));
-            }
+        for idx in subject_resamples(&groups, BOOTSTRAP, 1) {
+            let pick: Vec<&SliceOutcome> = idx.iter().map(|&i| &per_slice[i]).collect();
             let (r, f) = overall(&pick);
             draws[0].push(r.right_level_rate);
             draws[1].push(f);
@@ -248,7 +241,7 @@ impl DetectionReport {
         }
         let [d0, d1, d2, d3] = draws;
         let intervals = Intervals {
-            subjects: subjects.len(),
+            subjects: groups.len(),
             right_level_rate: Estimate::from_samples(overall_row.right_level_rate, d0),
             false_rate: Estimate::from_samples(false_rate, d1),
             corner_median_mm: overall_row

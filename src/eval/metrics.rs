@@ -201,6 +201,9 @@ pub fn cross_validation(folds: &[serde_json::Value]) -> serde_json::Value {
         out["per_class"][c.id()]["sensitivity"] =
             summary(&|f| f["per_class"][c.id()]["sensitivity"]["point"].as_f64());
     }
+    for key in ["auc", "sensitivity", "specificity", "accuracy"] {
+        out["lesion_vs_normal"][key] = summary(&|f| f["lesion_vs_normal"][key]["point"].as_f64());
+    }
     out
 }
 

@@ -4,7 +4,7 @@
 
 use super::curves::{auc, roc_curve, ReliabilityBin};
 use super::plot::{confusion_chart, line_chart, Series};
-use crate::class::Class;
+use crate::class::{Class, Label};
 use crate::error::Result;
 use std::path::Path;
 
@@ -99,6 +99,58 @@ pub fn write(
         put(name, svg)?;
     }
     Ok(())
+}
+
+/// The report of [`super::metrics::evaluate_labelled`]: with four-class truth, [`write`] plus
+/// the lesion-vs-normal ROC; with binary truth, `metrics.json`, the lesion-vs-normal ROC
+/// (`roc_lesion.svg`) and `charts`.
+pub fn write_labelled(
+    dir: &Path,
+    metrics: &serde_json::Value,
+    truth: &[Label],
+    probs: &[[f32; 4]],
+    charts: &[(&str, String)],
+) -> Result<()> {
+    let classes: Option<Vec<Class>> = truth.iter().map(|l| l.class()).collect();
+    match &classes {
+        Some(c) => write(dir, metrics, c, probs, charts)?,
+        None => {
+            crate::files::write_atomic(
+                &dir.join("metrics.json"),
+                serde_json::to_string_pretty(metrics)
+                    .expect("json")
+                    .as_bytes(),
+            )?;
+            for (name, svg) in charts {
+                crate::files::write_atomic(&dir.join(name), svg.as_bytes())?;
+            }
+        }
+    }
+    let scores: Vec<f64> = probs.iter().map(|p| 1.0 - p[0] as f64).collect();
+    let positive: Vec<bool> = truth.iter().map(|l| l.is_lesion()).collect();
+    let series = [
+        Series::new(
+            format!("P(lesion), AUC {:.3}", auc(&scores, &positive)),
+            roc_curve(&scores, &positive),
+        ),
+        Series::reference("chance", vec![(0.0, 0.0), (1.0, 1.0)]),
+    ];
+    crate::files::write_atomic(
+        &dir.join("roc_lesion.svg"),
+        line_chart(
+            &format!(
+                "Lesion vs normal ({} lesion, {} normal discs)",
+                positive.iter().filter(|&&p| p).count(),
+                positive.iter().filter(|&&p| !p).count()
+            ),
+            "false-positive rate",
+            "true-positive rate",
+            &series,
+            Some((0.0, 1.0)),
+            Some((0.0, 1.0)),
+        )
+        .as_bytes(),
+    )
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! fitted by the Platt / Lin-Lin-Weng Newton method with smoothed targets (what
 //! `sklearn.calibration` calls "sigmoid"), then normalised to sum to one.
 
-use crate::class::Class;
+use crate::class::{Class, Label};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,13 @@ impl Sigmoid {
     /// Fit on scores and binary outcomes (Lin, Lin & Weng 2007, "A note on Platt's probabilistic
     /// outputs for support vector machines", algorithm 1).
     pub fn fit(scores: &[f64], positive: &[bool]) -> Result<Sigmoid> {
+        Self::fit_share(scores, positive, 1.0)
+    }
+
+    /// [`Self::fit`] with every smoothed target multiplied by `share`: the sigmoid then
+    /// estimates `share` × P(positive). Used for a lesion class that only binary labels speak
+    /// of, which gets its equal share of P(lesion).
+    fn fit_share(scores: &[f64], positive: &[bool], share: f64) -> Result<Sigmoid> {
         if scores.len() != positive.len() || scores.is_empty() {
             return Err(Error::Invalid(format!(
                 "Platt fit needs as many outcomes as scores, and at least one: got {} scores, {} outcomes",
@@ -42,7 +49,10 @@ impl Sigmoid {
         let prior0 = positive.len() as f64 - prior1;
         let hi = (prior1 + 1.0) / (prior1 + 2.0);
         let lo = 1.0 / (prior0 + 2.0);
-        let t: Vec<f64> = positive.iter().map(|&p| if p { hi } else { lo }).collect();
+        let t: Vec<f64> = positive
+            .iter()
+            .map(|&p| share * if p { hi } else { lo })
+            .collect();
 
         let objective = |a: f64, b: f64| -> f64 {
             scores
@@ -134,8 +144,14 @@ impl Calibration {
         std::array::from_fn(|k| (raw[k] / sum) as f32)
     }
 
-    /// Fit one-vs-rest Platt scaling on held-out logits and their true classes.
-    pub fn fit_platt(logits: &[[f32; 4]], truth: &[Class]) -> Result<Calibration> {
+    /// Fit one-vs-rest Platt scaling on held-out logits and their labels. Class k's sigmoid is
+    /// fitted on the discs whose membership in k is known: a `lesion` disc is known not to be
+    /// normal, so real binary-labelled discs calibrate P(normal), while its type is unknown and
+    /// it sits out the lesion classes' fits. The lesion classes with no known member (a model
+    /// that saw only binary labels) share P(lesion) equally: each is fitted with every `lesion`
+    /// disc as a member and its targets divided by their number, so the normalised P(normal)
+    /// stays calibrated; the split among those classes then means nothing.
+    pub fn fit_platt(logits: &[[f32; 4]], truth: &[Label]) -> Result<Calibration> {
         if logits.len() != truth.len() {
             return Err(Error::Invalid(format!(
                 "calibration needs one label per logit row: {} rows, {} labels",
@@ -143,11 +159,31 @@ impl Calibration {
                 truth.len()
             )));
         }
+        let known = |l: &Label, c: Class| match l {
+            Label::Class(t) => Some(*t == c),
+            Label::Lesion => (c == Class::Normal).then_some(false),
+        };
+        let has_member = |c: Class| truth.iter().any(|l| known(l, c) == Some(true));
+        let memberless = Class::ALL.iter().filter(|&&c| !has_member(c)).count();
         let mut sigmoids = [Sigmoid { a: 0.0, b: 0.0 }; 4];
         for (k, s) in sigmoids.iter_mut().enumerate() {
-            let scores: Vec<f64> = logits.iter().map(|l| l[k] as f64).collect();
-            let pos: Vec<bool> = truth.iter().map(|c| c.index() == k).collect();
-            *s = Sigmoid::fit(&scores, &pos)?;
+            let c = Class::ALL[k];
+            let known = |l: &Label| known(l, c);
+            let any_member = has_member(c);
+            let (scores, pos): (Vec<f64>, Vec<bool>) = logits
+                .iter()
+                .zip(truth)
+                .filter_map(|(l, t)| {
+                    let member = if any_member { known(t)? } else { t.admits(c) };
+                    Some((l[k] as f64, member))
+                })
+                .unzip();
+            let share = if any_member {
+                1.0
+            } else {
+                1.0 / memberless as f64
+            };
+            *s = Sigmoid::fit_share(&scores, &pos, share)?;
         }
         Ok(Calibration::Platt { sigmoids })
     }
@@ -212,6 +248,59 @@ mod tests {
         }
         let q = Calibration::Softmax.probabilities(&[0.0, 0.0, (2.0f32).ln(), 0.0]);
         assert!((q[2] - 0.4).abs() < 1e-6 && (q[0] - 0.2).abs() < 1e-6);
+    }
+
+    #[test]
+    fn lesion_discs_calibrate_normal_only() {
+        // Four-class discs: the true class's logit is 2, the others 0. Binary discs: a normal
+        // disc has logit 2 on normal; a lesion disc has logit 2 on every lesion class (what
+        // training on P(normal) alone leads to), yet sits out their fits.
+        let onehot = |k: usize| {
+            let mut l = [0.0f32; 4];
+            l[k] = 2.0;
+            l
+        };
+        let mut logits: Vec<[f32; 4]> = (0..40).map(|i| onehot(i % 4)).collect();
+        let mut truth: Vec<Label> = (0..40).map(|i| Label::Class(Class::ALL[i % 4])).collect();
+        let four = Calibration::fit_platt(&logits, &truth).unwrap();
+        logits.extend((0..40).map(|i| {
+            if i % 2 == 0 {
+                onehot(0)
+            } else {
+                [0.0, 2.0, 2.0, 2.0]
+            }
+        }));
+        truth.extend((0..40).map(|i| {
+            if i % 2 == 0 {
+                Label::Class(Class::Normal)
+            } else {
+                Label::Lesion
+            }
+        }));
+        let mixed = Calibration::fit_platt(&logits, &truth).unwrap();
+        let (Calibration::Platt { sigmoids: f }, Calibration::Platt { sigmoids: m }) =
+            (&four, &mixed)
+        else {
+            panic!("platt")
+        };
+        // Wavy's fit sees the 20 extra normal discs (known non-members) but no lesion disc.
+        assert_ne!(f[1], m[1]);
+        // Only binary labels: every class still gets a sigmoid, lesion classes from the lesions.
+        let binary = Calibration::fit_platt(&logits[40..], &truth[40..]).unwrap();
+        let p = binary.probabilities(&[0.0, 2.0, 2.0, 2.0]);
+        let q = binary.probabilities(&onehot(0));
+        assert!(
+            p[0] < q[0],
+            "a lesion-like disc is less likely normal: {p:?} {q:?}"
+        );
+        // Calibrated: on these 40 discs, half lesion, the mean P(normal) is near one half (the
+        // three lesion classes share P(lesion) instead of each claiming all of it).
+        let mean: f32 = logits[40..]
+            .iter()
+            .map(|l| binary.probabilities(l)[0])
+            .sum::<f32>()
+            / 40.0;
+        assert!((mean - 0.5).abs() < 0.1, "mean P(normal) {mean}");
     }
 
     #[test]

@@ -173,5 +173,37 @@ pub fn summary(card: &ModelCard) -> serde_json::Value {
         "data": card.training.data_description,
         "code_version": card.training.code_version,
         "warning": card.display_warning(),
+        "figures": figures(card),
     })
+}
+
+/// The headline figures a reader should see next to the model, as plain sentences: the real
+/// lesion-vs-normal cross-validation (`metrics.real_cross_validation`, written for a model that
+/// learnt from real gradings) and the four-class accuracy on fresh phantoms
+/// (`metrics.phantom_test`), each with its interval. Empty when the card has neither.
+pub fn figures(card: &ModelCard) -> Vec<String> {
+    let m = &card.metrics;
+    let pct = |v: &serde_json::Value| {
+        let f = |k: &str| v[k].as_f64().map(|x| 100.0 * x);
+        match (f("point"), f("lo"), f("hi")) {
+            (Some(p), Some(lo), Some(hi)) => Some(format!("{p:.1} % ({lo:.1}–{hi:.1})")),
+            _ => None,
+        }
+    };
+    let mut out = Vec::new();
+    let real = &m["real_cross_validation"];
+    if let Some(auc) = pct(&real["auc"]) {
+        out.push(format!(
+            "Real MRI: AUC of P(lesion) {auc} over {} discs of {} patients ({}), patient-level {}-fold cross-validation. SPIDER's labels are noisy: graded on the whole volume, seen here on one slice.",
+            real["n"], real["subjects"], real["data"].as_str().unwrap_or("SPIDER"), real["folds"]
+        ));
+    }
+    let ph = &m["phantom_test"];
+    if let Some(acc) = pct(&ph["accuracy"]) {
+        out.push(format!(
+            "Phantoms: four-class accuracy {acc} on {} fresh synthetic discs; the split among lesion types comes from phantoms only.",
+            ph["n"]
+        ));
+    }
+    out
 }

@@ -200,6 +200,40 @@ impl Architecture {
     }
 }
 
+/// The inverse of folding, for a model file written with its BatchNorms folded (the bundled
+/// model): each convolution keeps its folded kernel, and its BatchNorm gets running mean 0,
+/// variance 1, scale √(1 + ε) and the folded bias, so the network computes exactly what the
+/// file does in eval mode. Training-mode BatchNorm would still see wrong statistics:
+/// `train::network::ResNet18::restat_batchnorm` measures them on data before fine-tuning.
+/// `None` when the weights are not a folded model of `arch`.
+pub fn unfold_batchnorm(folded: &Weights, arch: &Architecture) -> Option<Weights> {
+    let mut out = Weights::new();
+    for c in arch.conv_bns() {
+        let w = folded.get(&format!("{}.weight", c.conv))?;
+        let b = folded.get(&format!("{}.bias", c.conv))?;
+        if b.data.len() != c.out_ch {
+            return None;
+        }
+        out.insert(format!("{}.weight", c.conv), w.clone());
+        let vector = |v: f32| WeightTensor {
+            shape: vec![c.out_ch],
+            data: vec![v; c.out_ch],
+        };
+        out.insert(
+            format!("{}.weight", c.bn),
+            vector((1.0 + BN_EPSILON).sqrt()),
+        );
+        out.insert(format!("{}.bias", c.bn), b.clone());
+        out.insert(format!("{}.running_mean", c.bn), vector(0.0));
+        out.insert(format!("{}.running_var", c.bn), vector(1.0));
+    }
+    for k in ["fc.weight", "fc.bias"] {
+        out.insert(k.into(), folded.get(k)?.clone());
+    }
+    arch.check(&out).ok()?;
+    Some(out)
+}
+
 /// Fold a BatchNorm into the convolution before it: returns the scaled kernel and a bias.
 pub fn fold_batchnorm(weights: &Weights, c: &ConvBn) -> (WeightTensor, WeightTensor) {
     let get = |n: &str| &weights[&format!("{}.{n}", c.bn)].data;

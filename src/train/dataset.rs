@@ -1,8 +1,10 @@
-//! The training data: every labelled disc of a manifest cut once into its ROI, or the
-//! self-supervised pretext set of quarter turns, with the hash that the model card records.
+//! The training data: every labelled disc of one or more manifests cut once into its ROI, or
+//! the self-supervised pretext set of quarter turns, with the hash that the model card records.
+//! Each disc remembers which manifest it came from (its source), so the sampler can balance
+//! real binary-labelled discs against four-class phantoms.
 
 use super::augment::quarter_turns;
-use crate::class::Class;
+use crate::class::{Class, Label};
 use crate::disc::roi::{Roi, RoiParams};
 use crate::error::{Error, Result};
 use crate::image::decode::DecodeOptions;
@@ -13,35 +15,66 @@ use std::path::{Path, PathBuf};
 /// Labelled discs, preprocessed once.
 pub struct Dataset {
     pub rois: Vec<Roi>,
-    pub classes: Vec<Class>,
+    pub labels: Vec<Label>,
+    /// Subjects, prefixed by their manifest, so two data sets' "subject 1" never merge.
     pub subjects: Vec<String>,
+    /// Index of the manifest each disc came from.
+    pub sources: Vec<usize>,
+    /// The manifests, in source order.
+    pub source_names: Vec<String>,
     /// SHA-256 of the manifest and every image it names.
     pub hash: String,
 }
 
 impl Dataset {
-    /// Decode every image of a manifest once and cut every labelled disc's ROI. Unlabelled rows
-    /// are skipped with a count.
-    pub fn load(manifest: &Path, p: &RoiParams) -> Result<Dataset> {
+    /// Decode every image of each manifest once and cut every labelled disc's ROI. Unlabelled
+    /// rows are skipped.
+    pub fn load(manifests: &[PathBuf], p: &RoiParams) -> Result<Dataset> {
         let mut hasher = Sha256::new();
-        let (labelled, rois) = read_discs(manifest, p, &mut hasher, |rows| {
-            rows.retain(|r| r.label.is_some())
-        })?;
-        if rois.is_empty() {
-            return Err(Error::Invalid(format!(
-                "{}: no labelled rows to learn from",
-                manifest.display()
-            )));
+        let mut data = Dataset {
+            rois: Vec::new(),
+            labels: Vec::new(),
+            subjects: Vec::new(),
+            sources: Vec::new(),
+            source_names: manifests.iter().map(|m| m.display().to_string()).collect(),
+            hash: String::new(),
+        };
+        for (source, m) in manifests.iter().enumerate() {
+            let (labelled, rois) =
+                read_discs(m, p, &mut hasher, |rows| rows.retain(|r| r.label.is_some()))?;
+            if rois.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "{}: no labelled rows to learn from (the label column is empty everywhere)",
+                    m.display()
+                )));
+            }
+            data.rois.extend(rois);
+            for r in &labelled {
+                data.labels.push(r.label.expect("labelled"));
+                data.subjects.push(format!("{}:{}", m.display(), r.subject));
+                data.sources.push(source);
+            }
         }
-        Ok(Dataset {
-            classes: labelled
-                .iter()
-                .map(|r| r.label.expect("labelled"))
-                .collect(),
-            subjects: labelled.iter().map(|r| r.subject.clone()).collect(),
-            rois,
-            hash: format!("{:x}", hasher.finalize()),
-        })
+        data.hash = format!("{:x}", hasher.finalize());
+        Ok(data)
+    }
+
+    /// Discs per (source, label key), for the log and the card.
+    pub fn counts(&self) -> Vec<[usize; Label::KEYS]> {
+        let mut out = vec![[0; Label::KEYS]; self.source_names.len().max(1)];
+        for (l, &s) in self.labels.iter().zip(&self.sources) {
+            out[s][l.key()] += 1;
+        }
+        out
+    }
+
+    /// The stratification and balancing key of each disc: its source and label together.
+    pub fn strata(&self) -> Vec<usize> {
+        self.labels
+            .iter()
+            .zip(&self.sources)
+            .map(|(l, &s)| s * Label::KEYS + l.key())
+            .collect()
     }
 
     /// The self-supervised pretext set ([`rotation_pretext`]) of the discs of several manifests,
@@ -64,11 +97,9 @@ impl Dataset {
                     .map(|r| format!("{}:{}", m.display(), r.subject)),
             );
         }
-        Ok(rotation_pretext(
-            &rois,
-            &subjects,
-            &format!("{:x}", hasher.finalize()),
-        ))
+        let mut data = rotation_pretext(&rois, &subjects, &format!("{:x}", hasher.finalize()));
+        data.source_names = vec!["rotation pretext".into()];
+        Ok(data)
     }
 }
 
@@ -80,14 +111,16 @@ impl Dataset {
 fn rotation_pretext(rois: &[Roi], subjects: &[String], source_hash: &str) -> Dataset {
     let mut out = Dataset {
         rois: Vec::with_capacity(4 * rois.len()),
-        classes: Vec::with_capacity(4 * rois.len()),
+        labels: Vec::with_capacity(4 * rois.len()),
         subjects: Vec::with_capacity(4 * rois.len()),
+        sources: vec![0; 4 * rois.len()],
+        source_names: Vec::new(),
         hash: format!("{:x}", Sha256::digest(format!("rotation:{source_hash}"))),
     };
     for (roi, subject) in rois.iter().zip(subjects) {
         for (k, class) in Class::ALL.iter().enumerate() {
             out.rois.push(quarter_turns(roi, k));
-            out.classes.push(*class);
+            out.labels.push(Label::Class(*class));
             out.subjects.push(subject.clone());
         }
     }

@@ -26,7 +26,7 @@ pub use checkpoint::{checkpoint_state_path, EpochLog, RunState};
 pub use dataset::Dataset;
 pub use schedule::{stages_open, Fold, TrainConfig, Unfreeze};
 
-use crate::class::Class;
+use crate::class::{Class, Label};
 use crate::disc::roi::{network_input, Roi, RoiParams};
 use crate::error::{Error, Result};
 use crate::model::calibration::Calibration;
@@ -35,9 +35,8 @@ use crate::model::file::{write_model, BatchNorm};
 use crate::model::inference::rows_of_four;
 use crate::model::resnet::{Architecture, Weights};
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use checkpoint::{load_checkpoint, save_checkpoint};
 use network::ResNet18;
 use plateau::ReduceOnPlateau;
@@ -64,9 +63,31 @@ fn batch_tensor(rois: &[&Roi], p: &RoiParams, device: &Device) -> Tensor<4> {
     )
 }
 
-fn targets(classes: &[Class], device: &Device) -> Tensor<1, Int> {
-    let data: Vec<i64> = classes.iter().map(|c| c.index() as i64).collect();
-    Tensor::from_data(TensorData::new(data, [classes.len()]), device)
+/// Which classes each label admits, as a 0/1 matrix [N, 4]: one-hot for a class, every class
+/// but normal for `lesion`.
+fn admitted(labels: &[Label], device: &Device) -> Tensor<2> {
+    let data: Vec<f32> = labels
+        .iter()
+        .flat_map(|l| Class::ALL.map(|c| if l.admits(c) { 1.0 } else { 0.0 }))
+        .collect();
+    Tensor::from_data(TensorData::new(data, [labels.len(), 4]), device)
+}
+
+/// Log-sum-exp over the classes, per row, stably.
+fn log_sum_exp(x: Tensor<2>) -> Tensor<1> {
+    let m = x.clone().max_dim(1).detach();
+    let n = x.dims()[0];
+    ((x - m.clone()).exp().sum_dim(1).log() + m).reshape([n])
+}
+
+/// Cross-entropy with a set of admitted classes per disc: −log Σ_{k admitted} softmax_k. For a
+/// class label it is the usual cross-entropy; for `lesion` it is the binary cross-entropy of
+/// P(normal) against 1 − P(normal), so a lesion of unknown type pushes probability away from
+/// normal without saying which lesion class should get it.
+fn label_set_loss(logits: Tensor<2>, admitted: Tensor<2>) -> Tensor<1> {
+    // Classes outside the set get −1e4 added: exp of that is 0 in f32.
+    let masked = logits.clone() + (admitted - 1.0) * 1e4;
+    (log_sum_exp(logits) - log_sum_exp(masked)).mean()
 }
 
 fn scalar(t: Tensor<1>) -> f64 {
@@ -99,25 +120,34 @@ pub fn predict(
     out
 }
 
-fn cross_entropy(logits: &[[f32; 4]], truth: &[Class]) -> f64 {
+/// [`label_set_loss`] on plain logits, for the validation pass.
+fn cross_entropy(logits: &[[f32; 4]], truth: &[Label]) -> f64 {
+    let lse = |l: &[f32; 4], keep: &dyn Fn(usize) -> bool| {
+        let m = (0..4)
+            .filter(|&k| keep(k))
+            .map(|k| l[k] as f64)
+            .fold(f64::NEG_INFINITY, f64::max);
+        m + (0..4)
+            .filter(|&k| keep(k))
+            .map(|k| (l[k] as f64 - m).exp())
+            .sum::<f64>()
+            .ln()
+    };
     logits
         .iter()
         .zip(truth)
-        .map(|(l, t)| {
-            let m = l.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-            let lse = m + l.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
-            lse - l[t.index()] as f64
-        })
+        .map(|(l, t)| lse(l, &|_| true) - lse(l, &|k| t.admits(Class::ALL[k])))
         .sum::<f64>()
         / logits.len().max(1) as f64
 }
 
-/// The share of discs whose top logit is the true class.
-pub fn accuracy(logits: &[[f32; 4]], truth: &[Class]) -> f64 {
+/// The share of discs whose top logit agrees with the label (for `lesion`: any class but
+/// normal).
+pub fn accuracy(logits: &[[f32; 4]], truth: &[Label]) -> f64 {
     let ok = logits
         .iter()
         .zip(truth)
-        .filter(|(l, t)| Class::argmax(l) == **t)
+        .filter(|(l, t)| t.admits(Class::argmax(l)))
         .count();
     ok as f64 / logits.len().max(1) as f64
 }
@@ -159,13 +189,36 @@ pub fn learning_curves(history: &[EpochLog]) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Weights to fine-tune from, given those of a model file written with its BatchNorms folded
+/// (the bundled model): unfolded, then every BatchNorm's statistics measured on up to 256 of
+/// `data`'s discs (spread over the set), so training starts from the file's exact function with
+/// statistics that fit the new data. `None` when `folded` is not a folded model of `arch`.
+pub fn unfold_for_training(
+    folded: &Weights,
+    arch: &Architecture,
+    data: &Dataset,
+) -> Result<Option<Weights>> {
+    let Some(unfolded) = crate::model::resnet::unfold_batchnorm(folded, arch) else {
+        return Ok(None);
+    };
+    let device = Device::flex();
+    let step = (data.rois.len() / 256).max(1);
+    let rois: Vec<&Roi> = data.rois.iter().step_by(step).take(256).collect();
+    let model = ResNet18::from_weights(arch, &unfolded, &device)?.restat_batchnorm(batch_tensor(
+        &rois,
+        &RoiParams::default(),
+        &device,
+    ));
+    Ok(Some(model.export(arch)))
+}
+
 /// The outcome of a run.
 pub struct Trained {
     pub weights: Weights,
     pub card: ModelCard,
     pub state: RunState,
     pub val_logits: Vec<[f32; 4]>,
-    pub val_truth: Vec<Class>,
+    pub val_truth: Vec<Label>,
     pub stopped_early: bool,
 }
 
@@ -185,11 +238,11 @@ pub fn train(
     let (mut state, weights, mut best) = if resume {
         load_checkpoint(checkpoint_dir, &data.hash)?
     } else {
-        let classes: Vec<usize> = data.classes.iter().map(|c| c.index()).collect();
+        let strata = data.strata();
         let groups = config.split_by_subject.then_some(data.subjects.as_slice());
         let (train, val) = match config.fold {
-            Some(f) => split::fold_split(&classes, groups, f.of, f.index, config.seed),
-            None => split::train_validation(&classes, groups, config.seed),
+            Some(f) => split::fold_split(&strata, groups, f.of, f.index, config.seed),
+            None => split::train_validation(&strata, groups, config.seed),
         };
         let state = RunState {
             plateau: ReduceOnPlateau::new(config.lr, 0.1, config.patience),
@@ -219,14 +272,19 @@ pub fn train(
         checkpoint_dir,
         state.optimizer_file.as_deref().filter(|_| resume),
     )?;
-    let loss_fn = CrossEntropyLossConfig::new().init(&device);
-    let train_classes: Vec<usize> = state
-        .train
-        .iter()
-        .map(|&i| data.classes[i].index())
-        .collect();
-    let sampler = WeightedSampler::inverse_class_frequency(&train_classes);
-    let val_truth: Vec<Class> = state.val.iter().map(|&i| data.classes[i]).collect();
+    let sampler = WeightedSampler::balanced(
+        &state
+            .train
+            .iter()
+            .map(|&i| data.sources[i])
+            .collect::<Vec<_>>(),
+        &state
+            .train
+            .iter()
+            .map(|&i| data.labels[i].key())
+            .collect::<Vec<_>>(),
+    );
+    let val_truth: Vec<Label> = state.val.iter().map(|&i| data.labels[i]).collect();
     let mut stopped = false;
 
     for epoch in state.next_epoch..config.epochs {
@@ -253,9 +311,9 @@ pub fn train(
                 .map(|&i| config.augment.apply(&data.rois[i], p.pad_value, &mut rng))
                 .collect();
             let refs: Vec<&Roi> = augmented.iter().collect();
-            let truth: Vec<Class> = chunk.iter().map(|&i| data.classes[i]).collect();
+            let truth: Vec<Label> = chunk.iter().map(|&i| data.labels[i]).collect();
             let logits = model.forward(batch_tensor(&refs, &p, &device));
-            let loss = loss_fn.forward(logits.clone(), targets(&truth, &device));
+            let loss = label_set_loss(logits.clone(), admitted(&truth, &device));
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(state.plateau.lr, model, grads);
             let l = scalar(loss.inner());
@@ -301,7 +359,7 @@ pub fn train(
         };
         state.plateau.step(val_loss);
         let current = model.export(&arch);
-        if val_loss < state.best_val_loss {
+        if val_loss < state.best_val_loss || config.keep_last {
             state.best_val_loss = val_loss;
             state.best_epoch = epoch;
             best = current.clone();
@@ -338,8 +396,13 @@ pub fn train(
             details: serde_json::json!({
                 "split": {"train": state.train.len(), "validation": state.val.len(), "by_subject": config.split_by_subject, "stratified": true},
                 "batch": config.batch, "lr": config.lr, "plateau": {"factor": 0.1, "patience": config.patience},
-                "unfreeze": config.unfreeze, "sampler": "weighted random, inverse class frequency, with replacement",
+                "unfreeze": config.unfreeze, "sampler": "weighted random, with replacement",
                 "augment": config.augment, "optimizer": "Adam", "best_epoch": state.best_epoch,
+                "kept": if config.keep_last { "last epoch" } else { "epoch of lowest validation loss" },
+                "sources": data.source_names.iter().zip(data.counts()).map(|(name, c)| serde_json::json!({
+                    "manifest": name, "normal": c[0], "wavy": c[1], "notched": c[2], "schmorl": c[3], "lesion": c[4]})).collect::<Vec<_>>(),
+                "loss": "cross-entropy over the classes a label admits (lesion: binary cross-entropy of P(normal))",
+                "sampler_balance": "each manifest equally often, and within it each label equally often",
                 "stopped_early": stopped,
             }),
         },

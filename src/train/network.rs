@@ -81,6 +81,27 @@ impl ConvBnLayer {
         self.bn.forward(self.conv.forward(x))
     }
 
+    /// Eval-mode forward that first sets the BatchNorm's running statistics to those of this
+    /// batch, changing scale and shift so the eval-mode output stays exactly what it was
+    /// (with a = γ/√(v+ε) and c = β − m·a, the output a·z + c is kept for the new m, v).
+    fn restat(&mut self, x: Tensor<4>) -> Tensor<4> {
+        let z = self.conv.forward(x);
+        let [n, ch, h, w] = z.dims();
+        let flat = z.clone().swap_dims(0, 1).reshape([ch, n * h * w]);
+        let mean = flat.clone().mean_dim(1).reshape([ch]);
+        let var = flat.var(1).reshape([ch]);
+        let eps = crate::model::resnet::BN_EPSILON as f64;
+        let a = self.bn.gamma.val() / (self.bn.running_var.value() + eps).sqrt();
+        let c = self.bn.beta.val() - self.bn.running_mean.value() * a.clone();
+        let gamma = a.clone() * (var.clone() + eps).sqrt();
+        let beta = c + a * mean.clone();
+        self.bn.gamma = Param::initialized(self.bn.gamma.id, gamma);
+        self.bn.beta = Param::initialized(self.bn.beta.id, beta);
+        self.bn.running_mean = RunningState::new(mean);
+        self.bn.running_var = RunningState::new(var);
+        self.bn.forward(z)
+    }
+
     fn export(&self, spec: &ConvBn, out: &mut Weights) {
         put(
             out,
@@ -124,7 +145,39 @@ impl Block {
     }
 }
 
+impl Block {
+    fn restat(&mut self, x: Tensor<4>) -> Tensor<4> {
+        let y = relu(self.conv1.restat(x.clone()));
+        let y = self.conv2.restat(y);
+        let id = match &mut self.downsample {
+            Some(d) => d.restat(x),
+            None => x,
+        };
+        relu(y + id)
+    }
+}
+
 impl ResNet18 {
+    /// Measure every BatchNorm's input statistics on `x` (a batch of the training data, on a
+    /// backend without autodiff, so BatchNorm runs in eval mode) and store them, keeping the
+    /// eval-mode function unchanged. After [`crate::model::resnet::unfold_batchnorm`], this
+    /// lets fine-tuning start from a folded model without its first training-mode batches
+    /// normalising activations that the folded kernels never expected.
+    pub fn restat_batchnorm(mut self, x: Tensor<4>) -> ResNet18 {
+        let y = self.stem.restat(x);
+        let mut y = self.pool.forward(relu(y));
+        for b in self
+            .layer1
+            .iter_mut()
+            .chain(&mut self.layer2)
+            .chain(&mut self.layer3)
+            .chain(&mut self.layer4)
+        {
+            y = b.restat(y);
+        }
+        self
+    }
+
     /// Build from named weights (checked against the architecture first).
     pub fn from_weights(
         arch: &Architecture,

@@ -27,6 +27,29 @@ impl WeightedSampler {
         )
     }
 
+    /// Every source (manifest) drawn equally often, and within a source every label key
+    /// equally often: weight 1 / (sources × keys in the source × count of the disc's key in
+    /// its source). One source is [`Self::inverse_class_frequency`]. This keeps 850 real
+    /// binary-labelled discs from drowning in, or being drowned by, a phantom set of any size.
+    pub fn balanced(sources: &[usize], keys: &[usize]) -> WeightedSampler {
+        let mut counts = std::collections::HashMap::new();
+        for (&s, &k) in sources.iter().zip(keys) {
+            *counts.entry((s, k)).or_insert(0usize) += 1;
+        }
+        let mut keys_in = std::collections::HashMap::new();
+        for &(s, _) in counts.keys() {
+            *keys_in.entry(s).or_insert(0usize) += 1;
+        }
+        let n_sources = keys_in.len() as f64;
+        Self::new(
+            &sources
+                .iter()
+                .zip(keys)
+                .map(|(&s, &k)| 1.0 / (n_sources * keys_in[&s] as f64 * counts[&(s, k)] as f64))
+                .collect::<Vec<_>>(),
+        )
+    }
+
     pub fn new(weights: &[f64]) -> WeightedSampler {
         let mut acc = 0.0;
         let cumulative = weights.iter().map(|w| {
@@ -83,6 +106,33 @@ mod tests {
         }
         // Without weighting the rarest class would get only 9 %.
         assert!(counts[3] / draws as f64 > 0.23);
+    }
+
+    #[test]
+    fn sources_and_their_labels_are_drawn_equally_often() {
+        // Source 0: 900 phantom discs of four classes (600/100/100/100); source 1: 100 real
+        // discs, 70 normal and 30 lesion (key 4).
+        let mut sources = vec![0usize; 900];
+        let mut keys: Vec<usize> = (0..900)
+            .map(|i| if i < 600 { 0 } else { 1 + (i - 600) / 100 })
+            .collect();
+        sources.extend([1; 100]);
+        keys.extend((0..100).map(|i| if i < 70 { 0 } else { 4 }));
+        let s = WeightedSampler::balanced(&sources, &keys);
+        let mut rng = SmallRng::seed_from_u64(5);
+        let n = 40_000;
+        let mut per = std::collections::HashMap::new();
+        for i in s.draw(n, &mut rng) {
+            *per.entry((sources[i], keys[i])).or_insert(0.0) += 1.0 / n as f64;
+        }
+        for (key, want) in [
+            ((0, 0), 0.125),
+            ((0, 3), 0.125),
+            ((1, 0), 0.25),
+            ((1, 4), 0.25),
+        ] {
+            assert!((per[&key] - want).abs() < 0.01, "{key:?}: {per:?}");
+        }
     }
 
     #[test]

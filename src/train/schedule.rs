@@ -10,14 +10,20 @@ pub enum Unfreeze {
     Progressive,
     /// Everything from the first epoch (the right choice when training from scratch).
     All,
+    /// The head and the last `n` stages only, for the whole run (1 = layer4, 4 = all four
+    /// stages, never the stem): fine-tuning a backbone that already knows the anatomy, at two
+    /// to three times the speed of a full backward pass on two cores.
+    Top(usize),
 }
 
 /// Progressive schedule: the head alone for the first 5 % of epochs, then layer4 (to 15 %),
 /// layer3 (to 30 %), layer2 (to 50 %), layer1 (to 70 %), and the stem for the rest — each step
 /// longer than the last, as the paper describes.
 pub fn stages_open(unfreeze: Unfreeze, epoch: usize, epochs: usize) -> usize {
-    if unfreeze == Unfreeze::All {
-        return 5;
+    match unfreeze {
+        Unfreeze::All => return 5,
+        Unfreeze::Top(n) => return n.min(4),
+        Unfreeze::Progressive => {}
     }
     let f = epoch as f64 / epochs.max(1) as f64;
     [0.05, 0.15, 0.30, 0.50, 0.70]
@@ -43,6 +49,11 @@ pub struct TrainConfig {
     /// Hold out this fold instead of the 80/20 split (K-fold cross-validation).
     #[serde(default)]
     pub fold: Option<Fold>,
+    /// Keep the last epoch instead of the one with the lowest validation loss: in
+    /// cross-validation the validation set is the held-out fold, and choosing an epoch on it
+    /// would flatter the fold's figures.
+    #[serde(default)]
+    pub keep_last: bool,
 }
 
 /// Fold `index` of `of` is the validation set.
@@ -67,6 +78,7 @@ impl Default for TrainConfig {
             synthetic: false,
             init: "random (Kaiming)".into(),
             fold: None,
+            keep_last: false,
         }
     }
 }

@@ -4,7 +4,7 @@
 use crate::common::{load_model, rois, threads_or_all};
 use clap::Args;
 use endplate::manifest;
-use endplate::{Class, Error, Result};
+use endplate::{Class, Error, Label, Result};
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -33,15 +33,42 @@ pub struct EvaluateArgs {
     threads: Option<usize>,
 }
 
+fn pct(v: &serde_json::Value) -> String {
+    format!(
+        "{:5.1} ({:5.1}-{:5.1})",
+        100.0 * v["mean"].as_f64().unwrap_or(f64::NAN),
+        100.0 * v["lo"].as_f64().unwrap_or(f64::NAN),
+        100.0 * v["hi"].as_f64().unwrap_or(f64::NAN)
+    )
+}
+
+/// Table 3 where the truth has the four classes, then lesion-vs-normal (SPEC.md).
 pub fn print_table3(m: &serde_json::Value) {
-    let pct = |v: &serde_json::Value| {
-        format!(
-            "{:5.1} ({:5.1}-{:5.1})",
-            100.0 * v["mean"].as_f64().unwrap_or(f64::NAN),
-            100.0 * v["lo"].as_f64().unwrap_or(f64::NAN),
-            100.0 * v["hi"].as_f64().unwrap_or(f64::NAN)
-        )
-    };
+    if m.get("accuracy").is_some() {
+        print_four_class(m);
+    } else {
+        println!(
+            "n = {} discs with binary labels (normal / lesion); Table 3 needs the lesion type",
+            m["n"]
+        );
+    }
+    let l = &m["lesion_vs_normal"];
+    if l["auc"]["point"].as_f64().is_some_and(f64::is_finite) {
+        println!(
+            "lesion vs normal ({} lesion of {}, {} subjects; bootstrap over subjects):",
+            l["lesions"], l["n"], l["subjects"]
+        );
+        println!(
+            "  AUC of P(lesion) {}  at P(lesion) >= 0.5: sensitivity {}  specificity {}  accuracy {}",
+            pct(&l["auc"]),
+            pct(&l["sensitivity"]),
+            pct(&l["specificity"]),
+            pct(&l["accuracy"])
+        );
+    }
+}
+
+fn print_four_class(m: &serde_json::Value) {
     println!(
         "n = {} discs; bootstrap mean (95 % interval), percent",
         m["n"]
@@ -83,14 +110,23 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
     let model = load_model(a.model.as_deref())?;
     let text = std::fs::read_to_string(&a.manifest).map_err(|e| Error::io(&a.manifest, e))?;
     let name = a.manifest.display().to_string();
-    let rows = manifest::parse(&name, &text)?;
-    if let Some(i) = rows.iter().position(|r| r.label.is_none()) {
+    let mut rows = manifest::parse(&name, &text)?;
+    let total = rows.len();
+    rows.retain(|r| r.label.is_some());
+    if rows.is_empty() {
         return Err(Error::Manifest {
             file: name,
-            row: i + 2,
+            row: 2,
             field: "label".into(),
-            reason: "empty: evaluation needs a label on every row".into(),
+            reason: "empty on every row: evaluation needs labelled discs (a class, or lesion)"
+                .into(),
         });
+    }
+    if rows.len() < total {
+        eprintln!(
+            "{name}: {} of {total} rows have no label and are left out",
+            total - rows.len()
+        );
     }
     let base = a
         .manifest
@@ -102,10 +138,12 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
     for chunk in rois.chunks(16) {
         probs.extend(model.classify(chunk)?.into_iter().map(|p| p.probabilities));
     }
-    let truth: Vec<Class> = rows.iter().map(|r| r.label.expect("checked")).collect();
-    let metrics = endplate::eval::metrics::evaluate(&truth, &probs, a.bootstrap, a.seed);
+    let truth: Vec<Label> = rows.iter().map(|r| r.label.expect("checked")).collect();
+    let subjects: Vec<String> = rows.iter().map(|r| r.subject.clone()).collect();
+    let metrics =
+        endplate::eval::labelled::evaluate_labelled(&truth, &probs, &subjects, a.bootstrap, a.seed);
     if let Some(dir) = &a.report {
-        endplate::eval::report::write(dir, &metrics, &truth, &probs, &[])?;
+        endplate::eval::report::write_labelled(dir, &metrics, &truth, &probs, &[])?;
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&metrics).expect("json"));

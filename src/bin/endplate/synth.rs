@@ -90,7 +90,7 @@ pub fn run(a: SynthArgs) -> Result<()> {
                     *failure.lock().unwrap() = Some(e);
                     break;
                 }
-                let rows = ph.discs.iter().map(|d| Row { image: file.clone(), subject: plan.id.clone(), level: Some(d.level), label: Some(d.class), corners: d.corners }).collect();
+                let rows = ph.discs.iter().map(|d| Row { image: file.clone(), subject: plan.id.clone(), level: Some(d.level), label: Some(d.class.into()), corners: d.corners }).collect();
                 let truth = ph.discs.iter().map(|d| serde_json::json!({"image": file, "subject": plan.id, "age": plan.age, "spacing_mm": plan.spacing_mm, "disc": d})).collect();
                 results.lock().unwrap()[i] = Some((rows, truth));
                 bar.inc(1);
@@ -120,7 +120,7 @@ pub fn run(a: SynthArgs) -> Result<()> {
     let secs = start.elapsed().as_secs_f64();
     let mut counts = [0usize; 4];
     rows.iter()
-        .for_each(|r| counts[r.label.map(|c| c.index()).unwrap_or(0)] += 1);
+        .for_each(|r| counts[r.label.map(|l| l.key()).unwrap_or(0).min(3)] += 1);
     eprintln!(
         "{} slices, {} discs (normal {}, wavy {}, notched {}, schmorl {}) in {:.1} s: {:.2} slices/s on {} thread{} -> {}",
         a.subjects, rows.len(), counts[0], counts[1], counts[2], counts[3], secs, a.subjects as f64 / secs, threads,

@@ -3,14 +3,17 @@
 
 use crate::evaluate::print_table3;
 use clap::Args;
-use endplate::{Class, Error, Result, RoiParams};
+use endplate::{Class, Error, Label, Result, RoiParams};
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Labelled manifest CSV (image,subject,level,label,x1,...,y4)
-    #[arg(long)]
-    manifest: PathBuf,
+    /// Labelled manifest CSV (image,subject,level,label,x1,...,y4). Repeat it to learn from
+    /// several data sets at once (e.g. real discs labelled normal/lesion and four-class
+    /// phantoms): the sampler draws each manifest equally often, and within it each label
+    /// equally often
+    #[arg(long, required = true)]
+    manifest: Vec<PathBuf>,
     /// Output model file
     #[arg(long)]
     out: PathBuf,
@@ -32,8 +35,10 @@ pub struct TrainArgs {
     /// Keep each subject on one side of the split
     #[arg(long, default_value = "disc", value_parser = ["disc", "subject"])]
     split_by: String,
-    /// progressive (the paper: head first, deeper stages later) or all (from scratch)
-    #[arg(long, default_value = "progressive", value_parser = ["progressive", "all"])]
+    /// progressive (the paper: head first, deeper stages later), all (from scratch), or top1 to
+    /// top4 (the head and the last 1-4 stages for the whole run: fine-tuning a backbone that
+    /// already knows spines, two to three times faster on a CPU)
+    #[arg(long, default_value = "progressive", value_parser = ["progressive", "all", "top1", "top2", "top3", "top4"])]
     unfreeze: String,
     /// Backbone weights: a torchvision ResNet18 exported to ONNX (do_constant_folding=False)
     #[arg(long)]
@@ -57,6 +62,11 @@ pub struct TrainArgs {
     /// once), writes each under REPORT/fold-K/ and reports mean ± sd; --out is not written
     #[arg(long, value_parser = clap::value_parser!(u32).range(2..=20))]
     folds: Option<u32>,
+    /// Keep the last epoch instead of the one with the lowest validation loss. Use it with
+    /// --folds: there the validation set is the held-out fold, and picking an epoch on it would
+    /// flatter the figures
+    #[arg(long)]
+    keep_last: bool,
 }
 
 #[derive(Args)]
@@ -164,66 +174,92 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         .unwrap_or_else(|| beside(&a.out, "checkpoints"));
     let report = a.report.clone().unwrap_or_else(|| beside(&a.out, "report"));
     let arch = endplate::model::resnet::Architecture::resnet18(4);
-    let (init, init_desc) = match &a.init {
+    // The init file's weights, and whether they are a folded model to unfold once the data
+    // are read.
+    let (init, init_desc, folded) = match &a.init {
         Some(path) => {
             // Read once: the bytes are hashed for the card as well.
             let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
             let proto = endplate::model::file::parse_proto(&path.display().to_string(), &bytes)?;
+            let proto = endplate::model::storage::widen_stored_weights(proto);
             let mut w =
                 endplate::model::file::read_initializers(&path.display().to_string(), &proto)?;
-            // Keep the backbone, start a fresh 4-class head.
-            let fresh = arch.random_weights(a.seed);
-            for k in ["fc.weight", "fc.bias"] {
-                w.insert(k.into(), fresh[k].clone());
+            // Keep the backbone, start a fresh 4-class head unless the file is one of ours
+            // (a classifier with its card, whose head already knows the four classes).
+            let ours = endplate::model::file::read_card(&path.display().to_string(), &proto)
+                .is_ok_and(|c| c.classes.len() == 4);
+            if !ours {
+                let fresh = arch.random_weights(a.seed);
+                for k in ["fc.weight", "fc.bias"] {
+                    w.insert(k.into(), fresh[k].clone());
+                }
             }
-            arch.check(&w).map_err(|e| {
-                Error::model(path.display(), format!("not a torchvision ResNet18: {e}"))
-            })?;
+            let folded = arch.check(&w).is_err();
+            if folded && endplate::model::resnet::unfold_batchnorm(&w, &arch).is_none() {
+                arch.check(&w).map_err(|e| {
+                    Error::model(
+                        path.display(),
+                        format!("neither a torchvision ResNet18 nor an endplate model: {e}"),
+                    )
+                })?;
+            }
             (
                 w,
                 format!(
-                    "{} (sha256 {:x})",
+                    "{}{} (sha256 {:x})",
                     path.display(),
+                    if ours { ", head kept" } else { "" },
                     <sha2::Sha256 as sha2::Digest>::digest(&bytes)
                 ),
+                folded,
             )
         }
         None => (
             arch.random_weights(a.seed),
             format!("random Kaiming init (seed {})", a.seed),
+            false,
         ),
     };
-    eprintln!("reading {}", a.manifest.display());
+    let names: Vec<String> = a.manifest.iter().map(|m| m.display().to_string()).collect();
+    eprintln!("reading {}", names.join(", "));
     let data = Dataset::load(&a.manifest, &endplate::RoiParams::default())?;
-    let mut counts = [0usize; 4];
-    data.classes.iter().for_each(|c| counts[c.index()] += 1);
-    eprintln!(
-        "{} labelled discs (normal {}, wavy {}, notched {}, schmorl {})",
-        data.rois.len(),
-        counts[0],
-        counts[1],
-        counts[2],
-        counts[3]
-    );
+    for (name, c) in names.iter().zip(data.counts()) {
+        eprintln!(
+            "{name}: {} labelled discs (normal {}, wavy {}, notched {}, schmorl {}, lesion of unknown type {})",
+            c.iter().sum::<usize>(),
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            c[4]
+        );
+    }
+    let init = if folded {
+        eprintln!("unfolding the init model's BatchNorms and measuring their statistics on the training discs");
+        endplate::train::unfold_for_training(&init, &arch, &data)?.expect("checked above")
+    } else {
+        init
+    };
     let config = TrainConfig {
         epochs: a.epochs,
         batch: a.batch,
         lr: a.lr,
         patience: a.patience,
         seed: a.seed,
-        unfreeze: if a.unfreeze == "all" {
-            Unfreeze::All
-        } else {
-            Unfreeze::Progressive
+        unfreeze: match a.unfreeze.as_str() {
+            "all" => Unfreeze::All,
+            "progressive" => Unfreeze::Progressive,
+            top => Unfreeze::Top(top[3..].parse().expect("clap checked top1..top4")),
         },
         split_by_subject: a.split_by == "subject",
         data_description: if a.describe.is_empty() {
-            format!("{} ({} discs)", a.manifest.display(), data.rois.len())
+            format!("{} ({} discs)", names.join(" + "), data.rois.len())
         } else {
             a.describe.clone()
         },
         synthetic: a.synthetic,
         init: init_desc,
+        keep_last: a.keep_last,
         ..TrainConfig::default()
     };
     let Some(k) = a.folds else {
@@ -270,7 +306,17 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             )));
         }
     }
-    let cv = endplate::eval::metrics::cross_validation(&folds);
+    let mut cv = endplate::eval::metrics::cross_validation(&folds);
+    let pooled = pooled_predictions(&report, k)?;
+    if pooled.0.iter().any(|l| l.is_lesion()) && pooled.0.iter().any(|l| !l.is_lesion()) {
+        let (truth, probs, subjects) = pooled;
+        let lesion: Vec<bool> = truth.iter().map(|l| l.is_lesion()).collect();
+        let p: Vec<f64> = probs.iter().map(|p| 1.0 - p[0] as f64).collect();
+        cv["lesion_vs_normal_pooled"] = serde_json::to_value(endplate::eval::lesion::evaluate(
+            &lesion, &p, &subjects, 500, 1,
+        ))
+        .expect("json");
+    }
     endplate::files::write_atomic(
         &report.join("cross_validation.json"),
         serde_json::to_string_pretty(&cv).expect("json").as_bytes(),
@@ -286,15 +332,30 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         "{k}-fold cross-validation, {} discs; mean ± sd over folds, percent",
         cv["n"]
     );
-    line("overall accuracy", &cv["accuracy"]);
-    for c in Class::ALL {
-        line(
-            &format!("sensitivity {}", c.id()),
-            &cv["per_class"][c.id()]["sensitivity"],
-        );
+    if cv["accuracy"]["folds"]
+        .as_array()
+        .is_some_and(|f| f.len() == k)
+    {
+        line("overall accuracy", &cv["accuracy"]);
+        for c in Class::ALL {
+            line(
+                &format!("sensitivity {}", c.id()),
+                &cv["per_class"][c.id()]["sensitivity"],
+            );
+        }
+        for key in endplate::eval::metrics::MACRO_METRICS {
+            line(&format!("{key} (macro)"), &cv[key]);
+        }
     }
-    for key in endplate::eval::metrics::MACRO_METRICS {
-        line(&format!("{key} (macro)"), &cv[key]);
+    for key in ["auc", "sensitivity", "specificity", "accuracy"] {
+        line(&format!("lesion {key}"), &cv["lesion_vs_normal"][key]);
+    }
+    if let Some(p) = cv.get("lesion_vs_normal_pooled") {
+        println!(
+            "out-of-fold P(lesion) of all {} discs pooled: AUC {:.3} ({:.3}-{:.3}, bootstrap over {} subjects)",
+            p["n"], p["auc"]["point"].as_f64().unwrap_or(f64::NAN), p["auc"]["lo"].as_f64().unwrap_or(f64::NAN),
+            p["auc"]["hi"].as_f64().unwrap_or(f64::NAN), p["subjects"]
+        );
     }
     eprintln!(
         "fold models and reports in {}; {} was not written (train without --folds for the model to use)",
@@ -322,17 +383,57 @@ fn train_and_report(
         .iter()
         .map(|l| trained.card.calibration.probabilities(l))
         .collect();
-    let metrics = endplate::eval::metrics::evaluate(&trained.val_truth, &probs, 500, 1);
+    // With real binary-labelled discs among the sources, the figures that count are theirs: the
+    // phantoms' collapsed four-class labels would blur the real lesion-vs-normal AUC. Each source
+    // is reported on its own as well.
+    let binary: Vec<bool> = (0..data.source_names.len())
+        .map(|s| {
+            data.labels
+                .iter()
+                .zip(&data.sources)
+                .any(|(l, &src)| src == s && *l == Label::Lesion)
+        })
+        .collect();
+    let primary: Vec<usize> = (0..trained.state.val.len())
+        .filter(|&k| !binary.contains(&true) || binary[data.sources[trained.state.val[k]]])
+        .collect();
+    let pick = |sel: &[usize]| {
+        let subjects: Vec<String> = sel
+            .iter()
+            .map(|&k| data.subjects[trained.state.val[k]].clone())
+            .collect();
+        let truth: Vec<Label> = sel.iter().map(|&k| trained.val_truth[k]).collect();
+        let p: Vec<[f32; 4]> = sel.iter().map(|&k| probs[k]).collect();
+        (subjects, truth, p)
+    };
+    let (subjects, truth, primary_probs) = pick(&primary);
+    let mut metrics =
+        endplate::eval::labelled::evaluate_labelled(&truth, &primary_probs, &subjects, 500, 1);
+    if data.source_names.len() > 1 {
+        metrics["sources"] = data
+            .source_names
+            .iter()
+            .enumerate()
+            .map(|(s, name)| {
+                let sel: Vec<usize> = (0..trained.state.val.len())
+                    .filter(|&k| data.sources[trained.state.val[k]] == s)
+                    .collect();
+                let (sub, t, p) = pick(&sel);
+                serde_json::json!({"manifest": name, "metrics": endplate::eval::labelled::evaluate_labelled(&t, &p, &sub, 500, 1)})
+            })
+            .collect();
+    }
     trained.card.metrics = metrics.clone();
     let mut with_history = metrics.clone();
     with_history["history"] = serde_json::to_value(&trained.state.history).expect("json");
-    endplate::eval::report::write(
+    endplate::eval::report::write_labelled(
         report,
         &with_history,
-        &trained.val_truth,
-        &probs,
+        &truth,
+        &primary_probs,
         &endplate::train::learning_curves(&trained.state.history),
     )?;
+    write_predictions(&report.join(PREDICTIONS), &subjects, &truth, &primary_probs)?;
     print_table3(&metrics);
     if trained.stopped_early {
         eprintln!("stopped early: the model is the best epoch so far");
@@ -344,6 +445,64 @@ fn train_and_report(
         endplate::model::file::BatchNorm::Fold,
     )?;
     Ok((bytes, metrics))
+}
+
+/// Each validation disc's calibrated probabilities (of the real binary-labelled sources where
+/// there are any), in every report folder: the pooled out-of-fold figures of a
+/// cross-validation are computed from these files.
+const PREDICTIONS: &str = "predictions.csv";
+
+fn write_predictions(
+    path: &Path,
+    subjects: &[String],
+    truth: &[Label],
+    probs: &[[f32; 4]],
+) -> Result<()> {
+    let mut text = String::from("subject,label,normal,wavy,notched,schmorl\n");
+    for ((s, l), p) in subjects.iter().zip(truth).zip(probs) {
+        text.push_str(&format!(
+            "\"{}\",{},{},{},{},{}\n",
+            s.replace('"', "\"\""),
+            l.id(),
+            p[0],
+            p[1],
+            p[2],
+            p[3]
+        ));
+    }
+    endplate::files::write_atomic(path, text.as_bytes())
+}
+
+/// Truth, calibrated probabilities and subject of held-out discs.
+type Predictions = (Vec<Label>, Vec<[f32; 4]>, Vec<String>);
+
+/// The held-out predictions of all `k` folds.
+fn pooled_predictions(report: &Path, k: usize) -> Result<Predictions> {
+    let (mut truth, mut probs, mut subjects) = (Vec::new(), Vec::new(), Vec::new());
+    for f in 0..k {
+        let path = report.join(format!("fold-{}", f + 1)).join(PREDICTIONS);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let bad = |line: usize, why: String| Error::Manifest {
+            file: path.display().to_string(),
+            row: line,
+            field: "row".into(),
+            reason: why,
+        };
+        for (i, rec) in csv::Reader::from_reader(text.as_bytes())
+            .records()
+            .enumerate()
+        {
+            let rec = rec.map_err(|e| bad(i + 2, e.to_string()))?;
+            let p: Vec<f32> = (2..6)
+                .map(|c| rec.get(c).and_then(|v| v.parse().ok()))
+                .collect::<Option<_>>()
+                .ok_or_else(|| bad(i + 2, "four probabilities expected".into()))?;
+            subjects.push(rec.get(0).unwrap_or("").to_string());
+            truth.push(rec.get(1).unwrap_or("").parse::<Label>()?);
+            probs.push([p[0], p[1], p[2], p[3]]);
+        }
+    }
+    Ok((truth, probs, subjects))
 }
 
 pub fn run_pretrain(a: PretrainArgs) -> Result<()> {

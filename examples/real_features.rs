@@ -1,0 +1,50 @@
+//! Raw-pixel features of every labelled disc of a manifest, for the logistic baselines that an
+//! image model must beat (`bench/real_baselines.py`): one CSV row per disc with its subject,
+//! level, binary truth (1 = lesion) and the ROI downsampled to 32x32.
+//!
+//! cargo build --all-targets --features train
+//! target/debug/examples/real_features data/spider/manifest.csv target/real_features.csv
+//! (or `bench/real_experiments.sh baselines`, which runs this and the baselines)
+
+#[path = "common/pooled.rs"]
+mod pooled;
+
+use endplate::image::decode::DecodeOptions;
+use endplate::RoiParams;
+use std::path::Path;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (manifest, out) = match &args[..] {
+        [m, o] => (Path::new(m), Path::new(o)),
+        _ => return Err("usage: real_features MANIFEST OUT.csv".into()),
+    };
+    let text = std::fs::read_to_string(manifest)?;
+    let mut rows = endplate::manifest::parse(&manifest.display().to_string(), &text)?;
+    rows.retain(|r| r.label.is_some());
+    let base = manifest.parent().unwrap_or(Path::new("."));
+    let rois = endplate::manifest::rois(
+        &rows,
+        base,
+        DecodeOptions::default(),
+        &RoiParams::default(),
+        |_| {},
+    )?;
+    let mut csv = String::from("subject,level,lesion");
+    for k in 0..pooled::SIDE * pooled::SIDE {
+        csv.push_str(&format!(",p{k}"));
+    }
+    csv.push('\n');
+    for (r, roi) in rows.iter().zip(&rois) {
+        let level = r.level.map(|l| l.id()).unwrap_or("");
+        let lesion = r.label.is_some_and(|l| l.is_lesion()) as u8;
+        csv.push_str(&format!("{},{level},{lesion}", r.subject));
+        for v in pooled::pooled_pixels(roi) {
+            csv.push_str(&format!(",{v:.4}"));
+        }
+        csv.push('\n');
+    }
+    endplate::files::write_atomic(out, csv.as_bytes())?;
+    eprintln!("{} discs -> {}", rows.len(), out.display());
+    Ok(())
+}

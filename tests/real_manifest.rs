@@ -1,0 +1,94 @@
+//! The real SPIDER manifest in `data/spider/manifest.csv`: every labelled disc carries SPIDER's
+//! own grading of that patient's disc, every disc's corners cut an ROI on its slice, and every
+//! disc says how its corners were placed. Skipped, with a message, where the shared data set is
+//! absent.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+fn spider() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/spider-t2");
+    if dir.join("radiological_gradings.csv").is_file() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: {} is absent", dir.display());
+        None
+    }
+}
+
+#[test]
+fn every_labelled_disc_carries_spiders_grading_and_cuts_an_roi() {
+    let Some(data) = spider() else { return };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/spider/manifest.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let rows = endplate::manifest::parse("manifest.csv", &text).unwrap();
+
+    // SPIDER's label per (patient, level): lesion when either endplate is graded 1.
+    let mut grades = HashMap::new();
+    let mut reader = csv::Reader::from_path(data.join("radiological_gradings.csv")).unwrap();
+    for rec in reader.records() {
+        let rec = rec.unwrap();
+        let ivd: usize = rec[1].parse().unwrap();
+        if (1..=5).contains(&ivd) {
+            let level = endplate::Level::ALL[5 - ivd];
+            grades.insert(
+                (rec[0].to_string(), level),
+                &rec[3] == "1" || &rec[4] == "1",
+            );
+        }
+    }
+    let mut labelled = 0;
+    let mut lesions = 0;
+    for r in &rows {
+        let file = Path::new(&r.image).file_name().unwrap().to_str().unwrap();
+        let patient = r.subject.strip_prefix("spider_").unwrap();
+        assert!(
+            file.starts_with(&format!("spider_{patient}_")),
+            "{file} is not {}",
+            r.subject
+        );
+        let Some(label) = r.label else { continue };
+        let level = r.level.expect("every real disc has its level");
+        let graded = grades[&(patient.to_string(), level)];
+        assert_eq!(label.is_lesion(), graded, "{file} {level}");
+        assert!(matches!(
+            label,
+            endplate::Label::Lesion | endplate::Label::Class(endplate::Class::Normal)
+        ));
+        labelled += 1;
+        lesions += graded as usize;
+    }
+    assert!(labelled >= 400, "only {labelled} labelled discs");
+    // About half of SPIDER's lumbar discs have endplate changes.
+    let share = lesions as f64 / labelled as f64;
+    assert!((0.35..0.65).contains(&share), "lesion share {share}");
+
+    // Every disc says how its corners came about.
+    let mut csv = csv::Reader::from_reader(text.as_bytes());
+    let col = csv
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "source")
+        .unwrap();
+    for rec in csv.records() {
+        let rec = rec.unwrap();
+        assert!(
+            ["hand", "corrected", "detected"].contains(&&rec[col]),
+            "{:?}",
+            rec
+        );
+    }
+
+    // Every labelled disc's ROI can be cut (training and evaluation read all of them).
+    let with_label: Vec<_> = rows.into_iter().filter(|r| r.label.is_some()).collect();
+    let rois = endplate::manifest::rois(
+        &with_label,
+        path.parent().unwrap(),
+        endplate::image::decode::DecodeOptions::default(),
+        &endplate::RoiParams::default(),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(rois.len(), labelled);
+}
