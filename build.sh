@@ -5,7 +5,7 @@
 #   test    run every test: Rust (unit, integration), the wasm build, the browser tests
 #   lint    cargo fmt --check, clippy -D warnings, and the stage order of src/ (.ci/stages.py)
 #   bench   inference benchmark: endplate (tract) vs onnxruntime on the same model and discs
-#   bench-web    in headless Chromium: page ready, model load, 1 and 5 discs, against ONNX
+#   bench-web    in headless Chromium: page ready, model load, 1 and 5 discs, disc detection, against ONNX
 #                Runtime Web (wasm, 1 thread) on the same model and inputs
 #   bench-train  training images/s: burn-flex vs PyTorch CPU, same network, batch and threads
 #   model   remake the bundled model: phantom sets, training, fresh-set evaluation (hours on 2 cores;

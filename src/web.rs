@@ -1,6 +1,7 @@
 //! The browser API: one exported struct over the library, every method returning `Result` so a
 //! bad file becomes a JavaScript exception instead of a dead wasm instance. The page's worker
-//! owns one `Endplate`; the page itself never touches the network or the model.
+//! owns one `Endplate`; the page itself never touches the network or the model. The primary
+//! worker also holds the disc detector and proposes the discs of each slice it opens.
 //!
 //! The last stage, wasm only: may use every other module of the library (never `train`, which
 //! the wasm build does not compile). The page's worker pool is in `www/engine.js`.
@@ -9,11 +10,21 @@ use crate::disc::geometry::Point;
 use crate::disc::roi::{Roi, RoiParams, RoiRect};
 use crate::image::contrast::Stretch;
 use crate::image::decode::{decode, DecodeOptions};
+use crate::image::warp::Affine;
 use crate::manifest::{self, Row};
 use crate::model::card;
+use crate::model::detector::{stretched, view_input, Detector};
 use crate::phantom::{plan_subject, render, ClassMix};
-use crate::{Class, Classifier, Level, Slice};
+use crate::{Class, Classifier, Label, Level, Slice};
 use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `performance.now()`: `std::time::Instant` panics on wasm32-unknown-unknown; the global
+    /// `performance` exists in workers and pages alike.
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+}
 
 fn js(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
@@ -50,6 +61,7 @@ fn predictions_json(preds: &[crate::Prediction]) -> String {
 #[wasm_bindgen]
 pub struct Endplate {
     model: Option<Classifier>,
+    detector: Option<Detector>,
     slice: Option<(Slice, Stretch)>,
 }
 
@@ -65,6 +77,7 @@ impl Endplate {
     pub fn new() -> Endplate {
         Endplate {
             model: None,
+            detector: None,
             slice: None,
         }
     }
@@ -85,6 +98,73 @@ impl Endplate {
             *stretch = Stretch::of(slice, p.stretch_low, p.stretch_high);
         }
         Ok(out.to_string())
+    }
+
+    /// Load a disc detector file (card `kind: "detector"`); on error the current detector, if
+    /// any, stays. Returns `{"summary": ..., "card": ...}` as JSON.
+    #[wasm_bindgen(js_name = loadDetector)]
+    pub fn load_detector(&mut self, bytes: &[u8], name: &str) -> Result<String, JsError> {
+        let detector = Detector::from_bytes(name, bytes).map_err(js)?;
+        let out = serde_json::json!({
+            "summary": detector.card().summary(),
+            "card": detector.card(),
+        });
+        self.detector = Some(detector);
+        Ok(out.to_string())
+    }
+
+    fn detector(&self) -> Result<&Detector, JsError> {
+        self.detector
+            .as_ref()
+            .ok_or_else(|| js("no disc detector loaded"))
+    }
+
+    /// Find the discs of the current slice. Returns JSON `{"discs": [{"level", "score",
+    /// "corners": [[x, y] x4]}], "lumbar": n, "milliseconds": t}`: every disc found, top to
+    /// bottom, corners in SPEC order; `level` is `null` when no sacrum was found, and `lumbar`
+    /// counts the discs L1L2-L5S1 (the ones the classifier takes).
+    pub fn detect(&self) -> Result<String, JsError> {
+        let detector = self.detector()?;
+        let (slice, _) = self.slice()?;
+        let t0 = performance_now();
+        let discs = detector.detect(slice).map_err(js)?;
+        let ms = performance_now() - t0;
+        let lumbar = discs.iter().filter(|d| d.lumbar_level().is_some()).count();
+        Ok(serde_json::json!({"discs": discs, "lumbar": lumbar, "milliseconds": ms}).to_string())
+    }
+
+    /// The detector's input for its first view of the current slice (the whole slice
+    /// letterboxed), `[1, 1, size, size]` flattened: what `detect` feeds the network first, so
+    /// another engine (the benchmark's ONNX Runtime Web) can run the same numbers.
+    #[wasm_bindgen(js_name = detectorInput)]
+    pub fn detector_input(&self) -> Result<Vec<f32>, JsError> {
+        let input = &self.detector()?.card().input;
+        let (slice, _) = self.slice()?;
+        let (w, h) = (slice.width, slice.height);
+        let values = stretched(slice, input);
+        Ok(view_input(
+            &values,
+            w,
+            h,
+            &Affine::letterbox(w, h, input.size),
+            input,
+        ))
+    }
+
+    /// The detector network alone on one prepared input (`detectorInput`): its output maps,
+    /// flattened, for the benchmark.
+    #[wasm_bindgen(js_name = detectorMaps)]
+    pub fn detector_maps(&self, input: &[f32]) -> Result<Vec<f32>, JsError> {
+        let detector = self.detector()?;
+        let s = detector.card().input.size;
+        if input.len() != s * s {
+            return Err(js(format!(
+                "the detector takes {s} x {s} = {} values; got {}",
+                s * s,
+                input.len()
+            )));
+        }
+        detector.maps(input.to_vec()).map_err(js)
     }
 
     /// Decode a slice (DICOM, PNG, JPEG); on error the current slice stays. Returns its size,
@@ -230,7 +310,7 @@ impl Endplate {
                 .map_err(js)?;
             let label = d["truth"]
                 .as_str()
-                .map(str::parse::<Class>)
+                .map(str::parse::<Label>)
                 .transpose()
                 .map_err(js)?;
             rows.push(Row {

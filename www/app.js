@@ -22,6 +22,7 @@ const state = {
   history: [],
   truth: null,          // phantom ground truth
   model: null,
+  detector: null,       // the disc detector's card, null while none is loaded
 };
 
 function showError(msg) {
@@ -127,6 +128,14 @@ function updatePrompt() {
   $('export-csv').disabled = $('export-json').disabled = !complete.length;
 }
 
+// P(lesion) = 1 − P(normal) is the figure real gradings can check (SPEC.md); the split among
+// the three lesion types was learnt from phantoms only, and the page says so.
+function lesionBar(probabilities) {
+  const p = 1 - probabilities.normal;
+  return `<div class="bar lesion" data-class="lesion"><span>P(lesion)</span><span class="track"><span class="fill" data-p="${p}"></span></span><span>${(100 * p).toFixed(1)}%</span></div>`
+    + '<div class="types-note">Lesion type (learnt from phantoms only):</div>';
+}
+
 function bars(probabilities) {
   return CLASSES.map(([id, name]) => {
     const p = probabilities[id];
@@ -153,9 +162,9 @@ function renderResults() {
     const reveal = d.result && truth
       ? `<div class="truth ${truth.label === d.result.label ? 'right' : 'wrong'}">Ground truth: ${truth.display} ${truth.label === d.result.label ? '✓' : '✗'}</div>` : '';
     info.innerHTML = `<div class="level">${d.level}</div>` + (d.result
-      ? `<div class="class" data-label="${d.result.label}">${d.result.display}</div>${bars(d.result.probabilities)}${reveal}`
+      ? `<div class="class" data-label="${d.result.label}">${d.result.display}</div>${lesionBar(d.result.probabilities)}${bars(d.result.probabilities)}${reveal}`
       : '<div class="class">not classified yet</div>');
-    li.append(preview, info);
+    li.append(preview, info, removeButton(d));
     list.append(li);
   }
   // Widths set through the CSSOM: the page's CSP allows no inline style attributes.
@@ -177,6 +186,127 @@ async function refreshRoi(d) {
   renderResults();
 }
 
+// ---- disc detection ---------------------------------------------------------------------
+// Opening a slice runs the detector in the primary worker; the lumbar discs it finds (L1L2-L5S1)
+// become ordinary discs, with draggable corners, ready to classify. Discs found above L1L2
+// (T12L1, ...) are only counted in the message: the classifier does not take them.
+let detectorSettled;
+const detectorReady = new Promise((resolve) => { detectorSettled = resolve; });
+let detectionRuns = 0;
+
+function detectionStatus(kind, text) {
+  const el = $('detection');
+  el.dataset.state = kind;
+  el.textContent = text;
+}
+
+function showDetector(card) {
+  state.detector = card;
+  $('detect-btn').disabled = !state.slice;
+  detectionStatus('ready', `Disc detector ${card.summary.name} loaded: opening a slice proposes its discs; "Detect discs" runs it again.`);
+}
+
+async function startDetector(download) {
+  try {
+    const res = await download;
+    if (res instanceof Error) throw new Error(`the detector models/endplate-detector.onnx could not be fetched (${res.message})`);
+    if (!res.ok) throw new Error(`the detector models/endplate-detector.onnx is missing (HTTP ${res.status})`);
+    const bytes = await res.arrayBuffer();
+    try {
+      showDetector(await engine.loadDetector(bytes, 'endplate-detector.onnx'));
+    } catch (err) {
+      throw new Error(`the detector file could not be loaded: ${err.message}`);
+    }
+  } catch (err) {
+    state.detector = null;
+    $('detect-btn').disabled = true;
+    detectionStatus('off', `Automatic disc detection is off: ${err.message}. Place the corners by hand, as the prompt says, or load a detector file with "Load model".`);
+  }
+  detectorSettled();
+}
+
+const firstMissingLevel = () => {
+  const i = LEVELS.findIndex((l) => !state.discs.find((d) => d.level === l && d.corners.length === 4));
+  return i < 0 ? LEVELS.length : i;
+};
+
+function detectionMessage(r, shown) {
+  const ms = `${r.ms.toFixed(0)} ms`;
+  const plural = (n) => `${n} disc${n === 1 ? '' : 's'}`;
+  if (!r.discs.length) return `No discs found (${ms}). Is this a sagittal slice of the lumbar spine? If it is, place the corners by hand.`;
+  if (r.discs.every((d) => !d.level)) return `${plural(r.discs.length)} found in ${ms} but no sacrum, so their levels cannot be named: place the corners by hand.`;
+  const lumbar = r.discs.filter((d) => LEVELS.includes(d.level));
+  const above = r.discs.length - lumbar.length;
+  const weak = lumbar.filter((d) => d.score < 0.5).map((d) => `${d.level} (${d.score.toFixed(2)})`);
+  return `${plural(lumbar.length)} found in ${ms}`
+    + (lumbar.length ? ` (${lumbar[0].level}–${lumbar[lumbar.length - 1].level})` : '')
+    + (above ? `; ${above} above L1L2 not shown (not classified)` : '')
+    + (shown < lumbar.length ? `; ${lumbar.length - shown} kept as you placed them` : '')
+    + (weak.length ? `. Low scores, check: ${weak.join(', ')}` : '')
+    + '. Drag a corner to adjust, × removes a disc, click to add a missed one.';
+}
+
+/// Detect the discs of the open slice. `replace` (the "Detect discs" button) drops every disc
+/// first; otherwise (a slice just opened) discs the user placed meanwhile stay.
+async function detectDiscs({ replace = false } = {}) {
+  const slice = state.slice;
+  await detectorReady;
+  if (!slice || state.slice !== slice) return;
+  if (!state.detector) {
+    $('detection').dataset.runs = ++detectionRuns;
+    return;
+  }
+  detectionStatus('running', 'Finding discs…');
+  $('detect-btn').disabled = true;
+  try {
+    const r = await engine.detect();
+    if (state.slice !== slice) return; // another slice opened meanwhile: its own run reports
+    if (replace) {
+      state.discs = [];
+      state.history = [];
+      $('timing').textContent = '';
+    }
+    const placed = new Set(state.discs.filter((d) => d.corners.length).map((d) => d.level));
+    state.discs = state.discs.filter((d) => d.corners.length);
+    const found = r.discs.filter((d) => LEVELS.includes(d.level) && !placed.has(d.level))
+      .map((d) => ({ level: d.level, corners: d.corners.map(([x, y]) => [x, y]), score: d.score, detected: true }));
+    state.discs.push(...found);
+    state.discs.sort((a, b) => LEVELS.indexOf(a.level) - LEVELS.indexOf(b.level));
+    state.current = firstMissingLevel();
+    await Promise.all(found.map(refreshRoi));
+    if (state.slice !== slice) return;
+    detectionStatus('done', detectionMessage(r, found.length));
+  } catch (err) {
+    if (state.slice === slice) detectionStatus('failed', `Detection failed (${err.message}); place the corners by hand.`);
+  } finally {
+    if (state.slice === slice) {
+      $('detect-btn').disabled = !state.detector;
+      $('detection').dataset.runs = ++detectionRuns;
+      draw();
+      renderResults();
+      updatePrompt();
+    }
+  }
+}
+
+function removeDisc(d) {
+  state.discs = state.discs.filter((x) => x !== d);
+  state.history = state.history.filter((x) => x !== d);
+  // Unless a disc is half placed, the next clicks place the first level now missing.
+  const cur = state.discs.find((x) => x.level === LEVELS[state.current]);
+  if (!(cur && cur.corners.length > 0 && cur.corners.length < 4)) state.current = firstMissingLevel();
+  draw();
+  renderResults();
+  updatePrompt();
+}
+
+function removeButton(d) {
+  const b = Object.assign(document.createElement('button'), { type: 'button', className: 'remove', textContent: '×', title: `Remove ${d.level}` });
+  b.setAttribute('aria-label', `Remove ${d.level}`);
+  b.addEventListener('click', () => removeDisc(d));
+  return b;
+}
+
 // ---- loading ----------------------------------------------------------------------------
 function resetDiscs() {
   state.discs = [];
@@ -196,6 +326,7 @@ function setSlice(result, name) {
   draw();
   renderResults();
   updatePrompt();
+  $('detect-btn').disabled = !state.detector;
 }
 
 async function openSlice(file) {
@@ -205,7 +336,9 @@ async function openSlice(file) {
     showError('');
   } catch (err) {
     showError(err.message);
+    return;
   }
+  await detectDiscs();
 }
 
 function showModel(card) {
@@ -215,12 +348,17 @@ function showModel(card) {
   const w = card.summary.warning;
   $('warning').textContent = w || '';
   $('warning').hidden = !w;
+  const figures = card.summary.figures || [];
+  $('model-figures').replaceChildren(...figures.map((f) => Object.assign(document.createElement('p'), { textContent: f })));
+  $('model-figures').hidden = figures.length === 0;
   updatePrompt();
 }
 
 async function loadModel(bytes, name) {
   try {
-    showModel(await engine.loadModel(bytes, name));
+    const card = await engine.loadModel(bytes, name);
+    if (card.kind === 'detector') showDetector(card);
+    else showModel(card);
     showError('');
   } catch (err) {
     showError(`${err.message} — the current model stays active.`);
@@ -430,8 +568,11 @@ $('phantom-btn').addEventListener('click', async () => {
     showError('');
   } catch (err) {
     showError(err.message);
+    return;
   }
+  await detectDiscs();
 });
+$('detect-btn').addEventListener('click', () => detectDiscs({ replace: true }));
 $('truth-btn').addEventListener('click', async () => {
   const truth = state.truth;
   resetDiscs();
@@ -458,6 +599,9 @@ window.addEventListener('drop', async (e) => {
 (async () => {
   // The model downloads while the page compiles the wasm and the first worker starts.
   const download = fetch('models/endplate-default.onnx');
+  // The disc detector (2 MB) downloads alongside and loads after the classifier, so page ready
+  // is the classifier's alone; a slice opened meanwhile waits for it (detectDiscs).
+  const detector = fetch('models/endplate-detector.onnx').catch((err) => err);
   try {
     await workerReady;
     const res = await download;
@@ -470,4 +614,5 @@ window.addEventListener('drop', async (e) => {
   document.body.dataset.ready = 'true';
   draw();
   updatePrompt();
+  await startDetector(detector);
 })();

@@ -1,7 +1,8 @@
 // In-browser benchmark (not a test): page-ready, model-load and classify times of the page's
 // own worker, then ONNX Runtime Web (wasm, 1 thread, from www/vendor/ort/, copied there by
-// `./build.sh bench-web`) on the same model bytes and the same network inputs. Results go to
-// window.benchResult and the <pre>.
+// `./build.sh bench-web`) on the same model bytes and the same network inputs; then the same for
+// the disc detector (`?slices=URL,URL`: real slices the runner copies next to ORT's files; a
+// phantom without them). Results go to window.benchResult and the <pre>.
 import { createEngine } from './engine.js';
 
 const params = new URLSearchParams(location.search);
@@ -23,7 +24,82 @@ async function timed(run) {
   return median(v);
 }
 
-async function endplate(engine, modelFetch) {
+/// The disc detector in the page: load, the first detection on a fresh worker, then per slice
+/// the whole detection (worker round trip).
+async function detector(engine, bytes, sliceUrls) {
+  const t = performance.now();
+  const card = await engine.loadDetector(bytes.slice(0), 'endplate-detector.onnx');
+  const load = performance.now() - t;
+  const slices = [];
+  let first = null;
+  let input = null;
+  for (const url of sliceUrls.length ? sliceUrls : [null]) {
+    let name = 'phantom seed 7';
+    if (url) {
+      const res = await fetch(url);
+      if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+      const b = await res.arrayBuffer();
+      const r = await engine.call('loadSlice', { bytes: b, name: url }, [b]);
+      name = `${url.split('/').pop()} (${r.info.width} x ${r.info.height})`;
+    } else {
+      await engine.call('newPhantom', { seed: 7 });
+    }
+    const d = await engine.detect();
+    if (!first) {
+      first = d;
+      input = await engine.call('detectorInput');
+    }
+    for (let i = 0; i < (slices.length ? 2 : 5); i++) await engine.detect(); // warm-up, as for the classifier
+    const inWorker = [];
+    const ms = await timed(async () => { inWorker.push((await engine.detect()).milliseconds); });
+    slices.push({ slice: name, discs: d.discs.length, lumbar: d.lumbar, levels: d.discs.map((x) => x.level), detect_ms: ms, in_worker_ms: median(inWorker) });
+  }
+  const per = slices.map((x) => x.detect_ms);
+  const result = {
+    detector: card.summary?.name,
+    load_ms: load,
+    first_detect_ms: first.ms,
+    slices,
+    detect_ms: median(per),
+    detect_min_ms: Math.min(...per),
+    detect_max_ms: Math.max(...per),
+    detect_in_worker_ms: median(slices.map((x) => x.in_worker_ms)),
+    // Contrast stretch of the last slice and its first view's input (round trip, input copied back).
+    input_ms: await timed(() => engine.call('detectorInput')),
+  };
+  return { result, input };
+}
+
+/// The detector network alone, ours (in the worker) and ONNX Runtime Web's (wasm, one thread) on
+/// the same input, timed in alternation so that load from elsewhere on the machine falls on both.
+async function detectorNetworks(engine, ort, bytes, input) {
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.wasmPaths = new URL('vendor/ort/', location.href).href;
+  const size = Math.round(Math.sqrt(input.length));
+  const t0 = performance.now();
+  const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+  const load = performance.now() - t0;
+  const feeds = { input: new ort.Tensor('float32', input, [1, 1, size, size]) };
+  const theirs = async () => (await session.run(feeds)).maps.data;
+  const ours = () => engine.call('detectorMaps', { input });
+  for (let i = 0; i < 5; i++) { await ours(); await theirs(); }
+  const [trip, inWorker, ortMs] = [[], [], []];
+  for (let i = 0; i < 2 * RUNS; i++) {
+    let t = performance.now();
+    inWorker.push((await ours()).ms);
+    trip.push(performance.now() - t);
+    t = performance.now();
+    await theirs();
+    ortMs.push(performance.now() - t);
+  }
+  const [a, b] = [(await ours()).maps, await theirs()];
+  return {
+    endplate: { network_ms: median(inWorker), network_round_trip_ms: median(trip) },
+    onnxruntime_web: { load_ms: load, network_ms: median(ortMs), max_map_difference: Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i]))) },
+  };
+}
+
+async function endplate(engine, modelFetch, detectorFetch) {
   const { variant } = await engine.ready;
   const wasmReady = performance.now();
   const modelBytes = await modelFetch;
@@ -32,9 +108,16 @@ async function endplate(engine, modelFetch) {
   const modelLoad = performance.now() - t;
   const pageReady = performance.now();
   if (READY_ONLY) {
+    // The detector loads after page ready, as in the app (a slice opened meanwhile waits for it),
+    // while the helpers load the model.
+    t = performance.now();
+    await engine.loadDetector(await detectorFetch, 'endplate-detector.onnx');
+    const detectorLoad = performance.now() - t;
+    const detectorReady = performance.now();
     // Let the helpers finish loading first, so the runner's next visit does not compete with them.
     await engine.helpersReady();
-    return { result: { wasm_ready_ms: wasmReady, model_load_ms: modelLoad, page_ready_ms: pageReady } };
+    return { result: { wasm_ready_ms: wasmReady, model_load_ms: modelLoad, page_ready_ms: pageReady,
+      detector_load_ms: detectorLoad, detector_ready_ms: detectorReady } };
   }
   const phantom = await engine.call('newPhantom', { seed: 7 });
   const corners = phantom.truth.flatMap((d) => d.corners.flat());
@@ -96,7 +179,13 @@ async function main() {
   // As the app does: the model downloads while the page compiles the wasm.
   const engine = createEngine();
   const modelFetch = fetch('models/endplate-default.onnx').then((r) => r.arrayBuffer());
-  const ours = await endplate(engine, modelFetch);
+  // As the app does: the detector downloads alongside and loads after the classifier.
+  const detectorFetch = fetch('models/endplate-detector.onnx').then((res) => {
+    if (!res.ok) throw new Error(`models/endplate-detector.onnx: HTTP ${res.status}`);
+    return res.arrayBuffer();
+  });
+  detectorFetch.catch(() => {});
+  const ours = await endplate(engine, modelFetch, detectorFetch);
   const r = ours.result;
   if (READY_ONLY) {
     window.benchResult = { endplate: r };
@@ -117,7 +206,30 @@ async function main() {
   } catch (e) {
     log(`ONNX Runtime Web failed: ${e.message ?? e}`);
   }
-  window.benchResult = { endplate: r, onnxruntime_web: ort?.result ?? null, runs: RUNS, userAgent: navigator.userAgent };
+  let det = null;
+  let detOrt = null;
+  try {
+    det = await detector(engine, await detectorFetch, (params.get('slices') ?? '').split(',').filter(Boolean));
+    const d = det.result;
+    log(`\ndisc detector ${d.detector}: load ${d.load_ms.toFixed(0)} ms; first detection on a fresh worker ${d.first_detect_ms.toFixed(0)} ms`);
+    for (const x of d.slices) log(`  ${x.slice}: ${x.discs} discs (${x.levels.map((l) => l ?? '?').join(' ')}), ${x.detect_ms.toFixed(1)} ms (${x.in_worker_ms.toFixed(1)} ms in the worker)`);
+    log(`  endplate: detection ${d.detect_ms.toFixed(1)} ms per slice, median of ${d.slices.length} (${d.detect_min_ms.toFixed(1)}-${d.detect_max_ms.toFixed(1)}; page round trip, ${d.detect_in_worker_ms.toFixed(1)} ms in the worker); stretch + one view's input ${d.input_ms.toFixed(1)} ms (${d.slices[d.slices.length - 1].slice}, round trip)`);
+  } catch (e) {
+    log(`detector failed: ${e.message ?? e}`);
+  }
+  if (det) {
+    try {
+      const ortLib = await import('./vendor/ort/ort.wasm.min.mjs');
+      const n = await detectorNetworks(engine, ortLib, await detectorFetch, det.input);
+      Object.assign(det.result, n.endplate);
+      detOrt = { result: n.onnxruntime_web };
+      log(`  network alone, one view (${Math.round(Math.sqrt(det.input.length))}², timed in alternation): endplate ${n.endplate.network_ms.toFixed(1)} ms in the worker (${n.endplate.network_round_trip_ms.toFixed(1)} ms page round trip); ONNX Runtime Web (wasm, 1 thread) ${n.onnxruntime_web.network_ms.toFixed(1)} ms, session ${n.onnxruntime_web.load_ms.toFixed(0)} ms; largest map difference ${n.onnxruntime_web.max_map_difference.toExponential(2)}`);
+    } catch (e) {
+      log(`  ONNX Runtime Web on the detector failed: ${e.message ?? e}`);
+    }
+  }
+  window.benchResult = { endplate: r, onnxruntime_web: ort?.result ?? null, detector: det?.result ?? null,
+    detector_onnxruntime_web: detOrt?.result ?? null, runs: RUNS, userAgent: navigator.userAgent };
 }
 
 main().catch((e) => { log(`error: ${e.message ?? e}`); window.benchResult = { error: String(e) }; });

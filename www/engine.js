@@ -1,7 +1,8 @@
 // The page's engine: our wasm library in Web Workers. One primary worker holds the slice and
-// answers every call; helper workers hold only the model and take a share of the discs when
-// classifying, so five discs run on several cores at once. Helpers start after the primary is
-// ready (page-ready time is the primary's alone) and join once their model matches.
+// the disc detector and answers every call; helper workers hold only the model and take a share
+// of the discs when classifying, so five discs run on several cores at once. Helpers start
+// after the primary is ready (page-ready time is the primary's alone) and join once their model
+// matches.
 //
 // The page fetches and compiles the wasm itself, once, while the first worker starts (a worker
 // takes 100-150 ms to start running its script), and hands the compiled module to every worker.
@@ -104,9 +105,22 @@ export function createEngine({ workers = poolSize() } = {}) {
     async loadModel(bytes, name) {
       const keep = bytes.slice(0);
       const card = await primary.call('loadModel', { bytes, name }, [bytes]);
+      // A detector file: the primary took it as its detector; the classifier stays.
+      if (card.kind === 'detector') return card;
       model = { bytes: keep, name, generation: ++generation };
       syncing = startHelpers().then(() => Promise.all(helpers.map(syncHelper)));
       return card;
+    },
+
+    /// Load the disc detector into the primary only: it holds the slice, so it detects.
+    loadDetector: (bytes, name) => primary.call('loadDetector', { bytes, name }, [bytes]),
+
+    /// Detect the discs of the primary's slice: `{discs, lumbar, milliseconds}` from the
+    /// worker, plus `ms`, the page's wall time for the round trip.
+    async detect() {
+      const t0 = performance.now();
+      const r = await primary.call('detect');
+      return { ...r, ms: performance.now() - t0 };
     },
 
     /// Resolves when every helper has the current model (or has given up on it).

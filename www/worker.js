@@ -16,7 +16,25 @@ function start(module) {
 }
 
 const handlers = {
-  loadModel: ({ bytes, name }) => JSON.parse(ep.loadModel(new Uint8Array(bytes), name)),
+  loadModel: ({ bytes, name }) => {
+    const b = new Uint8Array(bytes);
+    try {
+      return JSON.parse(ep.loadModel(b, name));
+    } catch (err) {
+      // A detector file given where a classifier was expected ("Load model", a dropped file):
+      // load it as the disc detector instead.
+      if (!/card kind "detector"/.test(String(err?.message ?? err))) throw err;
+      return { kind: 'detector', ...JSON.parse(ep.loadDetector(b, name)) };
+    }
+  },
+  loadDetector: ({ bytes, name }) => JSON.parse(ep.loadDetector(new Uint8Array(bytes), name)),
+  detect: () => JSON.parse(ep.detect()),
+  detectorInput: () => ep.detectorInput(),
+  detectorMaps: ({ input }) => {
+    const t0 = performance.now();
+    const maps = ep.detectorMaps(input);
+    return { maps, ms: performance.now() - t0 };
+  },
   loadSlice: ({ bytes, name }) => sliceResult(JSON.parse(ep.loadSlice(new Uint8Array(bytes), name))),
   newPhantom: ({ seed }) => {
     const r = JSON.parse(ep.newPhantom(seed));

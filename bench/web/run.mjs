@@ -6,13 +6,27 @@
 // 7): each one is launched with an empty profile and left idle for 2 s, so that the browser's
 // own start-up work is not billed to the page; then a first visit (nothing cached) and a revisit
 // (HTTP cache and V8's cache of the compiled wasm warm), as a returning user sees it.
-import { writeFile, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { writeFile, mkdir, copyFile, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { root, www, serve, launch } from '../../tests/browser/harness.mjs';
 
 const runs = process.env.RUNS ?? 15;
 const visits = Number(process.env.VISITS ?? 7);
 const wasm = process.env.WASM ? `&wasm=${process.env.WASM}` : '';
+// The detector runs on the real SPIDER slices of the shared folder's sample (SLICES=dir picks
+// another folder of PNGs), copied under www/vendor/ (a build output) so the page can fetch
+// them; without them, on a phantom.
+const sliceDir = process.env.SLICES ?? resolve(root, '../shared/data/spider-t2-sample');
+const pngs = existsSync(sliceDir) ? (await readdir(sliceDir)).filter((f) => f.endsWith('.png')).sort() : [];
+let slices = '';
+if (pngs.length) {
+  await mkdir(join(www, 'vendor/bench'), { recursive: true });
+  for (const f of pngs) await copyFile(join(sliceDir, f), join(www, 'vendor/bench', f));
+  slices = `&slices=${pngs.map((f) => encodeURIComponent(`vendor/bench/${f}`)).join(',')}`;
+} else {
+  console.log(`no PNG slices in ${sliceDir}: the detector runs on a phantom\n`);
+}
 const { server, origin } = await serve(www);
 const offsite = [];
 
@@ -56,18 +70,21 @@ try {
     first_visit_ms: summary(first.map((r) => r.page_ready_ms)),
     first_visit_wasm_ms: summary(first.map((r) => r.wasm_ready_ms)),
     first_visit_model_ms: summary(first.map((r) => r.model_load_ms)),
+    first_visit_detector_ready_ms: summary(first.map((r) => r.detector_ready_ms)),
+    first_visit_detector_load_ms: summary(first.map((r) => r.detector_load_ms)),
     revisit_ms: summary(revisit.map((r) => r.page_ready_ms)),
   } : null;
   if (ready) {
     console.log(`page ready (navigation to model active), ${visits} fresh browsers:`);
     console.log(`  first visit ${show(ready.first_visit_ms)}: wasm ready at ${show(ready.first_visit_wasm_ms)}; model load ${show(ready.first_visit_model_ms)}`);
+    console.log(`  disc detector loaded after it: ready at ${show(ready.first_visit_detector_ready_ms)}; load ${show(ready.first_visit_detector_load_ms)}`);
     console.log(`  revisit     ${show(ready.revisit_ms)}\n`);
   }
 
   const { context, visit } = await browser();
   let result;
   try {
-    const { result: r, text } = await visit(`runs=${runs}`);
+    const { result: r, text } = await visit(`runs=${runs}${slices}`);
     console.log(text);
     result = { ...r, page_ready: ready };
   } finally {

@@ -50,15 +50,30 @@ async function ensureModel() {
   return model;
 }
 
+/// Open a slice file and wait for the detection it starts to finish (or to report that the
+/// detector is off): `#detection`'s `data-runs` counts the runs that finished.
+async function openSlice(p, file) {
+  const before = await p.evaluate(() => Number(document.querySelector('#detection').dataset.runs));
+  await p.setInputFiles('#slice-input', file);
+  await p.waitForFunction((n) => Number(document.querySelector('#detection').dataset.runs) > n, before, { timeout: 60000 });
+}
+
+/// Open a slice and drop the discs the detector proposed, to place corners by hand.
+async function openForHand(p, file) {
+  await openSlice(p, file);
+  await p.click('#clear-btn');
+  await p.waitForFunction(() => document.querySelector('#prompt').textContent.includes('L1L2'));
+}
+
 /// Click the four corners of each disc on the canvas, as a user would.
-async function clickCorners(discs, size) {
-  const box = await page.locator('#view').boundingBox();
+async function clickCorners(discs, size, p = page) {
+  const box = await p.locator('#view').boundingBox();
   const scale = Math.min(640 / size.width, 640 / size.height);
   const tx = (640 - size.width * scale) / 2;
   const ty = (640 - size.height * scale) / 2;
   for (const corners of discs) {
     for (const [x, y] of corners) {
-      await page.mouse.click(box.x + (x * scale + tx) * box.width / 640, box.y + (y * scale + ty) * box.height / 640);
+      await p.mouse.click(box.x + (x * scale + tx) * box.width / 640, box.y + (y * scale + ty) * box.height / 640);
     }
   }
 }
@@ -82,8 +97,7 @@ test('a phantom classified in the page matches endplate classify --json', async 
   execFileSync(bin, ['synth', '--out', data, '--subjects', '1', '--seed', '42', '--bits', '16']);
   const rows = readManifest(await readFile(join(data, 'manifest.csv'), 'utf8'));
   const image = join(data, rows[0].image);
-  await page.setInputFiles('#slice-input', image);
-  await page.waitForFunction(() => document.querySelector('#prompt').textContent.includes('L1L2'));
+  await openForHand(page, image);
   const size = await page.evaluate(() => ({ width: document.querySelector('#view').width }));
   // The slice size, from the PNG header.
   const png = await readFile(image);
@@ -152,8 +166,7 @@ test('the plain-SIMD build (for browsers without relaxed SIMD) gives the same nu
       await plain.setInputFiles('#model-input', join(work, 'random.onnx'));
       await plain.waitForFunction(() => document.querySelector('#model-name').textContent !== 'none');
     }
-    await plain.setInputFiles('#slice-input', image);
-    await plain.waitForFunction(() => document.querySelector('#prompt').textContent.includes('L1L2'));
+    await openSlice(plain, image);
     await plain.setInputFiles('#import-input', csv);
     await plain.waitForSelector('#results li:nth-child(5) canvas');
     await plain.click('#classify-btn');
@@ -177,13 +190,111 @@ test('a real slice from the shared folder loads and classifies', async (t) => {
   const rows = readManifest(await readFile(join(root, 'tests/data/spider-manifest.csv'), 'utf8'));
   const row = rows.find((r) => r.image.endsWith('spider_40_t2.png'));
   const image = resolve(root, 'tests/data', row.image);
-  await page.setInputFiles('#slice-input', image);
-  await page.waitForFunction(() => document.querySelector('#prompt').textContent.includes('L1L2'));
+  await openForHand(page, image);
   const png = await readFile(image);
   await clickCorners([[1, 2, 3, 4].map((k) => [Number(row[`x${k}`]), Number(row[`y${k}`])])], { width: png.readUInt32BE(16), height: png.readUInt32BE(20) });
   await page.click('#classify-btn');
   await page.waitForSelector('#results li:nth-child(1) .class[data-label]');
   await page.screenshot({ path: join(artifacts, 'real-slice.png') });
+});
+
+test('a real slice opened in the page gets its discs proposed and classified without a click, as endplate classify --image does', async (t) => {
+  if (!existsSync(spider)) return t.skip('shared/data/spider-t2-sample is absent: no real slice to detect on');
+  const model = await ensureModel();
+  // The page's detector is the bundled one that the CLI uses by default; name it to be sure.
+  const detector = join(www, 'models/endplate-detector.onnx');
+  if (!existsSync(detector)) return t.skip('www/models/endplate-detector.onnx is absent (./build.sh wasm copies models/*.onnx)');
+  const image = join(spider, 'spider_20_t2.png'); // 7 discs: 5 lumbar, 2 above L1L2
+  await openSlice(page, image);
+  const status = await page.textContent('#detection');
+  console.log(status);
+  assert.match(status, /^\d+ discs? found in \d+ ms/);
+  const proposed = await page.$$eval('#results li', (lis) => lis.map((li) => li.dataset.level));
+  assert.ok(proposed.length >= 3, `only ${proposed.length} discs proposed: ${status}`);
+  for (const l of proposed) assert.match(l, /^L[1-5](L[2-5]|S1)$/);
+  // No corner clicked: Classify straight away.
+  assert.equal(await page.isDisabled('#classify-btn'), false);
+  await page.click('#classify-btn');
+  await page.waitForSelector(`#results li:nth-child(${proposed.length}) .class[data-label]`);
+  const exported = JSON.parse(await readFile(await download('#export-json'), 'utf8'));
+  await page.screenshot({ path: join(artifacts, 'real-slice-detected.png') });
+
+  const native = JSON.parse(execFileSync(bin, ['classify', '--image', image, '--model', model, '--detector', detector, '--json', '--threads', '1'], { stdio: ['ignore', 'pipe', 'pipe'] }).toString());
+  assert.deepEqual(exported.results.map((r) => r.level), native.results.map((r) => r.level), 'the same discs, the same levels');
+  let [cornerDiff, probDiff] = [0, 0];
+  for (const [i, p] of exported.results.entries()) {
+    const n = native.results[i];
+    // The same detector file, run by tract in wasm and natively: the same corners.
+    p.corners.forEach(([x, y], k) => {
+      const d = Math.hypot(x - n.corners[k][0], y - n.corners[k][1]);
+      cornerDiff = Math.max(cornerDiff, d);
+      assert.ok(d < 1e-2, `${p.level} corner ${k + 1}: page (${x}, ${y}), native ${n.corners[k]}`);
+    });
+    assert.equal(p.label, n.label, `${p.level}: page ${p.label}, native ${n.label}`);
+    for (const k of ['normal', 'wavy', 'notched', 'schmorl']) {
+      probDiff = Math.max(probDiff, Math.abs(p.probabilities[k] - n.probabilities[k]));
+      assert.ok(Math.abs(p.probabilities[k] - n.probabilities[k]) < 1e-4, `${p.level} ${k}: ${p.probabilities[k]} vs ${n.probabilities[k]}`);
+    }
+  }
+  console.log(`page vs endplate classify --image: ${exported.results.map((r) => `${r.level} ${r.label}`).join(', ')}; largest corner difference ${cornerDiff.toExponential(1)} px, probability ${probDiff.toExponential(1)}`);
+
+  // A proposed disc can be removed, and detection run again brings it back.
+  await page.click('#results li:nth-child(1) .remove');
+  assert.equal(await page.locator('#results li').count(), proposed.length - 1);
+  assert.match(await page.textContent('#prompt'), new RegExp(`corners of ${proposed[0]}`));
+  const runs = await page.evaluate(() => Number(document.querySelector('#detection').dataset.runs));
+  await page.click('#detect-btn');
+  await page.waitForFunction((n) => Number(document.querySelector('#detection').dataset.runs) > n, runs);
+  assert.deepEqual(await page.$$eval('#results li', (lis) => lis.map((li) => li.dataset.level)), proposed);
+});
+
+test('a missing or broken detector leaves manual placement working, with a message', async () => {
+  const model = await ensureModel();
+  const data = join(work, 'phantom-manual');
+  execFileSync(bin, ['synth', '--out', data, '--subjects', '1', '--seed', '5', '--bits', '8']);
+  const rows = readManifest(await readFile(join(data, 'manifest.csv'), 'utf8'));
+  const image = join(data, rows[0].image);
+  const png = await readFile(image);
+  const dims = { width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
+  for (const [why, body, message] of [
+    ['missing', { status: 404, body: '' }, /Automatic disc detection is off: the detector models\/endplate-detector\.onnx is missing \(HTTP 404\)/],
+    ['broken', { status: 200, body: Buffer.from('not an onnx file, just text') }, /Automatic disc detection is off: the detector file could not be loaded: .*not an ONNX file.*\. Place the corners by hand/],
+  ]) {
+    const p = await context.newPage();
+    try {
+      await p.route('**/endplate-detector.onnx', (r) => r.fulfill(body));
+      await p.goto(origin + '/');
+      await p.waitForSelector('body[data-ready="true"]', { timeout: 60000 });
+      await p.waitForSelector('#detection[data-state="off"]', { timeout: 60000 });
+      const text = await p.textContent('#detection');
+      console.log(`${why} detector: ${text}`);
+      assert.match(text, message);
+      assert.ok(await p.isDisabled('#detect-btn'));
+      if (!(await p.textContent('#model-name')).startsWith('endplate')) {
+        await p.setInputFiles('#model-input', model);
+        await p.waitForFunction(() => document.querySelector('#model-name').textContent !== 'none');
+      }
+      await openSlice(p, image);
+      assert.equal(await p.locator('#results li').count(), 0);
+      assert.match(await p.textContent('#prompt'), /corners of L1L2/);
+      const l1l2 = [1, 2, 3, 4].map((k) => [Number(rows[0][`x${k}`]), Number(rows[0][`y${k}`])]);
+      await clickCorners([l1l2], dims, p);
+      await p.waitForSelector('#results li:nth-child(1) canvas');
+      await p.click('#classify-btn');
+      await p.waitForSelector('#results li:nth-child(1) .class[data-label]');
+      assert.equal(await p.locator('#results li').count(), 1);
+      if (why === 'broken') {
+        // A detector file given through "Load model" becomes the detector; the classifier stays.
+        const name = await p.textContent('#model-name');
+        await p.setInputFiles('#model-input', join(root, 'models/endplate-detector.onnx'));
+        await p.waitForSelector('#detection[data-state="ready"]');
+        assert.equal(await p.textContent('#model-name'), name);
+        assert.equal(await p.isDisabled('#detect-btn'), false);
+      }
+    } finally {
+      await p.close();
+    }
+  }
 });
 
 test('bad files give visible errors and keep the current model', async () => {
@@ -216,8 +327,9 @@ test('a page whose wasm is missing says how to build it', async () => {
 
 test('the page works offline and never leaves its origin', async () => {
   await context.setOffline(true);
+  const runs = await page.evaluate(() => Number(document.querySelector('#detection').dataset.runs));
   await page.click('#phantom-btn');
-  await page.waitForFunction(() => document.querySelector('#prompt').textContent.includes('L1L2'));
+  await page.waitForFunction((n) => Number(document.querySelector('#detection').dataset.runs) > n, runs);
   await page.click('#truth-btn');
   await page.waitForSelector('#results li:nth-child(5) canvas');
   await page.click('#classify-btn');
