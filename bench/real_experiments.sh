@@ -18,8 +18,9 @@ BIN=${BIN:-target/debug/endplate}
 mkdir -p "$OUT"
 PHANTOM_MODEL=${PHANTOM_MODEL:-$OUT/phantom-only.onnx}
 [ -f "$PHANTOM_MODEL" ] || git show 48a9a87:models/endplate-default.onnx > "$PHANTOM_MODEL"
-PHANTOMS=${PHANTOMS:-$OUT/phantoms-80}
-[ -f "$PHANTOMS/manifest.csv" ] || "$BIN" synth --out "$PHANTOMS" --subjects 80 --seed 1 --bits 16 --class-mix paper
+# The bundled model's phantoms (build.sh model): 1,200 discs of 240 subjects, seed 1.
+PHANTOMS=${PHANTOMS:-$OUT/phantoms-240}
+[ -f "$PHANTOMS/manifest.csv" ] || "$BIN" synth --out "$PHANTOMS" --subjects 240 --seed 1 --bits 16 --class-mix paper
 CV=(--folds 5 --split-by subject --keep-last --seed 1 ${RESUME:+--resume})
 run() { local name=$1; shift; "$BIN" train --out "$OUT/$name.onnx" --report "$OUT/$name" \
   --checkpoints "$OUT/$name.checkpoints" "${CV[@]}" "$@" 2>&1 | tee "$OUT/$name.log"; }
@@ -34,7 +35,7 @@ case ${1:-} in
   real-phantoms-ft)
     run real-phantoms-ft --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --init "$PHANTOM_MODEL" \
       --unfreeze top2 --epochs 5 --lr 3e-4 \
-      --describe "SPIDER real discs + 400 phantom discs, fine-tuned from the phantom-only model" ;;
+      --describe "SPIDER real discs + 1200 phantom discs, fine-tuned from the phantom-only model" ;;
   scratch)
     run scratch --manifest "$MANIFEST" --unfreeze all --epochs 6 --lr 1e-3 \
       --describe "SPIDER real discs, from random weights" ;;

@@ -60,8 +60,48 @@ pub fn rois(
     Ok(out.into_iter().flatten().collect())
 }
 
-/// Parse manifest text. `file` only labels errors.
+/// A manifest line whose eight corner cells are all empty: its disc (the one at `level`, or
+/// every lumbar disc of the image when the level is empty too) is to be found by the detector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToDetect {
+    /// Line of the manifest (the header is line 1), for messages.
+    pub line: usize,
+    pub image: String,
+    pub subject: String,
+    pub level: Option<Level>,
+    pub label: Option<Label>,
+}
+
+/// One manifest line: a disc with its corners, or one whose corners the detector must find.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    Disc(Row),
+    Detect(ToDetect),
+}
+
+/// Parse manifest text. `file` only labels errors. Every row needs its corners; readers that
+/// can detect discs use [`parse_entries`].
 pub fn parse(file: &str, text: &str) -> Result<Vec<Row>> {
+    parse_entries(file, text)?
+        .into_iter()
+        .map(|e| match e {
+            Entry::Disc(r) => Ok(r),
+            Entry::Detect(d) => Err(Error::Manifest {
+                file: file.into(),
+                row: d.line,
+                field: "x1".into(),
+                reason:
+                    "empty: the corners are needed here (`endplate classify --manifest` detects \
+                         the discs of rows whose eight corner cells are all empty)"
+                        .into(),
+            }),
+        })
+        .collect()
+}
+
+/// Parse manifest text, keeping rows whose eight corner cells are all empty as
+/// [`Entry::Detect`]. `file` only labels errors.
+pub fn parse_entries(file: &str, text: &str) -> Result<Vec<Entry>> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
@@ -114,6 +154,16 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Row>> {
             .map(str::parse::<Label>)
             .transpose()
             .map_err(|e| err(line, "label", e.to_string()))?;
+        if (4..12).all(|c| field(c).is_empty()) {
+            rows.push(Entry::Detect(ToDetect {
+                line,
+                image,
+                subject: field(1).to_string(),
+                level,
+                label,
+            }));
+            continue;
+        }
         let mut xy = [0.0f64; 8];
         for (k, v) in xy.iter_mut().enumerate() {
             let name = COLUMNS[4 + k];
@@ -130,13 +180,13 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Row>> {
                     )
                 })?;
         }
-        rows.push(Row {
+        rows.push(Entry::Disc(Row {
             image,
             subject: field(1).to_string(),
             level,
             label,
             corners: std::array::from_fn(|c| Point::new(xy[2 * c], xy[2 * c + 1])),
-        });
+        }));
     }
     Ok(rows)
 }
@@ -249,5 +299,18 @@ mod tests {
         assert!(e.contains("field `y3`") && e.contains("six"), "{e}");
         let e = parse("m.csv", "image,label\n").unwrap_err().to_string();
         assert!(e.contains("`subject`"), "{e}");
+        // All eight corners empty: a disc to detect, refused where corners are needed.
+        let text = "image,subject,level,label,x1,y1,x2,y2,x3,y3,x4,y4\na.png,s,L3L4,,,,,,,,,\nb.png,t,,,,,,,,,,\n";
+        let e = parse("m.csv", text).unwrap_err().to_string();
+        assert!(e.contains("row 2") && e.contains("detects"), "{e}");
+        let entries = parse_entries("m.csv", text).unwrap();
+        assert!(
+            matches!(&entries[0], Entry::Detect(d) if d.level == Some(Level::L3L4) && d.line == 2)
+        );
+        assert!(matches!(&entries[1], Entry::Detect(d) if d.level.is_none() && d.subject == "t"));
+        // Some corners empty is still an error naming the first.
+        let text = "image,subject,level,label,x1,y1,x2,y2,x3,y3,x4,y4\na.png,s,L3L4,,1,2,,,,,,\n";
+        let e = parse_entries("m.csv", text).unwrap_err().to_string();
+        assert!(e.contains("`x2`"), "{e}");
     }
 }

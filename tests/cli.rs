@@ -318,15 +318,13 @@ fn synth_is_deterministic_and_evaluate_reports_table_3() {
     assert!(m["per_class"]["schmorl"]["sensitivity"]["point"].is_number());
 }
 
+/// Twenty phantom discs of four subjects, all four classes, written by `endplate synth`.
 #[cfg(feature = "train")]
-#[test]
-fn train_with_folds_cross_validates_and_pretrain_makes_an_init_backbone() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+fn four_phantom_subjects(out: &Path) {
     let o = endplate(&[
         "synth",
         "--out",
-        data.to_str().unwrap(),
+        out.to_str().unwrap(),
         "--subjects",
         "4",
         "--seed",
@@ -337,6 +335,14 @@ fn train_with_folds_cross_validates_and_pretrain_makes_an_init_backbone() {
         "balanced",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[cfg(feature = "train")]
+#[test]
+fn train_with_folds_cross_validates_and_pretrain_makes_an_init_backbone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    four_phantom_subjects(&data);
     let out = dir.path().join("cv.onnx");
     let o = endplate(&[
         "train",
@@ -443,6 +449,7 @@ fn train_with_folds_cross_validates_and_pretrain_makes_an_init_backbone() {
     );
 }
 
+#[cfg(feature = "train")]
 /// A few real SPIDER discs (the first `patients` patients of the project's real manifest) in a
 /// manifest of their own, image paths made absolute; None where the shared data are absent.
 fn real_subset(dir: &Path, patients: usize) -> Option<(std::path::PathBuf, usize, usize)> {
@@ -477,6 +484,7 @@ fn real_subset(dir: &Path, patients: usize) -> Option<(std::path::PathBuf, usize
     Some((path, rows.len(), keep.len()))
 }
 
+#[cfg(feature = "train")]
 #[test]
 fn real_binary_labels_evaluate_by_subject_and_train_beside_phantoms() {
     let dir = tempfile::tempdir().unwrap();
@@ -503,20 +511,7 @@ fn real_binary_labels_evaluate_by_subject_and_train_beside_phantoms() {
 
     // Train: real discs next to four-class phantoms, from the bundled (folded) model, 2 folds.
     let data = dir.path().join("phantoms");
-    let o = endplate(&[
-        "synth",
-        "--out",
-        data.to_str().unwrap(),
-        "--subjects",
-        "4",
-        "--seed",
-        "8",
-        "--bits",
-        "8",
-        "--class-mix",
-        "balanced",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    four_phantom_subjects(&data);
     let out = dir.path().join("mixed.onnx");
     let o = endplate(&[
         "train",

@@ -264,3 +264,72 @@ fn train_detector_one_epoch_resume_detect_and_evaluate() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a disc detector"));
 }
+
+#[test]
+fn manifest_rows_without_corners_are_detected_in_order() {
+    let Some(sample) = common::spider_dir() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let slice = sample.join("spider_20_t2.png");
+    let other = sample.join("spider_40_t2.png");
+    let manifest = dir.path().join("m.csv");
+    std::fs::write(
+        &manifest,
+        format!(
+            "image,subject,level,label,x1,y1,x2,y2,x3,y3,x4,y4\n\
+             {s},p20,L3L4,lesion,,,,,,,,\n\
+             {o},p40,,,163,331,220,331,163,350,220,350\n\
+             {s},p20,,,,,,,,,,\n",
+            s = slice.display(),
+            o = other.display()
+        ),
+    )
+    .unwrap();
+    let o = endplate(&[
+        "classify",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let results = r["results"].as_array().unwrap();
+    let levels: Vec<&str> = results
+        .iter()
+        .map(|d| d["level"].as_str().unwrap_or(""))
+        .collect();
+    // In manifest order: the detected L3L4, the hand-placed disc, then every lumbar disc.
+    assert_eq!(levels, ["L3L4", "", "L1L2", "L2L3", "L3L4", "L4L5", "L5S1"]);
+    assert_eq!(results[0]["truth"], "lesion");
+    assert_eq!(results[0]["corners"], results[4]["corners"]);
+    assert_eq!(results[1]["corners"][0], serde_json::json!([163.0, 331.0]));
+    // The same discs as `classify --image` without corners.
+    let o = endplate(&["classify", "--image", slice.to_str().unwrap(), "--json"]);
+    let direct: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        direct["results"][2]["probabilities"],
+        results[4]["probabilities"]
+    );
+    // A level the detector does not report is left out with a message, not an error.
+    std::fs::write(
+        &manifest,
+        format!(
+            "image,subject,level,label,x1,y1,x2,y2,x3,y3,x4,y4\n{},p,L1L2,,,,,,,,,\n",
+            dir.path().join("blank.png").display()
+        ),
+    )
+    .unwrap();
+    image::GrayImage::new(300, 300)
+        .save(dir.path().join("blank.png"))
+        .unwrap();
+    let o = endplate(&[
+        "classify",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("row 2: no L1L2 disc detected"), "{err}");
+}

@@ -3,8 +3,11 @@
 
 use crate::common::{discs, load_model, rois, threads_or_all, DiscArgs};
 use clap::Args;
-use endplate::{Class, Prediction, Result};
-use std::path::PathBuf;
+use endplate::image::decode::{decode_file, DecodeOptions};
+use endplate::manifest::{self, Entry, Row};
+use endplate::{Class, Error, Prediction, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Args)]
@@ -14,7 +17,9 @@ pub struct ClassifyArgs {
     /// Level of the single disc (L1L2 ... L5S1), echoed in the output
     #[arg(long)]
     level: Option<String>,
-    /// Manifest CSV (image,subject,level,label,x1,...,y4): classify every row
+    /// Manifest CSV (image,subject,level,label,x1,...,y4): classify every row. A row whose eight
+    /// corner cells are empty is detected: its level's disc, or every lumbar disc of the image
+    /// when the level is empty too
     #[arg(long, conflicts_with_all = ["image", "corners"])]
     manifest: Option<PathBuf>,
     /// Model file (ONNX with its card); default: the bundled model
@@ -32,6 +37,72 @@ pub struct ClassifyArgs {
     /// Threads for inference (default: all cores)
     #[arg(long)]
     threads: Option<usize>,
+}
+
+/// The rows of a manifest, in order, with the discs of rows without corners found by the
+/// detector (loaded only when such a row exists; each image decoded and detected once). A level
+/// the detector does not find is reported and left out.
+fn manifest_rows(
+    m: &Path,
+    detector: Option<&Path>,
+    frame: Option<u32>,
+) -> Result<(Vec<Row>, PathBuf)> {
+    let text = std::fs::read_to_string(m).map_err(|e| Error::io(m, e))?;
+    let name = m.display().to_string();
+    let base = m.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut found: HashMap<String, Vec<Row>> = HashMap::new();
+    let mut det = None;
+    let mut rows = Vec::new();
+    for entry in manifest::parse_entries(&name, &text)? {
+        let want = match entry {
+            Entry::Disc(r) => {
+                rows.push(r);
+                continue;
+            }
+            Entry::Detect(w) => w,
+        };
+        if !found.contains_key(&want.image) {
+            let detector = match &det {
+                Some(d) => d,
+                None => det.insert(crate::common::load_detector(detector)?),
+            };
+            let path = base.join(&want.image);
+            let slice = decode_file(&path, DecodeOptions { frame })?;
+            let t = Instant::now();
+            let discs = detector.detect(&slice)?;
+            eprintln!(
+                "{}",
+                crate::detect::summary_line(
+                    &discs,
+                    &path.display().to_string(),
+                    t.elapsed().as_secs_f64() * 1e3
+                )
+            );
+            found.insert(
+                want.image.clone(),
+                crate::detect::lumbar_rows(&discs, &want.image),
+            );
+        }
+        let picked: Vec<Row> = found[&want.image]
+            .iter()
+            .filter(|r| want.level.is_none() || r.level == want.level)
+            .map(|r| Row {
+                subject: want.subject.clone(),
+                label: want.label,
+                ..r.clone()
+            })
+            .collect();
+        if picked.is_empty() {
+            eprintln!(
+                "{name}, row {}: no {} disc detected in {}; left out",
+                want.line,
+                want.level.map_or("lumbar".to_string(), |l| l.to_string()),
+                want.image
+            );
+        }
+        rows.extend(picked);
+    }
+    Ok((rows, base))
 }
 
 pub fn run(a: ClassifyArgs) -> Result<()> {
@@ -57,7 +128,8 @@ pub fn run(a: ClassifyArgs) -> Result<()> {
             );
             (crate::detect::lumbar_rows(&found, &name), PathBuf::new())
         }
-        _ => discs(&a.disc, a.manifest.as_deref(), a.level.as_deref())?,
+        (None, None, Some(m)) => manifest_rows(m, a.detector.as_deref(), a.disc.frame)?,
+        _ => discs(&a.disc, a.level.as_deref())?,
     };
     let start = Instant::now();
     let rois = rois(&rows, &base, a.disc.frame, &model.card().preprocessing)?;

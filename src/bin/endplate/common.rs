@@ -80,19 +80,8 @@ pub fn load_model(path: Option<&Path>) -> Result<Classifier> {
     Classifier::from_bytes(&path.display().to_string(), &bytes)
 }
 
-/// The discs to work on: the single `--image/--corners` disc, or the manifest's rows with their
-/// image paths resolved against the manifest's folder.
-pub fn discs(
-    disc: &DiscArgs,
-    manifest: Option<&Path>,
-    level: Option<&str>,
-) -> Result<(Vec<Row>, PathBuf)> {
-    if let Some(m) = manifest {
-        let text = std::fs::read_to_string(m).map_err(|e| Error::io(m, e))?;
-        let rows = manifest::parse(&m.display().to_string(), &text)?;
-        let base = m.parent().map(Path::to_path_buf).unwrap_or_default();
-        return Ok((rows, base));
-    }
+/// The single `--image/--corners` disc (manifests are read by the commands themselves).
+pub fn discs(disc: &DiscArgs, level: Option<&str>) -> Result<(Vec<Row>, PathBuf)> {
     let (Some(image), Some(corners)) = (&disc.image, &disc.corners) else {
         return Err(Error::Invalid(
             "give --image and --corners for one disc, or --manifest CSV".into(),

@@ -22,7 +22,7 @@ pub fn run(a: RoiArgs) -> Result<()> {
         Some(m) => load_model(Some(m))?.card().preprocessing.clone(),
         None => RoiParams::default(),
     };
-    let (rows, base) = discs(&a.disc, None, None)?;
+    let (rows, base) = discs(&a.disc, None)?;
     let roi = rois(&rows, &base, a.disc.frame, &params)?.remove(0);
     let img = image::GrayImage::from_raw(roi.size as u32, roi.size as u32, roi.to_gray8())
         .expect("size matches");
