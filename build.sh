@@ -2,6 +2,8 @@
 # endplate project tasks. Usage: ./build.sh [task]
 #   wasm    build the wasm packages into www/pkg/{relaxed,simd} (release; relaxed SIMD and plain SIMD)
 #   serve   build, then serve www/ on http://127.0.0.1:8080 and print the URL
+#   dist    build, then write dist/: the installable offline page for any static host (README,
+#           Install and host); DIST_DIR=... writes elsewhere, NO_WASM_BUILD=1 packs www/ as it is
 #   test    run every test: Rust (unit, integration), the wasm build, the browser tests
 #   lint    cargo fmt --check, clippy -D warnings, and the stage order of src/ (.ci/stages.py)
 #   bench   inference benchmark: endplate (tract) vs onnxruntime on the same model and discs
@@ -51,6 +53,42 @@ build_wasm() {
   echo "wasm packages: www/pkg/relaxed ($(du -h www/pkg/relaxed/endplate_bg.wasm | cut -f1)), www/pkg/simd ($(du -h www/pkg/simd/endplate_bg.wasm | cut -f1))"
 }
 
+# dist/: the page, both wasm builds and the bundled models, nothing else. Everything but the
+# page, its service worker, manifest and icons goes under v/<build>/, <build> a hash of the
+# files, so a page only ever loads its own build's scripts, wasm and models, and a new build
+# never meets an old file in any cache. DIST_SALT adds to the hash (the tests make a second build).
+build_dist() {
+  local out=${DIST_DIR:-dist}
+  local files=(app.js engine.js worker.js store.js style.css
+    pkg/relaxed/endplate.js pkg/relaxed/endplate_bg.wasm pkg/simd/endplate.js pkg/simd/endplate_bg.wasm
+    models/endplate-default.onnx models/endplate-detector.onnx)
+  local top=(index.html sw.js manifest.webmanifest icon.svg icon-192.png icon-512.png)
+  local f
+  for f in "${files[@]}"; do
+    [ -f "www/$f" ] || { echo "www/$f is missing: run ./build.sh wasm first (it also copies models/*.onnx)" >&2; exit 1; }
+  done
+  local version build
+  version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+  build=$( { (cd www && sha256sum "${files[@]}" "${top[@]}"); echo "$version ${DIST_SALT:-}"; } | sha256sum | cut -c1-12)
+  rm -rf "$out"
+  mkdir -p "$out/v/$build"
+  for f in "${files[@]}"; do
+    mkdir -p "$out/v/$build/$(dirname "$f")"
+    cp "www/$f" "$out/v/$build/$f"
+  done
+  cp www/manifest.webmanifest www/icon.svg www/icon-192.png www/icon-512.png "$out/"
+  sed -e "s|<html lang=\"en\">|<html lang=\"en\" data-version=\"$version\" data-build=\"$build\">|" \
+      -e "s|href=\"style.css\"|href=\"v/$build/style.css\"|" -e "s|src=\"app.js\"|src=\"v/$build/app.js\"|" \
+      www/index.html > "$out/index.html"
+  grep -q "data-build=\"$build\"" "$out/index.html" && grep -q "src=\"v/$build/app.js\"" "$out/index.html" \
+    || { echo "www/index.html no longer has the lines build.sh dist rewrites" >&2; exit 1; }
+  local v="v/$build"
+  local core="['./', 'manifest.webmanifest', 'icon.svg', 'icon-192.png', 'icon-512.png', '$v/app.js', '$v/engine.js', '$v/worker.js', '$v/store.js', '$v/style.css', '$v/models/endplate-default.onnx', '$v/models/endplate-detector.onnx']"
+  local variants="{ relaxed: ['$v/pkg/relaxed/endplate.js', '$v/pkg/relaxed/endplate_bg.wasm'], simd: ['$v/pkg/simd/endplate.js', '$v/pkg/simd/endplate_bg.wasm'] }"
+  sed -e "s|@BUILD@|$build|" -e "s|@CORE@|$core|" -e "s|@VARIANTS@|$variants|" www/sw.js > "$out/sw.js"
+  echo "$out/: endplate $version, build $build ($(du -sh "$out" | cut -f1)); serve it from any static host (README, Install and host)"
+}
+
 task=${1:-wasm}
 case "$task" in
   wasm) build_wasm ;;
@@ -59,6 +97,10 @@ case "$task" in
     port=${PORT:-8080}
     echo "endplate is at http://127.0.0.1:$port/  (Ctrl-C stops the server)"
     exec python3 -m http.server "$port" --bind 127.0.0.1 --directory www
+    ;;
+  dist)
+    [ -n "${NO_WASM_BUILD:-}" ] || build_wasm
+    build_dist
     ;;
   test)
     # Everything the tests need, installed where missing (CI starts from a bare machine).
@@ -95,24 +137,43 @@ case "$task" in
     bash bench/train.sh
     ;;
   model)
-    cargo build --release --features train
-    bin=target/release/endplate
+    # Two stages (README, The bundled model): the phantom-only model, then a fine-tune on the
+    # real SPIDER discs of data/spider/manifest.csv next to the phantoms. STAGE=2 starts from an
+    # existing phantom model ($data/phantom-only.onnx, or the one of commit 48a9a87).
+    cargo build --all-targets --features train
+    bin=target/debug/endplate
     data=${DATA:-target/phantoms}
     [ -f "$data/train/manifest.csv" ] || $bin synth --out "$data/train" --subjects 240 --seed 1 --bits 16 --class-mix paper
     [ -f "$data/test/manifest.csv" ] || $bin synth --out "$data/test" --subjects 100 --seed 9001 --bits 16 --class-mix paper
-    $bin train --manifest "$data/train/manifest.csv" --out models/endplate-default.onnx \
-      --epochs "${EPOCHS:-30}" --patience 5 --unfreeze all --split-by subject --seed 1 --synthetic \
-      --describe "1200 discs of 240 synthetic phantom subjects (endplate synth --subjects 240 --seed 1 --bits 16 --class-mix paper); no patient data" \
-      --checkpoints "$data/checkpoints" --report docs/bundled-model-report ${RESUME:+--resume}
+    if [ "${STAGE:-1}" = 1 ]; then
+      $bin train --manifest "$data/train/manifest.csv" --out "$data/phantom-only.onnx" \
+        --epochs "${EPOCHS:-30}" --patience 5 --unfreeze all --split-by subject --seed 1 --synthetic \
+        --describe "1200 discs of 240 synthetic phantom subjects (endplate synth --subjects 240 --seed 1 --bits 16 --class-mix paper); no patient data" \
+        --checkpoints "$data/checkpoints" --report "$data/phantom-only.report" ${RESUME:+--resume}
+    fi
+    [ -f "$data/phantom-only.onnx" ] || git show 48a9a87:models/endplate-default.onnx > "$data/phantom-only.onnx"
+    $bin train --manifest data/spider/manifest.csv --manifest "$data/train/manifest.csv" \
+      --init "$data/phantom-only.onnx" --unfreeze top2 --epochs 5 --lr 3e-4 --split-by subject --seed 1 --keep-last \
+      --out models/endplate-default.onnx --checkpoints "$data/checkpoints-real" --report docs/bundled-model-report \
+      --describe "SPIDER (van der Graaf et al., Sci Data 2024, CC BY 4.0): 995 real discs of 171 patients labelled normal/lesion, plus 1200 phantom discs of 240 synthetic subjects (seed 1); fine-tuned from the phantom-only model" \
+      ${RESUME:+--resume}
     # Store the weights compactly only if no test disc changes class or moves 0.01 in probability:
     # int8 first (a quarter of the size), else float16 (a half), else float32.
     for storage in int8 f16; do
-      if cargo run --release --example compact_model -- "$storage" models/endplate-default.onnx "$data/compact.onnx" "$data/test/manifest.csv"; then
+      if target/debug/examples/compact_model "$storage" models/endplate-default.onnx "$data/compact.onnx" "$data/test/manifest.csv"; then
         mv "$data/compact.onnx" models/endplate-default.onnx
         break
       fi
     done
     $bin evaluate --model models/endplate-default.onnx --manifest "$data/test/manifest.csv" --report docs/bundled-model-fresh-eval
+    # The card carries the real cross-validation (bench/real_experiments.sh real-phantoms-ft) and
+    # the fresh phantom figures, which the page shows, and a warning that fits a real model.
+    cv=${CV:-target/real-experiments/real-phantoms-ft/cross_validation.json}
+    python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['lesion_vs_normal_pooled']; p.update(data='SPIDER', folds=5, config='real + phantoms, fine-tuned from the phantom-only model (bench/real_experiments.sh real-phantoms-ft)'); json.dump(p, open(sys.argv[2], 'w'))" "$cv" "$data/real-cv.json"
+    target/debug/examples/amend_card models/endplate-default.onnx metrics.real_cross_validation "@$data/real-cv.json"
+    python3 -c "import json,sys; m=json.load(open(sys.argv[1])); json.dump({'n': m['n'], 'accuracy': m['accuracy'], 'auc': m['auc'], 'set': 'endplate synth --subjects 100 --seed 9001 --bits 16 --class-mix paper'}, open(sys.argv[2], 'w'))" docs/bundled-model-fresh-eval/metrics.json "$data/phantom-test.json"
+    target/debug/examples/amend_card models/endplate-default.onnx metrics.phantom_test "@$data/phantom-test.json"
+    target/debug/examples/amend_card models/endplate-default.onnx warning "Learnt from real SPIDER MRI (noisy binary labels: normal or lesion) and from synthetic phantoms; the split among lesion types comes from phantoms only. A research tool, not a medical device: do not use it for diagnosis."
     ;;
   *) echo "unknown task $task; see the top of build.sh" >&2; exit 2 ;;
 esac

@@ -6,8 +6,20 @@ const CLASSES = [['normal', 'Normal'], ['wavy', 'Wavy/irregular'], ['notched', '
 const COLOURS = { normal: '#3fbf6f', wavy: '#e6c229', notched: '#ff8c3a', schmorl: '#e0457b' };
 const $ = (id) => document.getElementById(id);
 
+// The page's call follows P(lesion) = 1 − P(normal) ≥ 0.5 (SPEC.md's operating point, the figure
+// real gradings check), naming a lesion by its most likely type. The exported `label` stays the
+// four-class argmax that SPEC.md fixes; the two differ only when normal is the largest single
+// class yet below one half.
+function verdict(result) {
+  const p = result.probabilities;
+  if (p.normal > 0.5) return { label: 'normal', display: 'Normal' };
+  const [id, name] = CLASSES.slice(1).reduce((a, b) => (p[b[0]] > p[a[0]] ? b : a));
+  return { label: id, display: name };
+}
+
 // ---- the engine: our wasm library in Web Workers (www/engine.js) -----------------------
 import { createEngine } from './engine.js';
+import { keptModels, keepModel, keptModel, forgetModel } from './store.js';
 const engine = createEngine();
 const workerReady = engine.ready;
 const call = engine.call;
@@ -22,6 +34,8 @@ const state = {
   history: [],
   truth: null,          // phantom ground truth
   model: null,
+  modelSource: null,    // 'bundled', 'file' or 'kept'
+  userModel: null,      // {name, bytes}: the classifier file loaded by the user, which "Keep" stores
   detector: null,       // the disc detector's card, null while none is loaded
 };
 
@@ -66,7 +80,7 @@ function draw() {
   ctx.drawImage(image, 0, 0);
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   for (const d of state.discs) {
-    const colour = d.result ? COLOURS[d.result.label] : '#4aa3ff';
+    const colour = d.result ? COLOURS[verdict(d.result).label] : '#4aa3ff';
     if (d.outline) {
       ctx.beginPath();
       for (let i = 0; i < 4; i++) {
@@ -94,7 +108,7 @@ function draw() {
       const [x, y] = toScreen(d.corners[0]);
       ctx.fillStyle = colour;
       ctx.font = '12px system-ui';
-      ctx.fillText(d.level + (d.result ? ' ' + d.result.display : ''), x - 10, y - 8);
+      ctx.fillText(d.level + (d.result ? ' ' + verdict(d.result).display : ''), x - 10, y - 8);
     }
   }
 }
@@ -149,7 +163,7 @@ function renderResults() {
   for (const d of state.discs.filter((x) => x.corners.length === 4)) {
     const li = document.createElement('li');
     li.dataset.level = d.level;
-    if (d.result) li.className = d.result.label;
+    if (d.result) li.className = verdict(d.result).label;
     const preview = document.createElement('canvas');
     preview.width = preview.height = 128;
     if (d.roi) {
@@ -160,9 +174,9 @@ function renderResults() {
     const info = document.createElement('div');
     const truth = state.truth?.find((t) => t.level === d.level);
     const reveal = d.result && truth
-      ? `<div class="truth ${truth.label === d.result.label ? 'right' : 'wrong'}">Ground truth: ${truth.display} ${truth.label === d.result.label ? '✓' : '✗'}</div>` : '';
+      ? `<div class="truth ${truth.label === verdict(d.result).label ? 'right' : 'wrong'}">Ground truth: ${truth.display} ${truth.label === verdict(d.result).label ? '✓' : '✗'}</div>` : '';
     info.innerHTML = `<div class="level">${d.level}</div>` + (d.result
-      ? `<div class="class" data-label="${d.result.label}">${d.result.display}</div>${lesionBar(d.result.probabilities)}${bars(d.result.probabilities)}${reveal}`
+      ? `<div class="class" data-label="${verdict(d.result).label}">${verdict(d.result).display}</div>${lesionBar(d.result.probabilities)}${bars(d.result.probabilities)}${reveal}`
       : '<div class="class">not classified yet</div>');
     li.append(preview, info, removeButton(d));
     list.append(li);
@@ -354,11 +368,22 @@ function showModel(card) {
   updatePrompt();
 }
 
-async function loadModel(bytes, name) {
+/// Load a classifier (or a detector file) into the engine. `source`: 'bundled' (this origin's
+/// models/), 'file' (opened or dropped by the user: it can be kept), 'kept' (from this
+/// browser's storage).
+async function loadModel(bytes, name, source = 'file') {
+  // The engine takes the bytes (transferred to its worker): keep a copy of a user's file.
+  const copy = source === 'file' ? bytes.slice(0) : null;
   try {
     const card = await engine.loadModel(bytes, name);
     if (card.kind === 'detector') showDetector(card);
-    else showModel(card);
+    else {
+      showModel(card);
+      state.modelSource = source;
+      state.userModel = copy && { name, bytes: copy };
+      $('model-name').dataset.source = source === 'bundled' ? 'bundled' : `${source}:${name}`;
+      await refreshKept(source === 'kept' ? name : source === 'bundled' ? '' : null);
+    }
     showError('');
   } catch (err) {
     showError(`${err.message} — the current model stays active.`);
@@ -595,23 +620,106 @@ window.addEventListener('drop', async (e) => {
   else openSlice(f);
 });
 
+// ---- models kept in this browser (www/store.js: IndexedDB, never uploaded) ---------------
+const keptStatus = (text) => { $('kept-status').textContent = text; };
+
+/// Redraw the list of kept models; `selected`: the name to show as chosen ('' the bundled
+/// model, null: leave the choice as it is).
+async function refreshKept(selected = null) {
+  let models = [];
+  try {
+    models = await keptModels();
+  } catch (err) {
+    keptStatus(`This browser's storage is not available (${err.message ?? err}): models cannot be kept.`);
+  }
+  const select = $('kept-select');
+  const current = selected ?? select.value;
+  select.replaceChildren(new Option('Bundled model', ''),
+    ...models.map((m) => new Option(`${m.name} (${(m.size / 1e6).toFixed(1)} MB)`, m.name)));
+  select.value = models.some((m) => m.name === current) ? current : '';
+  $('kept-list').hidden = models.length === 0;
+  $('forget-btn').disabled = !select.value;
+  const user = state.userModel;
+  $('keep-btn').hidden = !user || models.some((m) => m.name === user.name && m.size === user.bytes.byteLength);
+}
+
+$('keep-btn').addEventListener('click', async () => {
+  const user = state.userModel;
+  if (!user) return;
+  try {
+    await keepModel(user.name, user.bytes.slice(0));
+    keptStatus(`${user.name} is kept in this browser (not uploaded); choose it here on your next visit.`);
+    await refreshKept(user.name);
+  } catch (err) {
+    keptStatus(`${user.name} could not be kept: ${err.message ?? err}`);
+  }
+});
+
+$('kept-select').addEventListener('change', async (e) => {
+  const name = e.target.value;
+  $('forget-btn').disabled = !name;
+  try {
+    if (name) {
+      const bytes = await keptModel(name);
+      if (!bytes) throw new Error('it is no longer in this browser\'s storage');
+      await loadModel(bytes, name, 'kept');
+      keptStatus(`Using ${name}, kept in this browser.`);
+    } else {
+      const res = await fetch(new URL('models/endplate-default.onnx', import.meta.url));
+      if (!res.ok) throw new Error(`the bundled model is missing (HTTP ${res.status})`);
+      await loadModel(await res.arrayBuffer(), 'endplate-default.onnx', 'bundled');
+      keptStatus('Using the bundled model.');
+    }
+  } catch (err) {
+    showError(`${name || 'The bundled model'} could not be loaded: ${err.message}`);
+  }
+});
+
+$('forget-btn').addEventListener('click', async () => {
+  const name = $('kept-select').value;
+  if (!name) return;
+  await forgetModel(name);
+  keptStatus(`${name} is forgotten: removed from this browser's storage${state.modelSource === 'kept' && state.model ? ' (it stays loaded until you choose another model or reload)' : ''}.`);
+  await refreshKept(null);
+});
+
+// ---- version, and the service worker of the installable build ---------------------------
+// `./build.sh dist` stamps the crate version and a build id (a hash of the files) on <html>;
+// only that build registers the service worker (www/sw.js), so `./build.sh serve` caches nothing.
+const { version: appVersion, build: appBuild } = document.documentElement.dataset;
+if (appBuild) $('version').textContent = `endplate ${appVersion} · build ${appBuild}`;
+if (appBuild && 'serviceWorker' in navigator) {
+  navigator.serviceWorker.addEventListener('message', ({ data }) => {
+    if (data?.type === 'build' && data.build !== appBuild) $('update').hidden = false;
+  });
+  // A newer build took over while this page ran: offer to reload onto it.
+  navigator.serviceWorker.addEventListener('controllerchange', () => navigator.serviceWorker.controller?.postMessage('build'));
+  navigator.serviceWorker.controller?.postMessage('build');
+  $('update-btn').addEventListener('click', () => location.reload());
+}
+// Registered once the page is ready, so its downloads never compete with the page's own.
+const registerServiceWorker = () => appBuild && 'serviceWorker' in navigator
+  && navigator.serviceWorker.register('sw.js').catch((err) => console.warn(`offline use is off: ${err.message}`));
+
 // ---- start: the bundled model, fetched from this origin only ----------------------------
 (async () => {
   // The model downloads while the page compiles the wasm and the first worker starts.
-  const download = fetch('models/endplate-default.onnx');
+  const download = fetch(new URL('models/endplate-default.onnx', import.meta.url));
   // The disc detector (2 MB) downloads alongside and loads after the classifier, so page ready
   // is the classifier's alone; a slice opened meanwhile waits for it (detectDiscs).
-  const detector = fetch('models/endplate-detector.onnx').catch((err) => err);
+  const detector = fetch(new URL('models/endplate-detector.onnx', import.meta.url)).catch((err) => err);
   try {
     await workerReady;
     const res = await download;
     if (!res.ok) throw new Error(`the bundled model is missing (HTTP ${res.status}); load one with "Load model"`);
-    await loadModel(await res.arrayBuffer(), 'endplate-default.onnx');
+    await loadModel(await res.arrayBuffer(), 'endplate-default.onnx', 'bundled');
   } catch (err) {
     $('model-name').textContent = 'none';
     showError(err.message);
   }
+  await refreshKept();
   document.body.dataset.ready = 'true';
+  registerServiceWorker();
   draw();
   updatePrompt();
   await startDetector(detector);

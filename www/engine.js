@@ -23,8 +23,11 @@ async function compileWasm(variant) {
   const url = new URL(`./pkg/${variant}/endplate_bg.wasm`, import.meta.url);
   const res = await fetch(url);
   if (!res.ok) throw new Error(`${url.pathname} is missing (HTTP ${res.status}); build it with ./build.sh wasm`);
-  // Streaming compilation overlaps the download; it needs the application/wasm type.
-  if (res.headers.get('content-type') === 'application/wasm') return WebAssembly.compileStreaming(res);
+  // Streaming compilation overlaps the download; it needs the application/wasm type. A static
+  // host that serves another type (application/octet-stream, text/plain) gets the plain
+  // compilation of the whole download instead: slower to start, the same module.
+  const type = (res.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
+  if (type === 'application/wasm' && WebAssembly.compileStreaming) return WebAssembly.compileStreaming(res);
   return WebAssembly.compile(await res.arrayBuffer());
 }
 

@@ -11,25 +11,29 @@ import { chromium } from 'playwright-core';
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const www = join(root, 'www');
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
-  '.wasm': 'application/wasm', '.onnx': 'application/octet-stream', '.png': 'image/png' };
+  '.wasm': 'application/wasm', '.onnx': 'application/octet-stream', '.png': 'image/png',
+  '.svg': 'image/svg+xml', '.webmanifest': 'application/manifest+json', '.json': 'application/json' };
 
-/// Serve `dir` on a free localhost port; resolves to { server, origin }.
-export async function serve(dir = www) {
+/// Serve `dir` on a free localhost port (or `port`), `types` overriding the MIME types by
+/// extension; resolves to { server, origin, stop }: `stop()` closes it and drops open connections.
+export async function serve(dir = www, { port = 0, types = {} } = {}) {
   const server = createServer(async (req, res) => {
     const path = join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname).replace(/\/$/, '/index.html'));
     // Streamed, as a real static server does: headers go out at once and the body follows,
     // rather than after reading the whole 22 MB model.
     try {
       const { size } = await stat(path);
-      res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream', 'content-length': size });
+      const type = types[extname(path)] ?? TYPES[extname(path)] ?? 'application/octet-stream';
+      res.writeHead(200, { 'content-type': type, 'content-length': size });
       createReadStream(path, { highWaterMark: 1 << 20 }).pipe(res);
     } catch {
       res.writeHead(404);
       res.end();
     }
   });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { server, origin: `http://127.0.0.1:${server.address().port}` };
+  await new Promise((r, reject) => server.once('error', reject).listen(port, '127.0.0.1', r));
+  const stop = () => new Promise((r) => { server.close(r); server.closeAllConnections(); });
+  return { server, origin: `http://127.0.0.1:${server.address().port}`, stop };
 }
 
 /// Headless Chromium in a fresh profile folder (Playwright refuses --user-data-dir in args).
