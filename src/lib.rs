@@ -10,13 +10,14 @@
 //!
 //! 0. shared vocabulary at the root: [`class`], [`error`], [`files`] (native only)
 //! 1. [`image`]: bytes to a slice at native depth
-//! 2. [`disc`]: a slice and four corners to the network's input
-//! 3. [`manifest`] (rows of discs to their ROIs) and [`phantom`] (synthetic slices with known
+//! 2. [`study`]: many DICOM files to series, slice order and the proposed mid-sagittal T2 slice
+//! 3. [`disc`]: a slice and four corners to the network's input
+//! 4. [`manifest`] (rows of discs to their ROIs) and [`phantom`] (synthetic slices with known
 //!    discs), both on top of `image` and `disc`
-//! 4. [`model`]: the network, its file and card, inference and calibration
-//! 5. [`eval`]: Table 3 metrics, charts and the report folder
-//! 6. [`train`] (feature `train`, native only): the trainer and the pieces only it uses
-//! 7. `web` (wasm only): the browser API over all of the above
+//! 5. [`model`]: the network, its file and card, inference and calibration
+//! 6. [`eval`]: Table 3 metrics, charts and the report folder
+//! 7. [`train`] (feature `train`, native only): the trainer and the pieces only it uses
+//! 8. `web` (wasm only): the browser API over all of the above
 //!
 //! The CLI (`src/bin/endplate/`) sits on top, one file per command family.
 
@@ -30,6 +31,7 @@ pub mod image;
 pub mod manifest;
 pub mod model;
 pub mod phantom;
+pub mod study;
 #[cfg(all(feature = "train", not(target_arch = "wasm32")))]
 pub mod train;
 #[cfg(target_arch = "wasm32")]

@@ -3,6 +3,10 @@
 //! owns one `Endplate`; the page itself never touches the network or the model. The primary
 //! worker also holds the disc detector and proposes the discs of each slice it opens.
 //!
+//! Results and structured inputs cross the boundary as typed values (`serde-wasm-bindgen`, maps
+//! as plain objects), pixels as typed arrays; a panic that still happens reports its message on
+//! the console (`console_error_panic_hook`, set once at start) instead of "unreachable".
+//!
 //! The last stage, wasm only: may use every other module of the library (never `train`, which
 //! the wasm build does not compile). The page's worker pool is in `www/engine.js`.
 
@@ -16,7 +20,15 @@ use crate::model::card;
 use crate::model::detector::{stretched, view_input, Detector};
 use crate::phantom::{plan_subject, render, ClassMix};
 use crate::{Class, Classifier, Label, Level, Slice};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use wasm_bindgen::prelude::*;
+
+/// Runs once when the module starts: panics report their message on the console.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
 
 #[wasm_bindgen]
 extern "C" {
@@ -43,19 +55,107 @@ fn corners_from(flat: &[f64]) -> Result<Vec<[Point; 4]>, JsError> {
         .collect())
 }
 
-fn predictions_json(preds: &[crate::Prediction]) -> String {
+/// A Rust value as a JavaScript value: maps become plain objects, as the page expects.
+fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(js)
+}
+
+/// One classified disc, as `classify` returns it.
+#[derive(Serialize)]
+struct PredictionOut {
+    label: &'static str,
+    display: &'static str,
+    probabilities: BTreeMap<&'static str, f32>,
+    logits: [f32; 4],
+}
+
+fn predictions_js(preds: &[crate::Prediction]) -> Result<JsValue, JsError> {
     let out: Vec<_> = preds
         .iter()
-        .map(|p| {
-            serde_json::json!({
-                "label": p.class.id(),
-                "display": p.class.display_name(),
-                "probabilities": Class::ALL.iter().map(|c| (c.id().to_string(), serde_json::json!(p.probabilities[c.index()]))).collect::<serde_json::Map<_, _>>(),
-                "logits": p.logits,
-            })
+        .map(|p| PredictionOut {
+            label: p.class.id(),
+            display: p.class.display_name(),
+            probabilities: Class::ALL
+                .iter()
+                .map(|c| (c.id(), p.probabilities[c.index()]))
+                .collect(),
+            logits: p.logits,
         })
         .collect();
-    serde_json::Value::Array(out).to_string()
+    to_js(&out)
+}
+
+/// A model or detector file just loaded: its one-line summary and its card.
+#[derive(Serialize)]
+struct Loaded<'a, C: Serialize> {
+    summary: serde_json::Value,
+    card: &'a C,
+}
+
+/// The display window a slice opens with: the DICOM one, else the contrast stretch.
+#[derive(Serialize)]
+struct WindowOut {
+    center: f64,
+    width: f64,
+    source: &'static str,
+}
+
+/// A slice just loaded: size, depth, pixel spacing (row, column, mm) and display window.
+#[derive(Serialize)]
+struct SliceInfo {
+    width: usize,
+    height: usize,
+    bits: u16,
+    spacing_mm: Option<(f64, f64)>,
+    window: WindowOut,
+}
+
+/// A disc as the page hands it to `exportCsv`.
+#[derive(Deserialize)]
+struct DiscIn {
+    #[serde(default)]
+    level: Option<String>,
+    corners: Vec<f64>,
+    #[serde(default)]
+    truth: Option<String>,
+    #[serde(default)]
+    prediction: Option<PredictionIn>,
+}
+
+#[derive(Deserialize)]
+struct PredictionIn {
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    probabilities: BTreeMap<String, Option<f64>>,
+}
+
+/// A ground-truth disc of a phantom.
+#[derive(Serialize)]
+struct TruthOut {
+    level: &'static str,
+    label: &'static str,
+    display: &'static str,
+    severity: f64,
+    corners: Vec<[f64; 2]>,
+}
+
+/// A teaching phantom just drawn: the slice's info and its true discs.
+#[derive(Serialize)]
+struct PhantomOut {
+    info: SliceInfo,
+    truth: Vec<TruthOut>,
+}
+
+/// A row read back from a manifest.
+#[derive(Serialize)]
+struct RowOut<'a> {
+    image: &'a str,
+    level: Option<&'static str>,
+    label: Option<&'static str>,
+    corners: Vec<f64>,
 }
 
 #[wasm_bindgen]
@@ -82,14 +182,14 @@ impl Endplate {
         }
     }
 
-    /// Load a model file; on error the current model stays. Returns the card as JSON.
+    /// Load a model file; on error the current model stays. Returns `{summary, card}`.
     #[wasm_bindgen(js_name = loadModel)]
-    pub fn load_model(&mut self, bytes: &[u8], name: &str) -> Result<String, JsError> {
+    pub fn load_model(&mut self, bytes: &[u8], name: &str) -> Result<JsValue, JsError> {
         let model = Classifier::from_bytes(name, bytes).map_err(js)?;
-        let out = serde_json::json!({
-            "summary": card::summary(model.card()),
-            "card": model.card(),
-        });
+        let out = to_js(&Loaded {
+            summary: card::summary(model.card()),
+            card: model.card(),
+        })?;
         self.model = Some(model);
         // The contrast stretch follows the model's card: refresh the cached one, so previews and
         // classification keep using one stretch computed once per slice and model.
@@ -97,20 +197,20 @@ impl Endplate {
         if let Some((slice, stretch)) = self.slice.as_mut() {
             *stretch = Stretch::of(slice, p.stretch_low, p.stretch_high);
         }
-        Ok(out.to_string())
+        Ok(out)
     }
 
     /// Load a disc detector file (card `kind: "detector"`); on error the current detector, if
-    /// any, stays. Returns `{"summary": ..., "card": ...}` as JSON.
+    /// any, stays. Returns `{summary, card}`.
     #[wasm_bindgen(js_name = loadDetector)]
-    pub fn load_detector(&mut self, bytes: &[u8], name: &str) -> Result<String, JsError> {
+    pub fn load_detector(&mut self, bytes: &[u8], name: &str) -> Result<JsValue, JsError> {
         let detector = Detector::from_bytes(name, bytes).map_err(js)?;
-        let out = serde_json::json!({
-            "summary": detector.card().summary(),
-            "card": detector.card(),
-        });
+        let out = to_js(&Loaded {
+            summary: detector.card().summary(),
+            card: detector.card(),
+        })?;
         self.detector = Some(detector);
-        Ok(out.to_string())
+        Ok(out)
     }
 
     fn detector(&self) -> Result<&Detector, JsError> {
@@ -119,18 +219,28 @@ impl Endplate {
             .ok_or_else(|| js("no disc detector loaded"))
     }
 
-    /// Find the discs of the current slice. Returns JSON `{"discs": [{"level", "score",
+    /// Find the discs of the current slice. Returns `{"discs": [{"level", "score",
     /// "corners": [[x, y] x4]}], "lumbar": n, "milliseconds": t}`: every disc found, top to
     /// bottom, corners in SPEC order; `level` is `null` when no sacrum was found, and `lumbar`
     /// counts the discs L1L2-L5S1 (the ones the classifier takes).
-    pub fn detect(&self) -> Result<String, JsError> {
+    pub fn detect(&self) -> Result<JsValue, JsError> {
         let detector = self.detector()?;
         let (slice, _) = self.slice()?;
         let t0 = performance_now();
         let discs = detector.detect(slice).map_err(js)?;
         let ms = performance_now() - t0;
         let lumbar = discs.iter().filter(|d| d.lumbar_level().is_some()).count();
-        Ok(serde_json::json!({"discs": discs, "lumbar": lumbar, "milliseconds": ms}).to_string())
+        #[derive(Serialize)]
+        struct Detected<'a> {
+            discs: &'a [crate::disc::detection::DetectedDisc],
+            lumbar: usize,
+            milliseconds: f64,
+        }
+        to_js(&Detected {
+            discs: &discs,
+            lumbar,
+            milliseconds: ms,
+        })
     }
 
     /// The detector's input for its first view of the current slice (the whole slice
@@ -168,14 +278,14 @@ impl Endplate {
     }
 
     /// Decode a slice (DICOM, PNG, JPEG); on error the current slice stays. Returns its size,
-    /// depth, spacing and initial display window as JSON.
+    /// depth, spacing and initial display window.
     #[wasm_bindgen(js_name = loadSlice)]
-    pub fn load_slice(&mut self, bytes: &[u8], name: &str) -> Result<String, JsError> {
+    pub fn load_slice(&mut self, bytes: &[u8], name: &str) -> Result<JsValue, JsError> {
         let slice = decode(bytes, name, DecodeOptions::default()).map_err(js)?;
-        self.set_slice(slice)
+        to_js(&self.set_slice(slice))
     }
 
-    fn set_slice(&mut self, slice: Slice) -> Result<String, JsError> {
+    fn set_slice(&mut self, slice: Slice) -> SliceInfo {
         let p = self.params();
         let stretch = Stretch::of(&slice, p.stretch_low, p.stretch_high);
         let (center, width, source) = match slice.window {
@@ -186,13 +296,19 @@ impl Endplate {
                 "stretch",
             ),
         };
-        let info = serde_json::json!({
-            "width": slice.width, "height": slice.height, "bits": slice.bits,
-            "spacing_mm": slice.spacing_mm,
-            "window": {"center": center, "width": width, "source": source},
-        });
+        let info = SliceInfo {
+            width: slice.width,
+            height: slice.height,
+            bits: slice.bits,
+            spacing_mm: slice.spacing_mm,
+            window: WindowOut {
+                center,
+                width,
+                source,
+            },
+        };
         self.slice = Some((slice, stretch));
-        Ok(info.to_string())
+        info
     }
 
     /// The slice's native values (row-major), for window/level display in the page.
@@ -237,19 +353,40 @@ impl Endplate {
         Ok(rect.outline().iter().flat_map(|p| [p.x, p.y]).collect())
     }
 
-    /// Classify every disc (eight numbers each) in one call. Returns JSON:
+    /// Classify every disc (eight numbers each) in one call. Returns
     /// `[{"label", "probabilities": {...}, "logits": [...]}, ...]` in input order.
-    pub fn classify(&self, corners: &[f64]) -> Result<String, JsError> {
+    pub fn classify(&self, corners: &[f64]) -> Result<JsValue, JsError> {
         let preds = self.model()?.classify(&self.rois(corners)?).map_err(js)?;
-        Ok(predictions_json(&preds))
+        predictions_js(&preds)
     }
 
     /// Classify network input made by another instance's `modelInput` (same JSON as
     /// `classify`): the page's helper workers hold only the model and take a share of the discs.
     #[wasm_bindgen(js_name = classifyInput)]
-    pub fn classify_input(&self, input: &[f32]) -> Result<String, JsError> {
+    pub fn classify_input(&self, input: &[f32]) -> Result<JsValue, JsError> {
         let preds = self.model()?.classify_input(input.to_vec()).map_err(js)?;
-        Ok(predictions_json(&preds))
+        predictions_js(&preds)
+    }
+
+    /// One disc's evidence map from its network input (`modelInput` of one disc): occlusion
+    /// sensitivity (`model::evidence`). Returns `{label, display, probability, scale, patch,
+    /// stride, runs, size, rgba}`, `rgba` the `size x size` overlay (yellow to red, transparent
+    /// where hiding the pixel costs the class nothing) and `scale` the fall shown as full red.
+    #[wasm_bindgen(js_name = evidenceInput)]
+    pub fn evidence_input(&self, input: &[f32]) -> Result<JsValue, JsError> {
+        use crate::model::evidence::{occlusion_of_input, PATCH, STRIDE};
+        let e = occlusion_of_input(self.model()?, input, PATCH, STRIDE).map_err(js)?;
+        to_js(&serde_json::json!({
+            "label": e.class.id(),
+            "display": e.class.display_name(),
+            "probability": e.probability,
+            "scale": e.scale(),
+            "patch": PATCH,
+            "stride": STRIDE,
+            "runs": e.runs,
+            "size": e.size,
+            "rgba": e.to_rgba(),
+        }))
     }
 
     /// The network's input for these discs, `[n, 3, 128, 128]` flattened: what `classify` feeds
@@ -278,38 +415,47 @@ impl Endplate {
     /// Draw a fresh teaching phantom (balanced classes) and make it the current slice. Returns
     /// `{"info": ..., "truth": [{"level", "label", "corners": [[x, y] x4]}]}`.
     #[wasm_bindgen(js_name = newPhantom)]
-    pub fn new_phantom(&mut self, seed: u32) -> Result<String, JsError> {
+    pub fn new_phantom(&mut self, seed: u32) -> Result<JsValue, JsError> {
         let ph = render(&plan_subject(seed as u64, 0, ClassMix::Balanced, 16));
         let truth: Vec<_> = ph
             .discs
             .iter()
-            .map(|d| serde_json::json!({"level": d.level.id(), "label": d.class.id(), "display": d.class.display_name(), "severity": d.severity, "corners": d.corners.iter().map(|p| [p.x, p.y]).collect::<Vec<_>>()}))
+            .map(|d| TruthOut {
+                level: d.level.id(),
+                label: d.class.id(),
+                display: d.class.display_name(),
+                severity: d.severity,
+                corners: d.corners.iter().map(|p| [p.x, p.y]).collect(),
+            })
             .collect();
-        let info: serde_json::Value =
-            serde_json::from_str(&self.set_slice(ph.slice)?).map_err(js)?;
-        Ok(serde_json::json!({"info": info, "truth": truth}).to_string())
+        let info = self.set_slice(ph.slice);
+        to_js(&PhantomOut { info, truth })
     }
 
-    /// The placed discs as a manifest CSV (SPEC.md) with prediction columns. `discs` is JSON:
+    /// The placed discs as a manifest CSV (SPEC.md) with prediction columns. `discs` is an array:
     /// `[{"level", "corners": [x1, y1, ..., y4], "truth"?, "prediction"?: {"label", "probabilities"}}]`.
     #[wasm_bindgen(js_name = exportCsv)]
-    pub fn export_csv(&self, image: &str, subject: &str, discs: &str) -> Result<String, JsError> {
-        let discs: Vec<serde_json::Value> = serde_json::from_str(discs).map_err(js)?;
+    pub fn export_csv(
+        &self,
+        image: &str,
+        subject: &str,
+        discs: JsValue,
+    ) -> Result<String, JsError> {
+        let discs: Vec<DiscIn> = serde_wasm_bindgen::from_value(discs)
+            .map_err(|e| js(format!("discs to export: {e}")))?;
         let mut rows = Vec::new();
         let mut extra = Vec::new();
         for d in &discs {
-            let flat: Vec<f64> = d["corners"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
-                .unwrap_or_default();
-            let corners = corners_from(&flat)?[0];
-            let level = d["level"]
-                .as_str()
+            let corners = corners_from(&d.corners)?[0];
+            let level = d
+                .level
+                .as_deref()
                 .map(str::parse::<Level>)
                 .transpose()
                 .map_err(js)?;
-            let label = d["truth"]
-                .as_str()
+            let label = d
+                .truth
+                .as_deref()
                 .map(str::parse::<Label>)
                 .transpose()
                 .map_err(js)?;
@@ -320,12 +466,11 @@ impl Endplate {
                 label,
                 corners,
             });
-            let p = &d["prediction"];
-            let mut e = vec![p["label"].as_str().unwrap_or("").to_string()];
+            let p = d.prediction.as_ref();
+            let mut e = vec![p.and_then(|p| p.label.clone()).unwrap_or_default()];
             for c in Class::ALL {
                 e.push(
-                    p["probabilities"][c.id()]
-                        .as_f64()
+                    p.and_then(|p| p.probabilities.get(c.id()).copied().flatten())
                         .map(|v| format!("{v:.6}"))
                         .unwrap_or_default(),
                 );
@@ -341,12 +486,17 @@ impl Endplate {
 
     /// Read a manifest CSV back (e.g. an export): `[{"image", "level", "label", "corners"}]`.
     #[wasm_bindgen(js_name = importCsv)]
-    pub fn import_csv(&self, name: &str, text: &str) -> Result<String, JsError> {
+    pub fn import_csv(&self, name: &str, text: &str) -> Result<JsValue, JsError> {
         let rows = manifest::parse(name, text).map_err(js)?;
         let out: Vec<_> = rows
             .iter()
-            .map(|r| serde_json::json!({"image": r.image, "level": r.level.map(|l| l.id()), "label": r.label.map(|c| c.id()), "corners": r.corners.iter().flat_map(|p| [p.x, p.y]).collect::<Vec<_>>()}))
+            .map(|r| RowOut {
+                image: &r.image,
+                level: r.level.map(|l| l.id()),
+                label: r.label.map(|c| c.id()),
+                corners: r.corners.iter().flat_map(|p| [p.x, p.y]).collect(),
+            })
             .collect();
-        Ok(serde_json::Value::Array(out).to_string())
+        to_js(&out)
     }
 }

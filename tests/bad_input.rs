@@ -163,3 +163,36 @@ fn bad_manifest_and_corners_via_the_library() {
         .to_string();
     assert!(e.contains("outside the 50x40 slice"), "{e}");
 }
+
+#[test]
+fn truncated_jpeg_and_palette_colour_dicom_are_refused() {
+    let img = image::GrayImage::from_fn(32, 32, |x, y| image::Luma([(x * 7 + y) as u8]));
+    let mut jpeg = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut jpeg),
+        image::ImageFormat::Jpeg,
+    )
+    .unwrap();
+    assert!(decode(&jpeg, "whole.jpg", DecodeOptions::default()).is_ok());
+    let e = image_error(&jpeg[..jpeg.len() * 2 / 3], "cut.jpg");
+    assert!(e.contains("cut.jpg") && e.contains("truncated"), "{e}");
+    let e = image_error(&jpeg[..jpeg.len() - 1], "last-byte.jpg");
+    assert!(e.contains("truncated"), "{e}");
+
+    let palette = dicom::build(Spec {
+        ts: dicom::EXPLICIT_LE,
+        rows: 2,
+        cols: 2,
+        frames: 1,
+        bits: 8,
+        photometric: "PALETTE COLOR",
+        rescale: None,
+        window: None,
+        pixels: Pixels::Native8(vec![0, 1, 2, 3]),
+    });
+    let e = image_error(&palette, "palette.dcm");
+    assert!(
+        e.contains("palette.dcm") && e.contains("PALETTE COLOR") && e.contains("MONOCHROME"),
+        "{e}"
+    );
+}

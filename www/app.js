@@ -88,10 +88,11 @@ function draw() {
         i ? ctx.lineTo(x, y) : ctx.moveTo(x, y);
       }
       ctx.closePath();
-      if (d.result) {
+      if (d.result && !d.evidence) {
         ctx.fillStyle = colour + '40';
         ctx.fill();
       }
+      if (d.evidence) drawEvidenceOnSlice(d);
       ctx.strokeStyle = colour;
       ctx.lineWidth = 1;
       ctx.stroke();
@@ -117,6 +118,79 @@ function fit() {
   const { width, height } = state.slice.info;
   const scale = Math.min(canvas.width / width, canvas.height / height);
   state.view = { scale, tx: (canvas.width - width * scale) / 2, ty: (canvas.height - height * scale) / 2 };
+}
+
+// ---- evidence maps ----------------------------------------------------------------------
+// Occlusion sensitivity, computed on demand in a worker (engine.evidence): a gray patch slides
+// over the disc's ROI and the map shows how far the predicted class's probability falls where
+// it hides the disc. Drawn over the ROI preview and, through the ROI's own geometry, over the
+// disc on the slice.
+function evidenceCanvas(d) {
+  if (d.evidence.canvas) return d.evidence.canvas;
+  const n = d.evidence.size;
+  const c = Object.assign(document.createElement('canvas'), { width: n, height: n });
+  const img = c.getContext('2d').createImageData(n, n);
+  img.data.set(Uint8ClampedArray.from(d.evidence.rgba));
+  c.getContext('2d').putImageData(img, 0, 0);
+  d.evidence.canvas = c;
+  return c;
+}
+
+/// The ROI's content rectangle (it keeps the disc's aspect, centred in the square) mapped onto
+/// the disc's outline on the slice, as the library cuts it (disc/roi.rs).
+function drawEvidenceOnSlice(d) {
+  const o = d.outline;
+  const n = d.evidence.size;
+  const w = Math.hypot(o[2] - o[0], o[3] - o[1]);
+  const h = Math.hypot(o[6] - o[0], o[7] - o[1]);
+  const long = Math.max(w, h);
+  const ow = Math.min(n, Math.max(1, Math.round(w * n / long)));
+  const oh = Math.min(n, Math.max(1, Math.round(h * n / long)));
+  const x0 = Math.floor((n - ow) / 2);
+  const y0 = Math.floor((n - oh) / 2);
+  const { scale: s, tx, ty } = state.view;
+  const ux = (o[2] - o[0]) / ow, uy = (o[3] - o[1]) / ow;
+  const vx = (o[6] - o[0]) / oh, vy = (o[7] - o[1]) / oh;
+  ctx.save();
+  ctx.setTransform(ux * s, uy * s, vx * s, vy * s,
+    (o[0] - x0 * ux - y0 * vx) * s + tx, (o[1] - x0 * uy - y0 * vy) * s + ty);
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(evidenceCanvas(d), x0, y0, ow, oh, x0, y0, ow, oh);
+  ctx.restore();
+}
+
+function evidenceControl(d) {
+  const box = document.createElement('div');
+  box.className = 'evidence';
+  const b = Object.assign(document.createElement('button'), { type: 'button', className: 'evidence-btn' });
+  b.textContent = d.evidence ? 'Hide where it looked' : 'Where it looked';
+  b.addEventListener('click', () => showEvidence(d, b));
+  box.append(b);
+  if (d.evidence) {
+    const e = d.evidence;
+    const legend = document.createElement('div');
+    legend.className = 'evidence-legend';
+    legend.innerHTML = `<span class="evidence-scale"></span> Hiding a spot with a ${e.patch}-pixel gray patch (every ${e.stride} px of the 128-px ROI, ${e.runs} runs) lowers P(${e.display}) from ${(100 * e.probability).toFixed(0)}%: yellow a little, red by ${(100 * e.scale).toFixed(0)} points (this map's largest); no colour, not at all. Computed in ${e.ms.toFixed(0)} ms.`;
+    box.append(legend);
+  }
+  return box;
+}
+
+async function showEvidence(d, button) {
+  if (d.evidence) {
+    d.evidence = null;
+  } else {
+    button.disabled = true;
+    button.textContent = 'Computing…';
+    try {
+      d.evidence = await engine.evidence(d.corners.flat());
+      showError('');
+    } catch (err) {
+      showError(`${d.level}: ${err.message}`);
+    }
+  }
+  draw();
+  renderResults();
 }
 
 // ---- guidance and results ---------------------------------------------------------------
@@ -170,6 +244,7 @@ function renderResults() {
       const img = preview.getContext('2d').createImageData(128, 128);
       d.roi.forEach((v, i) => { img.data.set([v, v, v, 255], 4 * i); });
       preview.getContext('2d').putImageData(img, 0, 0);
+      if (d.evidence) preview.getContext('2d').drawImage(evidenceCanvas(d), 0, 0);
     }
     const info = document.createElement('div');
     const truth = state.truth?.find((t) => t.level === d.level);
@@ -178,6 +253,7 @@ function renderResults() {
     info.innerHTML = `<div class="level">${d.level}</div>` + (d.result
       ? `<div class="class" data-label="${verdict(d.result).label}">${verdict(d.result).display}</div>${lesionBar(d.result.probabilities)}${bars(d.result.probabilities)}${reveal}`
       : '<div class="class">not classified yet</div>');
+    if (d.result) info.append(evidenceControl(d));
     li.append(preview, info, removeButton(d));
     list.append(li);
   }
@@ -191,6 +267,7 @@ async function refreshRoi(d) {
     const r = await call('roi', { corners: d.corners.flat() });
     d.roi = r.preview;
     d.outline = r.outline;
+    d.evidence = null;
     showError('');
   } catch (err) {
     d.roi = d.outline = null;
@@ -417,7 +494,7 @@ async function classify() {
   const done = state.discs.filter((d) => d.corners.length === 4);
   try {
     const r = await engine.classify(done.flatMap((d) => d.corners.flat()));
-    done.forEach((d, i) => { d.result = r.results[i]; });
+    done.forEach((d, i) => { d.result = r.results[i]; d.evidence = null; });
     $('timing').textContent = `${done.length} disc${done.length === 1 ? '' : 's'} classified in ${r.ms.toFixed(0)} ms (${r.workers} worker${r.workers === 1 ? '' : 's'}).`;
     showError('');
   } catch (err) {

@@ -73,6 +73,7 @@ export function createEngine({ workers = poolSize() } = {}) {
   const helpers = [];
   let model = null; // {bytes, name, generation}
   let generation = 0;
+  let evidenceTurn = 0;
 
   async function syncHelper(h) {
     const m = model;
@@ -151,6 +152,18 @@ export function createEngine({ workers = poolSize() } = {}) {
         return w.call('classifyInput', { input }, [input.buffer]);
       }));
       return { results: parts.flatMap((p) => p.results), ms: performance.now() - t0, workers: pool.length };
+    },
+
+    /// One disc's evidence map (occlusion sensitivity, 49 network runs), on demand: the primary
+    /// cuts the network input, a helper with the current model computes the map (the primary
+    /// when none is ready), so the page and the primary stay free meanwhile.
+    async evidence(corners) {
+      const t0 = performance.now();
+      const input = await primary.call('modelInput', { corners });
+      const ready = helpers.filter((h) => model && h.model === model.generation);
+      const w = ready.length ? ready[evidenceTurn++ % ready.length] : primary;
+      const r = await w.call('evidenceInput', { input }, [input.buffer]);
+      return { ...r, ms: performance.now() - t0 };
     },
   };
 }

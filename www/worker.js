@@ -1,5 +1,6 @@
 // Runs the wasm library off the main thread: the page stays responsive while a slice decodes
-// or the network runs. Speaks {id, type, ...} in, {id, ok, result | error} out.
+// or the network runs. Speaks {id, type, ...} in, {id, ok, result | error} out. The library
+// returns plain objects and typed arrays (serde-wasm-bindgen), never JSON text.
 
 // The page compiles the wasm once (www/engine.js) and sends the module as the first message;
 // the glue for that build loads meanwhile.
@@ -19,36 +20,37 @@ const handlers = {
   loadModel: ({ bytes, name }) => {
     const b = new Uint8Array(bytes);
     try {
-      return JSON.parse(ep.loadModel(b, name));
+      return ep.loadModel(b, name);
     } catch (err) {
       // A detector file given where a classifier was expected ("Load model", a dropped file):
       // load it as the disc detector instead.
       if (!/card kind "detector"/.test(String(err?.message ?? err))) throw err;
-      return { kind: 'detector', ...JSON.parse(ep.loadDetector(b, name)) };
+      return { kind: 'detector', ...ep.loadDetector(b, name) };
     }
   },
-  loadDetector: ({ bytes, name }) => JSON.parse(ep.loadDetector(new Uint8Array(bytes), name)),
-  detect: () => JSON.parse(ep.detect()),
+  loadDetector: ({ bytes, name }) => ep.loadDetector(new Uint8Array(bytes), name),
+  detect: () => ep.detect(),
   detectorInput: () => ep.detectorInput(),
   detectorMaps: ({ input }) => {
     const t0 = performance.now();
     const maps = ep.detectorMaps(input);
     return { maps, ms: performance.now() - t0 };
   },
-  loadSlice: ({ bytes, name }) => sliceResult(JSON.parse(ep.loadSlice(new Uint8Array(bytes), name))),
+  loadSlice: ({ bytes, name }) => sliceResult(ep.loadSlice(new Uint8Array(bytes), name)),
   newPhantom: ({ seed }) => {
-    const r = JSON.parse(ep.newPhantom(seed));
+    const r = ep.newPhantom(seed);
     return { ...sliceResult(r.info), truth: r.truth };
   },
   roi: ({ corners }) => ({
     preview: ep.roiPreview(new Float64Array(corners)),
     outline: Array.from(ep.roiOutline(new Float64Array(corners))),
   }),
-  classify: ({ corners }) => ({ results: JSON.parse(ep.classify(new Float64Array(corners))) }),
+  classify: ({ corners }) => ({ results: ep.classify(new Float64Array(corners)) }),
   modelInput: ({ corners }) => ep.modelInput(new Float64Array(corners)),
-  classifyInput: ({ input }) => ({ results: JSON.parse(ep.classifyInput(input)) }),
-  exportCsv: ({ image, subject, discs }) => ep.exportCsv(image, subject, JSON.stringify(discs)),
-  importCsv: ({ name, text }) => JSON.parse(ep.importCsv(name, text)),
+  classifyInput: ({ input }) => ({ results: ep.classifyInput(input) }),
+  evidenceInput: ({ input }) => ep.evidenceInput(input),
+  exportCsv: ({ image, subject, discs }) => ep.exportCsv(image, subject, discs),
+  importCsv: ({ name, text }) => ep.importCsv(name, text),
 };
 
 function sliceResult(info) {

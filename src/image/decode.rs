@@ -49,7 +49,10 @@ pub struct DecodeOptions {
 pub fn decode(bytes: &[u8], name: &str, options: DecodeOptions) -> Result<Slice> {
     match sniff(bytes) {
         Some(Format::Png) => decode_raster(bytes, name, ::image::ImageFormat::Png),
-        Some(Format::Jpeg) => decode_raster(bytes, name, ::image::ImageFormat::Jpeg),
+        Some(Format::Jpeg) => {
+            check_jpeg_complete(bytes, name)?;
+            decode_raster(bytes, name, ::image::ImageFormat::Jpeg)
+        }
         Some(Format::Dicom) => decode_dicom(bytes, name, options.frame),
         None => Err(Error::image(
             name,
@@ -67,6 +70,27 @@ pub fn decode(bytes: &[u8], name: &str, options: DecodeOptions) -> Result<Slice>
 pub fn decode_file(path: &std::path::Path, options: DecodeOptions) -> Result<Slice> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     decode(&bytes, &path.display().to_string(), options)
+}
+
+/// The JPEG decoder fills a truncated scan with gray and reports success; a cut-off download
+/// would then look like a real slice. Refuse a JPEG whose image data has no end-of-image marker:
+/// inside entropy-coded data every 0xFF is followed by 0x00 or a restart marker, so `FF D9` after
+/// the first start-of-scan can only be the real end (a thumbnail's EOI comes before it).
+fn check_jpeg_complete(bytes: &[u8], name: &str) -> Result<()> {
+    let sos = bytes.windows(2).position(|w| w == [0xFF, 0xDA]);
+    let complete = sos.is_some_and(|at| bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]));
+    if complete {
+        Ok(())
+    } else {
+        Err(Error::image(
+            name,
+            format!(
+                "the JPEG is truncated ({} bytes, no end-of-image marker after the image data); \
+                 the file was cut off in copying or download: export or copy it again",
+                bytes.len()
+            ),
+        ))
+    }
 }
 
 fn decode_raster(bytes: &[u8], name: &str, format: ::image::ImageFormat) -> Result<Slice> {
@@ -154,6 +178,23 @@ fn decode_dicom(bytes: &[u8], name: &str, frame: Option<u32>) -> Result<Slice> {
             format!("{samples} samples per pixel: only grayscale (MONOCHROME1/2) MRI is supported"),
         ));
     }
+    // Only grayscale is read: PALETTE COLOR stores indices into a colour table, and reading them
+    // as gray gives a plausible-looking but meaningless slice.
+    let photometric = obj
+        .element(tags::PHOTOMETRIC_INTERPRETATION)
+        .ok()
+        .and_then(|e| e.to_str().ok())
+        .map(|s| s.trim_end_matches(['\0', ' ']).trim().to_string());
+    if let Some(p) = photometric.filter(|p| p != "MONOCHROME1" && p != "MONOCHROME2") {
+        return Err(Error::image(
+            name,
+            format!(
+                "photometric interpretation {p}: only grayscale (MONOCHROME1/2) MRI is supported; \
+                 export the series as grayscale DICOM (PALETTE COLOR and RGB hold colour, not \
+                 MR signal)"
+            ),
+        ));
+    }
     let frame = frame.unwrap_or(frames / 2);
     if frame >= frames {
         return Err(Error::image(
@@ -167,6 +208,45 @@ fn decode_dicom(bytes: &[u8], name: &str, frame: Option<u32>) -> Result<Slice> {
         .transfer_syntax()
         .trim_end_matches('\0')
         .to_string();
+    // dicom-pixeldata asserts on impossible bit depths and indexes by Rows x Columns: check both
+    // against what the header and the pixel data can hold before handing the frame over.
+    let depth = |tag, field: &str| -> Result<u16> {
+        obj.element(tag)
+            .ok()
+            .and_then(|e| e.to_int::<u16>().ok())
+            .ok_or_else(|| Error::image(name, format!("DICOM attribute {field} is missing")))
+    };
+    let allocated = depth(tags::BITS_ALLOCATED, "Bits Allocated (0028,0100)")?;
+    let stored = depth(tags::BITS_STORED, "Bits Stored (0028,0101)")?;
+    if !matches!(allocated, 8 | 16 | 32) || stored == 0 || stored > allocated {
+        return Err(Error::image(
+            name,
+            format!(
+                "{stored} bits stored in {allocated} allocated: the header is corrupt \
+                 (8, 16 or 32 bits allocated, 1 to that many stored)"
+            ),
+        ));
+    }
+    let fragments = obj
+        .element(tags::PIXEL_DATA)
+        .ok()
+        .and_then(|e| e.value().fragments());
+    let fragment = || {
+        fragments
+            .and_then(|f| f.get(frame as usize))
+            .map(|f| f.as_slice())
+    };
+    // A JPEG frame may span several fragments: check its header only where fragment and frame
+    // correspond (one fragment per frame, or a single frame's first fragment).
+    let one_per_frame = fragments.is_some_and(|f| f.len() == frames as usize || frames == 1);
+    if is_jpeg_syntax(&ts) && one_per_frame {
+        check_jpeg_frame(fragment(), rows, cols, allocated)
+            .map_err(|why| Error::image(name, format!("corrupt JPEG pixel data: {why}")))?;
+    }
+    if ts == RLE_LOSSLESS {
+        check_rle(fragment(), rows, cols, allocated)
+            .map_err(|why| Error::image(name, format!("corrupt RLE pixel data: {why}")))?;
+    }
     let decoded = obj.decode_pixel_data_frame(frame).map_err(|e| {
         Error::image(
             name,
@@ -224,4 +304,125 @@ fn decode_dicom(bytes: &[u8], name: &str, frame: Option<u32>) -> Result<Slice> {
     slice.window = window;
     slice.spacing_mm = spacing_mm;
     Ok(slice)
+}
+
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+
+/// dicom-rs's RLE decoder indexes the fragment and the decoded segments without checking them
+/// (a cut or forged file panics it), so check the header and every segment's PackBits stream
+/// before handing the frame over: at most 15 segments, offsets inside the fragment and in order,
+/// and each segment long enough for one byte plane of the frame.
+fn check_rle(
+    fragment: Option<&[u8]>,
+    rows: u32,
+    cols: u32,
+    bits_allocated: u16,
+) -> std::result::Result<(), String> {
+    let fragment = fragment.ok_or("the frame has no fragment")?;
+    if fragment.len() < 64 {
+        return Err(format!(
+            "a {}-byte fragment has no 64-byte header",
+            fragment.len()
+        ));
+    }
+    let word = |i: usize| u32::from_le_bytes(fragment[4 * i..4 * i + 4].try_into().unwrap());
+    let segments = word(0) as usize;
+    let needed = match bits_allocated {
+        8 => 1,
+        16 => 2,
+        b => return Err(format!("{b} bits allocated (8 or 16 expected)")),
+    };
+    if !(needed..=15).contains(&segments) {
+        return Err(format!("{segments} segments, {needed} expected"));
+    }
+    let plane = rows as usize * cols as usize;
+    for i in 0..segments {
+        let start = word(i + 1) as usize;
+        let end = if i + 1 < segments {
+            word(i + 2) as usize
+        } else {
+            fragment.len()
+        };
+        if start < 64 || start > end || end > fragment.len() {
+            return Err(format!("segment {i} lies outside the fragment"));
+        }
+        if i < needed && packbits_len(&fragment[start..end]) < plane {
+            return Err(format!(
+                "segment {i} holds fewer than the {plane} bytes of a frame"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The number of bytes a PackBits stream decodes to, reading no further than its end.
+fn packbits_len(segment: &[u8]) -> usize {
+    let (mut at, mut out) = (0, 0);
+    while at < segment.len() {
+        let h = segment[at] as i8;
+        at += 1;
+        if h >= 0 {
+            let n = (h as usize + 1).min(segment.len() - at);
+            at += n;
+            out += n;
+        } else if h != -128 {
+            if at >= segment.len() {
+                break;
+            }
+            at += 1;
+            out += (1 - h as isize) as usize;
+        }
+    }
+    out
+}
+
+/// JPEG baseline, extended, lossless (all of 1.2.840.10008.1.2.4.5x-7x).
+fn is_jpeg_syntax(ts: &str) -> bool {
+    ts.strip_prefix("1.2.840.10008.1.2.4.")
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| (50..=70).contains(&n))
+}
+
+/// The JPEG frame's own size and precision must be the header's: the decoder copies it into a
+/// buffer sized by Rows x Columns and indexes it without checking.
+fn check_jpeg_frame(
+    fragment: Option<&[u8]>,
+    rows: u32,
+    cols: u32,
+    allocated: u16,
+) -> std::result::Result<(), String> {
+    let f = fragment.ok_or("the frame has no fragment")?;
+    let mut at = 2;
+    if !f.starts_with(&[0xFF, 0xD8]) {
+        return Err("the fragment does not start a JPEG stream".into());
+    }
+    while at + 4 <= f.len() {
+        if f[at] != 0xFF {
+            return Err(format!("no JPEG marker at byte {at}"));
+        }
+        let marker = f[at + 1];
+        let len = u16::from_be_bytes([f[at + 2], f[at + 3]]) as usize;
+        let sof = (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+        if sof {
+            let h = f.get(at + 4..at + 9).ok_or("a cut frame header")?;
+            let (precision, height, width) = (
+                h[0] as u16,
+                u16::from_be_bytes([h[1], h[2]]) as u32,
+                u16::from_be_bytes([h[3], h[4]]) as u32,
+            );
+            if (height, width) != (rows, cols) {
+                return Err(format!(
+                    "the JPEG frame is {width}x{height}, the header says {cols}x{rows}"
+                ));
+            }
+            if precision == 0 || precision > allocated || (allocated > 8) != (precision > 8) {
+                return Err(format!(
+                    "{precision}-bit JPEG samples in {allocated} bits allocated"
+                ));
+            }
+            return Ok(());
+        }
+        at += 2 + len;
+    }
+    Err("no JPEG frame header".into())
 }

@@ -21,6 +21,8 @@ mod tissue;
 
 use crate::class::{Class, Level};
 use crate::disc::geometry::Point;
+use crate::disc::roi::{Roi, RoiParams};
+use crate::image::contrast::Stretch;
 use crate::image::slice::Slice;
 use anatomy::Anatomy;
 pub use plan::{plan_subject, ClassMix, SubjectPlan};
@@ -56,6 +58,34 @@ pub struct Phantom {
     /// Every disc above the sacrum, thoracic ones included, as (discs above the sacrum, corners
     /// in pixels, SPEC order): the detector's truth.
     pub spine_discs: Vec<(usize, [Point; 4])>,
+}
+
+impl Phantom {
+    /// Where disc `k`'s designed lesion lies in its ROI: per ROI pixel the share of it that is
+    /// endplate defect (`anatomy::LABEL_DEFECT`), cut with the same geometry as the disc's ROI
+    /// from the noise-free label map (all zero for a normal disc). Evidence maps are checked
+    /// against it.
+    pub fn lesion_roi(&self, k: usize, p: &RoiParams) -> crate::Result<Roi> {
+        let disc = self.discs.get(k).ok_or_else(|| {
+            crate::Error::Invalid(format!("no disc {k} in a phantom of {}", self.discs.len()))
+        })?;
+        let (w, h) = (self.slice.width, self.slice.height);
+        let mask = self
+            .labels
+            .iter()
+            .map(|&l| if l == anatomy::LABEL_DEFECT { 1.0 } else { 0.0 })
+            .collect();
+        let slice = Slice::new(w, h, mask, 8)?;
+        let unit = Stretch {
+            low: 0.0,
+            high: 1.0,
+        };
+        let p = RoiParams {
+            pad_value: 0.0,
+            ..p.clone()
+        };
+        Roi::extract_with(&slice, &unit, &disc.corners, &p)
+    }
 }
 
 /// Render a planned subject.

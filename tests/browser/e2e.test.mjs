@@ -146,6 +146,32 @@ test('a phantom classified in the page matches endplate classify --json', async 
   await page.screenshot({ path: join(artifacts, 'phantom.png') });
 });
 
+test('an evidence map is computed on demand in a worker and drawn over the preview and the slice', async () => {
+  // The discs the previous test classified are still on the page.
+  await page.waitForSelector('#results li:nth-child(1) .evidence-btn');
+  const before = await page.evaluate(() => document.querySelector('#view').toDataURL());
+  await page.click('#results li:nth-child(1) .evidence-btn');
+  await page.waitForSelector('#results li:nth-child(1) .evidence-legend', { timeout: 60000 });
+  const legend = await page.textContent('#results li:nth-child(1) .evidence-legend');
+  assert.match(legend, /32-pixel gray patch \(every 16 px of the 128-px ROI, 49 runs\) lowers P\(/);
+  assert.match(legend, /red by \d+ points/);
+  console.log(legend);
+  // The preview carries the overlay: some of its pixels are no longer gray.
+  const coloured = await page.evaluate(() => {
+    const c = document.querySelector('#results li:nth-child(1) canvas');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - d[i + 2]) > 20) n++;
+    return n;
+  });
+  assert.ok(coloured > 0, 'the ROI preview shows the map');
+  assert.notEqual(await page.evaluate(() => document.querySelector('#view').toDataURL()), before, 'the slice shows the map');
+  await page.screenshot({ path: join(artifacts, 'evidence.png') });
+  await page.click('#results li:nth-child(1) .evidence-btn');
+  await page.waitForFunction(() => !document.querySelector('#results li:nth-child(1) .evidence-legend'));
+  assert.deepEqual(consoleErrors, []);
+});
+
 test('importing an exported CSV restores the corners', async () => {
   const files = await readdir(work);
   const csv = join(work, files.find((f) => f.endsWith('-endplate.csv')));
@@ -344,4 +370,41 @@ test('the page works offline and never leaves its origin', async () => {
   const foreign = requests.filter((u) => !u.startsWith(origin) && !u.startsWith('blob:') && !u.startsWith('data:'));
   assert.deepEqual(foreign, []);
   assert.deepEqual(consoleErrors, []);
+});
+
+test('hostile files each give a message, the worker survives, and the next good file opens', async () => {
+  // A real JPEG and PNG drawn by the browser, then cut, and a DICOM preamble over junk.
+  const encoded = await page.evaluate(async () => {
+    const c = new OffscreenCanvas(96, 80);
+    const g = c.getContext('2d');
+    for (let x = 0; x < 96; x += 8) { g.fillStyle = `rgb(${x * 2},${x * 2},${x * 2})`; g.fillRect(x, 0, 8, 80); }
+    const b64 = async (type) => {
+      const bytes = new Uint8Array(await (await c.convertToBlob({ type, quality: 0.9 })).arrayBuffer());
+      return btoa(String.fromCharCode(...bytes));
+    };
+    return { jpeg: await b64('image/jpeg'), png: await b64('image/png') };
+  });
+  const jpeg = Buffer.from(encoded.jpeg, 'base64');
+  const png = Buffer.from(encoded.png, 'base64');
+  const dicomJunk = Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), Buffer.from(Array.from({ length: 400 }, (_, i) => (i * 97) & 255))]);
+  const hostile = [
+    ['cut.jpg', jpeg.subarray(0, Math.floor(jpeg.length * 0.6)), /truncated/],
+    ['cut.png', png.subarray(0, Math.floor(png.length / 2)), /cut\.png/],
+    ['junk.dcm', dicomJunk, /junk\.dcm/],
+  ];
+  for (const [name, bytes, message] of hostile) {
+    const path = join(work, name);
+    await writeFile(path, bytes);
+    await page.evaluate(() => { document.querySelector('#error').hidden = true; document.querySelector('#error').textContent = ''; });
+    await page.setInputFiles('#slice-input', path);
+    await page.waitForSelector('#error:not([hidden])');
+    const text = await page.textContent('#error');
+    assert.match(text, message, `${name}: ${text}`);
+    assert.doesNotMatch(text, /unreachable|RuntimeError/, `${name}: ${text}`);
+  }
+  const good = join(work, 'good.jpg');
+  await writeFile(good, jpeg);
+  await page.evaluate(() => { document.querySelector('#error').hidden = true; });
+  await openSlice(page, good);
+  assert.equal(await page.isHidden('#error'), true, await page.textContent('#error'));
 });

@@ -32,6 +32,12 @@ pub struct Spec<'a> {
 }
 
 pub fn build(s: Spec) -> Vec<u8> {
+    build_with(s, Vec::new())
+}
+
+/// [`build`] with more elements (series, position, timing ...), put last so they replace any
+/// of the same tag.
+pub fn build_with(s: Spec, extra: Vec<DataElement<InMemDicomObject>>) -> Vec<u8> {
     let mut obj = InMemDicomObject::new_empty();
     let us = |v: u16| PrimitiveValue::from(v);
     obj.put(DataElement::new(
@@ -109,6 +115,9 @@ pub fn build(s: Spec) -> Vec<u8> {
             Value::from(PixelFragmentSequence::new(Vec::<u32>::new(), frags)),
         )),
     };
+    for e in extra {
+        obj.put(e);
+    }
     let meta = FileMetaTableBuilder::new()
         .transfer_syntax(s.ts)
         .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.4")

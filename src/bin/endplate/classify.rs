@@ -22,6 +22,14 @@ pub struct ClassifyArgs {
     /// when the level is empty too
     #[arg(long, conflicts_with_all = ["image", "corners"])]
     manifest: Option<PathBuf>,
+    /// A study folder (DICOM files, any names, subfolders too): classify the proposed sagittal
+    /// T2 series' mid-sagittal slice (every lumbar disc found, or the disc of --corners)
+    #[arg(long, conflicts_with_all = ["image", "manifest"])]
+    series: Option<PathBuf>,
+    /// With --series: this slice (0-based, in the series' order along its normal) instead of
+    /// the mid-sagittal one
+    #[arg(long, requires = "series")]
+    slice: Option<usize>,
     /// Model file (ONNX with its card); default: the bundled model
     #[arg(long)]
     model: Option<PathBuf>,
@@ -37,6 +45,54 @@ pub struct ClassifyArgs {
     /// Threads for inference (default: all cores)
     #[arg(long)]
     threads: Option<usize>,
+    /// Write each disc's evidence map (occlusion sensitivity: where hiding the disc lowers the
+    /// predicted class's probability, yellow to red over the ROI) as a PNG into this folder
+    #[arg(long)]
+    evidence: Option<PathBuf>,
+}
+
+/// Write one occlusion map per disc into `dir`: `NNN-<image>-<level>-<class>.png`, the ROI in
+/// gray with the map blended over it, and one line per map on standard error.
+fn write_evidence(
+    dir: &Path,
+    model: &endplate::Classifier,
+    rows: &[Row],
+    rois: &[endplate::Roi],
+) -> Result<()> {
+    use endplate::model::evidence::{occlusion, PATCH, STRIDE};
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    eprintln!(
+        "evidence: occlusion with a {PATCH}-pixel gray patch every {STRIDE} pixels of the ROI; \
+         colour = fall of the predicted class's probability, yellow (small) to red (the map's largest)"
+    );
+    for (i, (r, roi)) in rows.iter().zip(rois).enumerate() {
+        let e = occlusion(model, roi)?;
+        let stem = Path::new(&r.image)
+            .file_stem()
+            .map(|s| {
+                s.to_string_lossy().replace(
+                    |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_',
+                    "_",
+                )
+            })
+            .unwrap_or_default();
+        let level = r.level.map(|l| l.id()).unwrap_or("disc");
+        let path = dir.join(format!("{i:03}-{stem}-{level}-{}.png", e.class.id()));
+        let n = e.size as u32;
+        image::RgbImage::from_raw(n, n, e.over_roi_rgb(roi))
+            .expect("size matches")
+            .save(&path)
+            .map_err(|err| Error::Invalid(format!("{}: {err}", path.display())))?;
+        eprintln!(
+            "{}: {} p={:.3}, red = a fall of {:.3} ({} runs)",
+            path.display(),
+            e.class.display_name(),
+            e.probability,
+            e.scale(),
+            e.runs
+        );
+    }
+    Ok(())
 }
 
 /// The rows of a manifest, in order, with the discs of rows without corners found by the
@@ -105,7 +161,13 @@ fn manifest_rows(
     Ok((rows, base))
 }
 
-pub fn run(a: ClassifyArgs) -> Result<()> {
+pub fn run(mut a: ClassifyArgs) -> Result<()> {
+    let mut picked = None;
+    if let Some(dir) = &a.series {
+        let (file, note) = crate::common::pick_from_series(dir, a.slice)?;
+        a.disc.image = Some(file);
+        picked = Some(note);
+    }
     let threads = threads_or_all(a.threads);
     endplate::model::inference::set_threads(threads);
     let model = load_model(a.model.as_deref())?;
@@ -138,6 +200,9 @@ pub fn run(a: ClassifyArgs) -> Result<()> {
         preds.extend(model.classify(chunk)?);
     }
     let secs = start.elapsed().as_secs_f64();
+    if let Some(dir) = &a.evidence {
+        write_evidence(dir, &model, &rows, &rois)?;
+    }
 
     if a.json {
         let results: Vec<_> = rows
@@ -155,7 +220,10 @@ pub fn run(a: ClassifyArgs) -> Result<()> {
                 })
             })
             .collect();
-        let out = serde_json::json!({ "model": endplate::model::card::summary(model.card()), "results": results });
+        let mut out = serde_json::json!({ "model": endplate::model::card::summary(model.card()), "results": results });
+        if let Some(note) = picked {
+            out["series"] = note;
+        }
         println!("{}", serde_json::to_string_pretty(&out).expect("json"));
     } else {
         if let Some(w) = model.card().display_warning() {

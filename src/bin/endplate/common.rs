@@ -113,3 +113,48 @@ pub fn threads_or_all(asked: Option<usize>) -> usize {
         })
         .max(1)
 }
+
+/// `--series DIR [--slice N]`: read the folder as a study, take the proposed sagittal T2 series
+/// and its mid-sagittal slice (or slice N), say on standard error what was taken and skipped,
+/// and return the slice's file with a JSON note of the choice (series, slice index, file).
+pub fn pick_from_series(dir: &Path, slice: Option<usize>) -> Result<(PathBuf, serde_json::Value)> {
+    let study = endplate::study::read_dir(dir)?;
+    for s in &study.skipped {
+        eprintln!("skipped {}: {}", s.name, s.reason);
+    }
+    if study.series.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{}: no DICOM image series found ({} files skipped)",
+            dir.display(),
+            study.skipped.len()
+        )));
+    }
+    let pick = study.pick(None, slice)?;
+    let s = pick.series;
+    eprintln!(
+        "series {:?} ({} slices, {:?}, ordered by {}); slice {} of {} ({}): {}",
+        s.description,
+        s.slices.len(),
+        s.plane,
+        s.ordered_by,
+        pick.slice,
+        s.slices.len(),
+        if slice.is_some() {
+            "asked"
+        } else {
+            "mid-sagittal"
+        },
+        pick.file
+    );
+    let note = serde_json::json!({
+        "series_uid": s.uid,
+        "series_description": s.description,
+        "slice": pick.slice,
+        "slices": s.slices.len(),
+        "chosen": if slice.is_some() { "asked" } else { "mid-sagittal" },
+        "file": pick.file,
+        "spacing_mm": s.spacing_mm,
+        "skipped": study.skipped.len(),
+    });
+    Ok((PathBuf::from(pick.file), note))
+}

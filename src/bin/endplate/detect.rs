@@ -7,15 +7,22 @@ use endplate::eval::detection::{evaluate, read_truth, DetectionReport, SliceTrut
 use endplate::eval::metrics::Estimate;
 use endplate::image::decode::{decode_file, DecodeOptions};
 use endplate::manifest::{self, Row};
-use endplate::Result;
+use endplate::{Error, Result};
 use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Args)]
 pub struct DetectArgs {
     /// Slice image: DICOM, PNG (8/16-bit) or JPEG
+    #[arg(long, required_unless_present = "series", conflicts_with = "series")]
+    pub image: Option<PathBuf>,
+    /// A study folder (DICOM files, any names): detect on the proposed sagittal T2 series'
+    /// mid-sagittal slice
     #[arg(long)]
-    pub image: PathBuf,
+    pub series: Option<PathBuf>,
+    /// With --series: this slice (0-based, along the series' normal) instead of the middle one
+    #[arg(long, requires = "series")]
+    pub slice: Option<usize>,
     /// Frame of a multi-frame DICOM (0-based; default: the middle frame)
     #[arg(long)]
     pub frame: Option<u32>,
@@ -35,19 +42,30 @@ pub struct DetectArgs {
 
 pub fn run_detect(a: DetectArgs) -> Result<()> {
     endplate::model::inference::set_threads(threads_or_all(a.threads));
+    let (path, picked) = match (&a.image, &a.series) {
+        (_, Some(dir)) => {
+            let (file, note) = crate::common::pick_from_series(dir, a.slice)?;
+            (file, Some(note))
+        }
+        (Some(image), None) => (image.clone(), None),
+        (None, None) => return Err(Error::Invalid("give --image FILE or --series DIR".into())),
+    };
     let detector = load_detector(a.detector.as_deref())?;
-    let slice = decode_file(&a.image, DecodeOptions { frame: a.frame })?;
+    let slice = decode_file(&path, DecodeOptions { frame: a.frame })?;
     let start = Instant::now();
     let discs = detector.detect(&slice)?;
     let ms = start.elapsed().as_secs_f64() * 1e3;
-    let image = a.image.display().to_string();
+    let image = path.display().to_string();
     if a.json {
-        let out = serde_json::json!({
+        let mut out = serde_json::json!({
             "image": image,
             "model": detector.card().summary(),
             "discs": discs,
             "milliseconds": ms,
         });
+        if let Some(note) = picked {
+            out["series"] = note;
+        }
         println!("{}", serde_json::to_string_pretty(&out).expect("json"));
     } else {
         println!(
