@@ -1,8 +1,9 @@
 //! The bundled model against its own card: on the fresh phantom set of the README (seed 9001,
 //! 100 subjects, never used in training, which used seed 1), rendered here in memory exactly as
-//! `endplate synth --seed 9001 --subjects 100 --bits 16` writes it, the Table 3 metrics
-//! reproduce the card's validation metrics within the card's bootstrap intervals, and the
-//! README's published figures (docs/bundled-model-fresh-eval) within two discs.
+//! `endplate synth --seed 9001 --subjects 100 --bits 16` writes it, the four-class accuracy is
+//! at least 90 % and reproduces the card's `phantom_test` figure and the README's published
+//! report (docs/bundled-model-fresh-eval) within two discs; the card names the real data it
+//! learnt from (SPIDER) and its real cross-validation figure, which the page shows.
 
 use endplate::phantom::{plan_subject, render, ClassMix};
 use endplate::{Class, Classifier, Roi, RoiParams};
@@ -19,9 +20,23 @@ fn fresh_phantoms_reproduce_the_card_metrics_within_their_intervals() {
     let model = Classifier::from_bytes("endplate-default.onnx", &bytes).unwrap();
     let card = model.card().clone();
     assert!(
-        card.training.synthetic,
-        "the bundled model says it learnt from phantoms"
+        !card.training.synthetic && card.training.data_description.contains("SPIDER"),
+        "the bundled model says it learnt from real SPIDER discs: {}",
+        card.training.data_description
     );
+    let real = &card.metrics["real_cross_validation"];
+    let auc = real["auc"]["point"]
+        .as_f64()
+        .expect("real cross-validated AUC in the card");
+    assert!(real["auc"]["lo"].as_f64().unwrap() < auc && auc < real["auc"]["hi"].as_f64().unwrap());
+    let figures = endplate::model::card::figures(&card);
+    assert!(
+        figures.len() == 2 && figures[0].contains("SPIDER") && figures[1].contains("Phantoms"),
+        "{figures:?}"
+    );
+    assert!(card
+        .display_warning()
+        .is_some_and(|w| w.contains("not a medical device")));
     let p: RoiParams = card.preprocessing.clone();
 
     // Render on all cores; every subject is independent and seeded.
@@ -57,23 +72,19 @@ fn fresh_phantoms_reproduce_the_card_metrics_within_their_intervals() {
         .map(|p| p.probabilities)
         .collect();
     let fresh = endplate::eval::metrics::evaluate(&truth, &probs, 500, 1);
-    for key in [
-        "accuracy",
-        "auc",
-        "f1",
-        "precision",
-        "recall",
-        "specificity",
-    ] {
-        let (c, f) = (&card.metrics[key], &fresh[key]);
-        let point = f["point"].as_f64().unwrap();
-        let (lo, hi) = (c["lo"].as_f64().unwrap(), c["hi"].as_f64().unwrap());
-        assert!(
-            (lo..=hi).contains(&point),
-            "{key}: {point:.3} on {} fresh phantom discs, outside the card's interval [{lo:.3}, {hi:.3}]",
-            truth.len()
-        );
-    }
+    let accuracy = fresh["accuracy"]["point"].as_f64().unwrap();
+    assert!(
+        accuracy >= 0.90,
+        "four-class accuracy {accuracy} on {} fresh phantom discs",
+        truth.len()
+    );
+    let carded = card.metrics["phantom_test"]["accuracy"]["point"]
+        .as_f64()
+        .expect("phantom test accuracy in the card");
+    assert!(
+        (accuracy - carded).abs() <= 2.0 / truth.len() as f64,
+        "accuracy {accuracy} here, {carded} in the card"
+    );
     let published: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
