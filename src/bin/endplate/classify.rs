@@ -3,7 +3,6 @@
 
 use crate::common::{discs, load_model, rois, threads_or_all, DiscArgs};
 use clap::Args;
-use endplate::image::decode::{decode_file, DecodeOptions};
 use endplate::manifest::{self, Entry, Row};
 use endplate::{Class, Error, Prediction, Result};
 use std::collections::HashMap;
@@ -122,18 +121,8 @@ fn manifest_rows(
                 Some(d) => d,
                 None => det.insert(crate::common::load_detector(detector)?),
             };
-            let path = base.join(&want.image);
-            let slice = decode_file(&path, DecodeOptions { frame })?;
-            let t = Instant::now();
-            let discs = detector.detect(&slice)?;
-            eprintln!(
-                "{}",
-                crate::detect::summary_line(
-                    &discs,
-                    &path.display().to_string(),
-                    t.elapsed().as_secs_f64() * 1e3
-                )
-            );
+            let (discs, _, _) =
+                crate::detect::detect_file(detector, &base.join(&want.image), frame)?;
             found.insert(
                 want.image.clone(),
                 crate::detect::lumbar_rows(&discs, &want.image),
@@ -171,30 +160,28 @@ pub fn run(mut a: ClassifyArgs) -> Result<()> {
     let threads = threads_or_all(a.threads);
     endplate::model::inference::set_threads(threads);
     let model = load_model(a.model.as_deref())?;
-    let (rows, base) = match (&a.disc.image, &a.disc.corners, &a.manifest) {
-        // No corners: the detector finds every lumbar disc of the slice.
+    let p = &model.card().preprocessing;
+    let (rows, rois) = match (&a.disc.image, &a.disc.corners, &a.manifest) {
+        // No corners: the detector finds every lumbar disc of the slice, and the ROIs are cut
+        // from the slice it decoded.
         (Some(image), None, None) => {
             let detector = crate::common::load_detector(a.detector.as_deref())?;
-            let slice = endplate::image::decode::decode_file(
-                image,
-                endplate::image::decode::DecodeOptions {
-                    frame: a.disc.frame,
-                },
-            )?;
-            let t = Instant::now();
-            let found = detector.detect(&slice)?;
-            let name = image.display().to_string();
-            eprintln!(
-                "{}",
-                crate::detect::summary_line(&found, &name, t.elapsed().as_secs_f64() * 1e3)
-            );
-            (crate::detect::lumbar_rows(&found, &name), PathBuf::new())
+            let (found, slice, _) = crate::detect::detect_file(&detector, image, a.disc.frame)?;
+            let rows = crate::detect::lumbar_rows(&found, &image.display().to_string());
+            let corners: Vec<_> = rows.iter().map(|r| r.corners).collect();
+            let rois = endplate::Roi::extract_many(&slice, &corners, p)?;
+            (rows, rois)
         }
-        (None, None, Some(m)) => manifest_rows(m, a.detector.as_deref(), a.disc.frame)?,
-        _ => discs(&a.disc, a.level.as_deref())?,
+        _ => {
+            let (rows, base) = match &a.manifest {
+                Some(m) => manifest_rows(m, a.detector.as_deref(), a.disc.frame)?,
+                None => discs(&a.disc, a.level.as_deref())?,
+            };
+            let rois = rois(&rows, &base, a.disc.frame, p)?;
+            (rows, rois)
+        }
     };
     let start = Instant::now();
-    let rois = rois(&rows, &base, a.disc.frame, &model.card().preprocessing)?;
     let mut preds: Vec<Prediction> = Vec::with_capacity(rows.len());
     for chunk in rois.chunks(a.batch.max(1)) {
         preds.extend(model.classify(chunk)?);

@@ -7,8 +7,9 @@ use endplate::eval::detection::{evaluate, read_truth, DetectionReport, SliceTrut
 use endplate::eval::metrics::Estimate;
 use endplate::image::decode::{decode_file, DecodeOptions};
 use endplate::manifest::{self, Row};
-use endplate::{Error, Result};
-use std::path::PathBuf;
+use endplate::model::detector::Detector;
+use endplate::{Error, Result, Slice};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Args)]
@@ -51,10 +52,7 @@ pub fn run_detect(a: DetectArgs) -> Result<()> {
         (None, None) => return Err(Error::Invalid("give --image FILE or --series DIR".into())),
     };
     let detector = load_detector(a.detector.as_deref())?;
-    let slice = decode_file(&path, DecodeOptions { frame: a.frame })?;
-    let start = Instant::now();
-    let discs = detector.detect(&slice)?;
-    let ms = start.elapsed().as_secs_f64() * 1e3;
+    let (discs, _, ms) = detect_file(&detector, &path, a.frame)?;
     let image = path.display().to_string();
     if a.json {
         let mut out = serde_json::json!({
@@ -86,13 +84,28 @@ pub fn run_detect(a: DetectArgs) -> Result<()> {
             );
         }
     }
-    eprintln!("{}", summary_line(&discs, &image, ms));
     if let Some(out) = &a.manifest_out {
         let rows = lumbar_rows(&discs, &image);
         endplate::files::write_atomic(out, manifest::write(&rows, &[], &[]).as_bytes())?;
         eprintln!("wrote {} rows to {}", rows.len(), out.display());
     }
     Ok(())
+}
+
+/// Decode `path`, find its discs and say on standard error what was found and how long it took
+/// (`detect`, and `classify` wherever corners are missing). Returns the slice too, so the
+/// caller cuts its ROIs without decoding the file again.
+pub fn detect_file(
+    detector: &Detector,
+    path: &Path,
+    frame: Option<u32>,
+) -> Result<(Vec<DetectedDisc>, Slice, f64)> {
+    let slice = decode_file(path, DecodeOptions { frame })?;
+    let start = Instant::now();
+    let discs = detector.detect(&slice)?;
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    eprintln!("{}", summary_line(&discs, &path.display().to_string(), ms));
+    Ok((discs, slice, ms))
 }
 
 /// What a user needs to hear about a detection, including when nothing usable was found.

@@ -235,7 +235,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         );
     }
     let init = if folded {
-        eprintln!("unfolding the init model's BatchNorms and measuring their statistics on the training discs");
+        eprintln!("unfolding the init model's BatchNorms and measuring their statistics on 256 of the discs (images only)");
         endplate::train::unfold_for_training(&init, &arch, &data)?.expect("checked above")
     } else {
         init
