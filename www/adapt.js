@@ -103,8 +103,8 @@ export function createAdaptation({ engine, loadModel, reclassify, subject }) {
     }
     $('adapt-use-adapted').checked = which === 'adapted';
     $('adapt-use-original').checked = which !== 'adapted';
-    $('adapt').dataset.using = which;
     await reclassify();
+    $('adapt').dataset.using = which; // once the discs show this model's results
   }
 
   const pct = (v) => `${(100 * v).toFixed(0)}%`;

@@ -112,6 +112,13 @@ pub fn fit(
     options: FitOptions,
 ) -> Result<Layer> {
     let count = check_labels(labels)?;
+    if !(options.lambda.is_finite() && options.lambda >= 0.0) {
+        return Err(Error::Invalid(format!(
+            "lambda {} is not a penalty: give a number >= 0 (default {})",
+            options.lambda,
+            FitOptions::default().lambda
+        )));
+    }
     let (n, classes) = (features.len(), base.weights.len());
     let d = base.weights.first().map_or(0, |w| w.len());
     if n != labels.len() || classes != 4 {
@@ -400,6 +407,14 @@ mod tests {
         {
             assert!((a - b).abs() < 1e-3, "{a} {b}");
         }
+        let bad = FitOptions {
+            lambda: -1.0,
+            steps: 1,
+        };
+        assert!(fit(&x, &y, &base, bad)
+            .unwrap_err()
+            .to_string()
+            .contains("not a penalty"));
         let none = FitOptions {
             steps: 0,
             ..Default::default()

@@ -109,6 +109,17 @@ test('label, adapt, classify, save, reload: the same model as endplate adapt', a
   await page.click('#classify-btn');
   await page.waitForSelector(`#results li:nth-child(5) .class[data-label]`);
   const adapted = await exported();
+  // Back to the original model and forth: the discs are classified again by each.
+  await page.check('#adapt-use-original');
+  await page.waitForSelector('#adapt[data-using="original"]');
+  assert.equal(await page.getAttribute('#model-name', 'data-source'), 'bundled');
+  const originalResults = await exported();
+  assert.ok(originalResults.some((r, i) => Math.abs(r.probabilities.normal - adapted[i].probabilities.normal) > 1e-3),
+    'the original model gives other probabilities than the adapted one');
+  await page.check('#adapt-use-adapted');
+  await page.waitForSelector('#adapt[data-using="adapted"]');
+  const again = await exported();
+  again.forEach((r, i) => assert.equal(r.probabilities.normal, adapted[i].probabilities.normal));
   const saved = await downloadFrom(page, '#adapt-save', work);
   await page.setInputFiles('#model-input', saved);
   await page.waitForFunction(() => document.querySelector('#model-name').dataset.source === 'file:endplate-default-adapted.onnx'
