@@ -12,7 +12,7 @@ import sys
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
 # The stage order of src/lib.rs's doc; a stage may use only stages of a lower rank.
 RANK = {"class": 0, "error": 0, "files": 0, "lib": 0, "image": 1, "study": 2, "disc": 3,
-        "manifest": 4, "phantom": 4, "model": 5, "eval": 6, "train": 7, "web": 8}
+        "manifest": 4, "phantom": 4, "model": 5, "eval": 6, "adapt": 7, "train": 8, "web": 9}
 # The root re-exports of lib.rs, by the module that defines them.
 REEXPORT = {"Class": "class", "Level": "class", "Error": "error", "Result": "error",
             "Point": "disc/geometry", "Roi": "disc/roi", "RoiParams": "disc/roi",

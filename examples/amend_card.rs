@@ -6,9 +6,7 @@
 //! cargo run --release --example amend_card -- MODEL.onnx PATH "TEXT"
 //! cargo run --release --example amend_card -- MODEL.onnx metrics.real_cross_validation @cv.json
 
-use endplate::model::card::CARD_KEY;
-use endplate::model::file::{parse_proto, read_card};
-use prost::Message;
+use endplate::model::file::{encode_with_card, parse_proto, read_card};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -21,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => serde_json::Value::String(text),
     };
     let bytes = std::fs::read(&path)?;
-    let mut proto = parse_proto(&path, &bytes)?;
+    let proto = parse_proto(&path, &bytes)?;
     let mut card = serde_json::to_value(read_card(&path, &proto)?)?;
     let mut at = &mut card;
     for part in key.split('.') {
@@ -35,14 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .or_insert(serde_json::Value::Null);
     }
     *at = value;
-    let json = serde_json::to_string(&card)?;
-    let entry = proto
-        .metadata_props
-        .iter_mut()
-        .find(|p| p.key == CARD_KEY)
-        .ok_or("no card")?;
-    entry.value = json;
-    let out = proto.encode_to_vec();
+    let out = encode_with_card(&path, proto, &card)?;
     read_card(&path, &parse_proto(&path, &out)?)?;
     endplate::files::write_atomic(std::path::Path::new(&path), &out)?;
     println!("{path}: {key} set");

@@ -16,11 +16,14 @@
 //!    discs), both on top of `image` and `disc`
 //! 5. [`model`]: the network, its file and card, inference and calibration
 //! 6. [`eval`]: Table 3 metrics, charts and the report folder
-//! 7. [`train`] (feature `train`, native only): the trainer and the pieces only it uses
-//! 8. `web` (wasm only): the browser API over all of the above
+//! 7. [`adapt`]: a model's last layer refitted to one's own labelled discs, with its held-out
+//!    check (the CLI's `adapt` and the page's Adapt share it)
+//! 8. [`train`] (feature `train`, native only): the trainer and the pieces only it uses
+//! 9. `web` (wasm only): the browser API over all of the above
 //!
 //! The CLI (`src/bin/endplate/`) sits on top, one file per command family.
 
+pub mod adapt;
 pub mod class;
 pub mod disc;
 pub mod error;

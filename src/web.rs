@@ -368,6 +368,84 @@ impl Endplate {
         predictions_js(&preds)
     }
 
+    /// The pooled features (the last layer's input, `model::inference`) of these discs of the
+    /// current slice, flattened `[n, width]`: what adaptation refits the last layer on. An error
+    /// for a model without the `features` output, a disc outside the slice, no slice.
+    pub fn features(&self, corners: &[f64]) -> Result<Vec<f32>, JsError> {
+        let rows = self.model()?.features(&self.rois(corners)?).map_err(js)?;
+        Ok(rows.concat())
+    }
+
+    /// [`Self::features`] from network input made by `modelInput` (helper workers).
+    #[wasm_bindgen(js_name = featuresInput)]
+    pub fn features_input(&self, input: &[f32]) -> Result<Vec<f32>, JsError> {
+        let rows = self.model()?.features_input(input).map_err(js)?;
+        Ok(rows.concat())
+    }
+
+    /// Adapt the model file `base` (named `name`) to labelled discs: `discs` is
+    /// `[{"subject", "name", "label"}]` (label: normal, wavy, notched, schmorl or lesion) and
+    /// `features` their pooled features, `[n, width]` flattened, from `features`. The same
+    /// function as `endplate adapt` (`crate::adapt::adapt`). Returns `{report, summary, card,
+    /// bytes, milliseconds}`, `bytes` the adapted model file (a `Uint8Array`); refusals (too few
+    /// discs, one label, one subject, no features output) are errors with the reason.
+    pub fn adapt(
+        &self,
+        base: &[u8],
+        name: &str,
+        discs: JsValue,
+        features: &[f32],
+        date: &str,
+    ) -> Result<JsValue, JsError> {
+        #[derive(Deserialize)]
+        struct DiscLabel {
+            subject: String,
+            #[serde(default)]
+            name: String,
+            label: String,
+        }
+        let t0 = performance_now();
+        let discs: Vec<DiscLabel> = serde_wasm_bindgen::from_value(discs)
+            .map_err(|e| js(format!("labelled discs: {e}")))?;
+        if discs.is_empty() || features.len() % discs.len() != 0 {
+            return Err(js(format!(
+                "{} feature values for {} labelled discs",
+                features.len(),
+                discs.len()
+            )));
+        }
+        let width = features.len() / discs.len();
+        let examples = discs
+            .into_iter()
+            .zip(features.chunks_exact(width))
+            .map(|(d, f)| {
+                Ok(crate::adapt::Example {
+                    label: d.label.parse::<Label>().map_err(js)?,
+                    subject: d.subject,
+                    name: d.name,
+                    features: f.to_vec(),
+                })
+            })
+            .collect::<Result<Vec<_>, JsError>>()?;
+        let adapted =
+            crate::adapt::adapt(name, base, &examples, date, Default::default()).map_err(js)?;
+        let out = js_sys::Object::new();
+        let set = |k: &str, v: &JsValue| {
+            js_sys::Reflect::set(&out, &JsValue::from_str(k), v)
+                .map(|_| ())
+                .map_err(|_| js(format!("could not set `{k}` of the result")))
+        };
+        set("report", &to_js(&adapted.report)?)?;
+        set("summary", &to_js(&card::summary(&adapted.card))?)?;
+        set("card", &to_js(&adapted.card)?)?;
+        set(
+            "bytes",
+            &js_sys::Uint8Array::from(&adapted.bytes[..]).into(),
+        )?;
+        set("milliseconds", &JsValue::from_f64(performance_now() - t0))?;
+        Ok(out.into())
+    }
+
     /// One disc's evidence map from its network input (`modelInput` of one disc): occlusion
     /// sensitivity (`model::evidence`). Returns `{label, display, probability, scale, patch,
     /// stride, runs, size, rgba}`, `rgba` the `size x size` overlay (yellow to red, transparent

@@ -3,7 +3,8 @@
 //! `endplate synth --seed 9001 --subjects 100 --bits 16` writes it, the four-class accuracy is
 //! at least 90 % and reproduces the card's `phantom_test` figure and the README's published
 //! report (docs/bundled-model-fresh-eval) within two discs; the card names the real data it
-//! learnt from (SPIDER) and its real cross-validation figure, which the page shows.
+//! learnt from (SPIDER) and its real cross-validation figure, which the page shows; it has the
+//! pooled `features` output that adaptation needs.
 
 use endplate::phantom::{plan_subject, render, ClassMix};
 use endplate::{Class, Classifier, Roi, RoiParams};
@@ -18,6 +19,9 @@ fn fresh_phantoms_reproduce_the_card_metrics_within_their_intervals() {
     ))
     .expect("the bundled model is committed in models/");
     let model = Classifier::from_bytes("endplate-default.onnx", &bytes).unwrap();
+    // The pooled features output (added by examples/expose_features, weights and card kept), so
+    // the bundled model can be adapted; the figures below show its logits are those it had.
+    assert_eq!(model.features_width(), Some(512));
     let card = model.card().clone();
     assert!(
         !card.training.synthetic && card.training.data_description.contains("SPIDER"),

@@ -20,6 +20,7 @@ function verdict(result) {
 // ---- the engine: our wasm library in Web Workers (www/engine.js) -----------------------
 import { createEngine } from './engine.js';
 import { keptModels, keepModel, keptModel, forgetModel } from './store.js';
+import { createAdaptation } from './adapt.js';
 const engine = createEngine();
 const workerReady = engine.ready;
 const call = engine.call;
@@ -254,6 +255,7 @@ function renderResults() {
       ? `<div class="class" data-label="${verdict(d.result).label}">${verdict(d.result).display}</div>${lesionBar(d.result.probabilities)}${bars(d.result.probabilities)}${reveal}`
       : '<div class="class">not classified yet</div>');
     if (d.result) info.append(evidenceControl(d));
+    if (d.roi) info.append(adaptation.labelControl(d));
     li.append(preview, info, removeButton(d));
     list.append(li);
   }
@@ -269,6 +271,7 @@ async function refreshRoi(d) {
     d.outline = r.outline;
     d.evidence = null;
     showError('');
+    await adaptation.discMoved(d);
   } catch (err) {
     d.roi = d.outline = null;
     showError(`${d.level}: ${err.message}`);
@@ -456,6 +459,7 @@ async function loadModel(bytes, name, source = 'file') {
     if (card.kind === 'detector') showDetector(card);
     else {
       showModel(card);
+      adaptation.modelLoaded();
       state.modelSource = source;
       state.userModel = copy && { name, bytes: copy };
       $('model-name').dataset.source = source === 'bundled' ? 'bundled' : `${source}:${name}`;
@@ -777,6 +781,14 @@ if (appBuild && 'serviceWorker' in navigator) {
 // Registered once the page is ready, so its downloads never compete with the page's own.
 const registerServiceWorker = () => appBuild && 'serviceWorker' in navigator
   && navigator.serviceWorker.register('sw.js').catch((err) => console.warn(`offline use is off: ${err.message}`));
+
+// ---- adapting the model to the user's labelled discs (www/adapt.js) ---------------------
+const adaptation = createAdaptation({
+  engine,
+  loadModel,
+  reclassify: () => state.discs.some((d) => d.result) && classify(),
+  subject: baseName,
+});
 
 // ---- start: the bundled model, fetched from this origin only ----------------------------
 (async () => {

@@ -116,6 +116,9 @@ export function createEngine({ workers = poolSize() } = {}) {
       return card;
     },
 
+    /// The active classifier's file, a copy (adaptation refits its last layer), or null.
+    modelFile: () => model && { bytes: model.bytes.slice(0), name: model.name },
+
     /// Load the disc detector into the primary only: it holds the slice, so it detects.
     loadDetector: (bytes, name) => primary.call('loadDetector', { bytes, name }, [bytes]),
 

@@ -49,6 +49,8 @@ const handlers = {
   modelInput: ({ corners }) => ep.modelInput(new Float64Array(corners)),
   classifyInput: ({ input }) => ({ results: ep.classifyInput(input) }),
   evidenceInput: ({ input }) => ep.evidenceInput(input),
+  features: ({ corners }) => ep.features(new Float64Array(corners)),
+  adapt: ({ base, name, discs, features, date }) => ep.adapt(new Uint8Array(base), name, discs, features, date),
   exportCsv: ({ image, subject, discs }) => ep.exportCsv(image, subject, discs),
   importCsv: ({ name, text }) => ep.importCsv(name, text),
 };

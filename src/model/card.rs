@@ -16,6 +16,12 @@ pub const CARD_KEY: &str = "endplate.card";
 // the card because the card's preprocessing must produce exactly this input.
 pub const INPUT_NAME: &str = "input";
 pub const OUTPUT_NAME: &str = "logits";
+/// The optional second output: the backbone's pooled features, `[N, FEATURES_SIZE]`, the input
+/// of the last layer. Readers classify without it; adaptation (`crate::adapt`) needs it, since it
+/// refits the last layer on these features. SPEC.md does not name it.
+pub const FEATURES_NAME: &str = "features";
+/// ResNet18's pooled width.
+pub const FEATURES_SIZE: usize = 512;
 pub const INPUT_SIZE: usize = 128;
 /// The ONNX opset the writer declares.
 pub const OPSET: i64 = 13;
@@ -60,6 +66,12 @@ pub struct ModelCard {
     /// A plain-language warning the page shows with the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// Set on a model whose last layer was refitted to a user's discs (`endplate adapt`, the
+    /// page's Adapt): the base model, the discs per label, the date and the held-out check,
+    /// as `crate::adapt` writes it. The base model's own `metrics` move in here (as
+    /// `base_metrics`), since they no longer describe this model.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub adaptation: serde_json::Value,
 }
 
 impl ModelCard {
@@ -80,6 +92,7 @@ impl ModelCard {
             },
             metrics: serde_json::Value::Null,
             warning: Some("Untrained random weights: the outputs mean nothing.".into()),
+            adaptation: serde_json::Value::Null,
         }
     }
 
@@ -177,7 +190,8 @@ pub fn summary(card: &ModelCard) -> serde_json::Value {
     })
 }
 
-/// The headline figures a reader should see next to the model, as plain sentences: the real
+/// The headline figures a reader should see next to the model, as plain sentences: an
+/// adaptation's held-out check (`adaptation`, see `crate::adapt`), the real
 /// lesion-vs-normal cross-validation (`metrics.real_cross_validation`, written for a model that
 /// learnt from real gradings) and the four-class accuracy on fresh phantoms
 /// (`metrics.phantom_test`), each with its interval. Empty when the card has neither.
@@ -191,6 +205,17 @@ pub fn figures(card: &ModelCard) -> Vec<String> {
         }
     };
     let mut out = Vec::new();
+    let a = &card.adaptation;
+    if let Some(summary) = a["summary"].as_str() {
+        let fitted: u64 = a["fit"]
+            .as_object()
+            .map_or(0, |m| m.values().filter_map(|v| v.as_u64()).sum());
+        out.push(format!(
+            "Adapted on {} from {}: last layer refitted on {fitted} labelled discs. {summary}",
+            a["date"].as_str().unwrap_or("?"),
+            a["base_model"]["name"].as_str().unwrap_or("?"),
+        ));
+    }
     let real = &m["real_cross_validation"];
     if let Some(auc) = pct(&real["auc"]) {
         out.push(format!(

@@ -302,7 +302,7 @@ impl Detector {
         let json = file::card_json(source_name, &proto)?;
         let card = DetectorCard::from_json(source_name, &json)?;
         let (s, g) = (card.input.size, card.input.size / STRIDE);
-        let plan = super::inference::runnable(
+        let (plan, _) = super::inference::runnable(
             source_name,
             proto,
             (DETECTOR_INPUT, [1, 1, s, s]),
@@ -311,6 +311,7 @@ impl Detector {
                 &[1, MAPS, g, g],
                 &format!("float32 [N, {MAPS}, {g}, {g}] (centre, L5S1 and eight offset maps)"),
             ),
+            None,
         )?;
         Ok(Detector { card, plan })
     }

@@ -1,8 +1,11 @@
 //! The self-describing ONNX model file: a torchvision-layout ResNet18 written from named weight
-//! tensors with the card in `metadata_props`, and the reading side that validates it. Uses the
-//! protobuf types tract-onnx already carries, so writing needs no further dependency.
+//! tensors with the card in `metadata_props` and the pooled features as a second output, and the
+//! reading side that validates it. Uses the protobuf types tract-onnx already carries, so writing
+//! needs no further dependency.
 
-use super::card::{ModelCard, CARD_KEY, INPUT_NAME, INPUT_SIZE, OUTPUT_NAME};
+use super::card::{
+    ModelCard, CARD_KEY, FEATURES_NAME, FEATURES_SIZE, INPUT_NAME, INPUT_SIZE, OUTPUT_NAME,
+};
 use super::onnx::{
     attr_float, attr_int, attr_ints, f32s_le, model_bytes, node, tensor_proto, value_info,
 };
@@ -163,7 +166,7 @@ pub fn write_model(
         "Flatten",
         "flatten",
         &["avgpool.out"],
-        "flatten.out",
+        FEATURES_NAME,
         vec![attr_int("axis", 1)],
     ));
     g.init_named("fc.weight");
@@ -171,7 +174,7 @@ pub fn write_model(
     g.nodes.push(node(
         "Gemm",
         "fc",
-        &["flatten.out", "fc.weight", "fc.bias"],
+        &[FEATURES_NAME, "fc.weight", "fc.bias"],
         OUTPUT_NAME,
         vec![attr_int("transB", 1)],
     ));
@@ -182,7 +185,11 @@ pub fn write_model(
         node: g.nodes,
         initializer: g.initializers,
         input: vec![value_info(INPUT_NAME, &[None, Some(3), Some(s), Some(s)])],
-        output: vec![value_info(OUTPUT_NAME, &[None, Some(arch.classes as i64)])],
+        // The pooled features too, so the last layer can be refitted (`crate::adapt`).
+        output: vec![
+            value_info(OUTPUT_NAME, &[None, Some(arch.classes as i64)]),
+            value_info(FEATURES_NAME, &[None, Some(FEATURES_SIZE as i64)]),
+        ],
         ..Default::default()
     };
     model_bytes(graph, card)
@@ -208,6 +215,22 @@ pub fn parse_proto(source_name: &str, bytes: &[u8]) -> Result<pb::ModelProto> {
 /// The card stored in a parsed model, validated.
 pub fn read_card(source_name: &str, proto: &pb::ModelProto) -> Result<ModelCard> {
     ModelCard::from_json(source_name, &card_json(source_name, proto)?)
+}
+
+/// The file's bytes with `card` in place of the card it holds (weights untouched).
+pub fn encode_with_card(
+    source_name: &str,
+    mut proto: pb::ModelProto,
+    card: &impl serde::Serialize,
+) -> Result<Vec<u8>> {
+    let json = serde_json::to_string(card).map_err(|e| Error::Invalid(e.to_string()))?;
+    let entry = proto
+        .metadata_props
+        .iter_mut()
+        .find(|e| e.key == CARD_KEY)
+        .ok_or_else(|| Error::model(source_name, format!("no `{CARD_KEY}` entry to replace")))?;
+    entry.value = json;
+    Ok(proto.encode_to_vec())
 }
 
 /// The card's JSON text, whatever the model's kind.

@@ -5,7 +5,7 @@
 //! known shapes and one disc's activations stay in cache.
 
 use super::card::ModelCard;
-use super::card::{INPUT_NAME, INPUT_SIZE, OUTPUT_NAME};
+use super::card::{FEATURES_NAME, INPUT_NAME, INPUT_SIZE, OUTPUT_NAME};
 use super::file;
 use crate::class::Class;
 use crate::disc::roi::Roi;
@@ -46,6 +46,10 @@ pub struct Prediction {
 pub struct Classifier {
     card: ModelCard,
     plan: Arc<TypedRunnableModel>,
+    /// Width of the pooled `features` output (the plan's second output), when the file has one.
+    features: Option<usize>,
+    /// The file's name, for messages.
+    source: String,
 }
 
 impl std::fmt::Debug for Classifier {
@@ -56,15 +60,18 @@ impl std::fmt::Debug for Classifier {
     }
 }
 
-/// Check a model's one input and one output by name, load it in tract for one item of the given
+/// Check a model's one input and its output by name, load it in tract for one item of the given
 /// input shape, check the output shape (`expected`, described for the message), and optimise.
 /// The classifier and the detector share it, so both refuse a foreign graph the same way.
+/// `extra` names an optional second output (the classifier's pooled features): when the file has
+/// it, the plan returns it second, and its width (for one item, `[1, width]`) comes back.
 pub(super) fn runnable(
     source_name: &str,
     proto: tract_onnx::pb::ModelProto,
     (input, shape): (&str, [usize; 4]),
     (output, expected, described): (&str, &[usize], &str),
-) -> Result<Arc<TypedRunnableModel>> {
+    extra: Option<&str>,
+) -> Result<(Arc<TypedRunnableModel>, Option<usize>)> {
     let bad = |reason: String| Error::model(source_name, reason);
     let graph = proto.graph.as_ref().expect("parse_proto checked the graph");
     let inputs: Vec<&str> = graph
@@ -79,11 +86,20 @@ pub(super) fn runnable(
         )));
     }
     let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
-    if outputs != [output] {
-        return Err(bad(format!(
-            "expected one output named `{output}`, found {outputs:?}"
-        )));
-    }
+    let with_extra = match (extra, &outputs[..]) {
+        (_, [o]) if *o == output => false,
+        (Some(x), [o, e]) if *o == output && *e == x => true,
+        (Some(x), _) => {
+            return Err(bad(format!(
+                "expected the output `{output}`, optionally followed by `{x}`, found {outputs:?}"
+            )))
+        }
+        (None, _) => {
+            return Err(bad(format!(
+                "expected one output named `{output}`, found {outputs:?}"
+            )))
+        }
+    };
     // tract copies the weights out of the protobuf; dropping it here, before optimisation
     // makes more copies, keeps the page's wasm memory (which never shrinks) 40 MB smaller.
     let model = tract_onnx::onnx()
@@ -106,10 +122,27 @@ pub(super) fn runnable(
             out_fact.datum_type, out_fact.shape
         )));
     }
-    typed
+    let width = if with_extra {
+        let fact = typed.output_fact(1).map_err(|e| bad(e.to_string()))?;
+        match fact.shape.as_concrete() {
+            Some(&[1, w]) if fact.datum_type == f32::datum_type() => Some(w),
+            _ => {
+                return Err(bad(format!(
+                    "output `{}` is {:?} {:?} for one input, expected float32 [N, width]",
+                    extra.unwrap_or_default(),
+                    fact.datum_type,
+                    fact.shape
+                )))
+            }
+        }
+    } else {
+        None
+    };
+    let plan = typed
         .into_optimized()
         .and_then(|m| m.into_runnable())
-        .map_err(|e| bad(format!("tract cannot optimise the graph: {e}")))
+        .map_err(|e| bad(format!("tract cannot optimise the graph: {e}")))?;
+    Ok((plan, width))
 }
 
 impl Classifier {
@@ -118,25 +151,34 @@ impl Classifier {
         let proto = file::parse_proto(source_name, bytes)?;
         let card = file::read_card(source_name, &proto)?;
         let s = INPUT_SIZE;
-        let plan = runnable(
+        let (plan, features) = runnable(
             source_name,
             proto,
             (INPUT_NAME, [1, 3, s, s]),
             (OUTPUT_NAME, &[1, 4], "float32 [N, 4] (one logit per class)"),
+            Some(FEATURES_NAME),
         )?;
-        Ok(Classifier { card, plan })
+        Ok(Classifier {
+            card,
+            plan,
+            features,
+            source: source_name.to_string(),
+        })
     }
 
     pub fn card(&self) -> &ModelCard {
         &self.card
     }
 
-    /// Raw logits for `n` inputs laid out as `[n, 3, 128, 128]`.
-    pub fn logits(&self, input: Vec<f32>, n: usize) -> Result<Vec<[f32; 4]>> {
+    /// The width of the pooled features output, or `None` for a file without it.
+    pub fn features_width(&self) -> Option<usize> {
+        self.features
+    }
+
+    /// Run the plan once per disc of `input` (`[n, 3, 128, 128]` flattened) and collect output
+    /// `k` of each run, flattened.
+    fn run_each(&self, input: &[f32], n: usize, k: usize) -> Result<Vec<f32>> {
         let per = 3 * INPUT_SIZE * INPUT_SIZE;
-        if n == 0 {
-            return Ok(Vec::new());
-        }
         if input.len() != n * per {
             return Err(Error::Inference(format!(
                 "{} values for {n} discs, expected {}",
@@ -144,7 +186,7 @@ impl Classifier {
                 n * per
             )));
         }
-        let mut flat = Vec::with_capacity(4 * n);
+        let mut flat = Vec::new();
         for disc in input.chunks_exact(per) {
             let tensor = Tensor::from_shape(&[1, 3, INPUT_SIZE, INPUT_SIZE], disc)
                 .map_err(|e| Error::Inference(e.to_string()))?;
@@ -152,12 +194,40 @@ impl Classifier {
                 .plan
                 .run(tvec!(tensor.into()))
                 .map_err(|e| Error::Inference(e.to_string()))?;
-            let view = out[0]
+            let view = out[k]
                 .to_plain_array_view::<f32>()
                 .map_err(|e| Error::Inference(e.to_string()))?;
             flat.extend(view.iter().copied());
         }
-        Ok(rows_of_four(&flat))
+        Ok(flat)
+    }
+
+    /// Raw logits for `n` inputs laid out as `[n, 3, 128, 128]`.
+    pub fn logits(&self, input: Vec<f32>, n: usize) -> Result<Vec<[f32; 4]>> {
+        Ok(rows_of_four(&self.run_each(&input, n, 0)?))
+    }
+
+    /// The pooled features (the last layer's input) of discs already turned into network input,
+    /// one row per disc; an error naming the fix for a file without the `features` output.
+    pub fn features_input(&self, input: &[f32]) -> Result<Vec<Vec<f32>>> {
+        let width = self
+            .features
+            .ok_or_else(|| super::last_layer::no_features(&self.source))?;
+        let per = 3 * INPUT_SIZE * INPUT_SIZE;
+        if input.len() % per != 0 {
+            return Err(Error::Inference(format!(
+                "{} input values are not a whole number of discs of 3 x {INPUT_SIZE} x {INPUT_SIZE}",
+                input.len()
+            )));
+        }
+        let flat = self.run_each(input, input.len() / per, 1)?;
+        Ok(flat.chunks_exact(width).map(|c| c.to_vec()).collect())
+    }
+
+    /// The pooled features of preprocessed discs.
+    pub fn features(&self, rois: &[Roi]) -> Result<Vec<Vec<f32>>> {
+        let p = &self.card.preprocessing;
+        self.features_input(&crate::disc::roi::network_input(rois, p))
     }
 
     /// Classify preprocessed discs in one call.

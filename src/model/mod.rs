@@ -1,7 +1,7 @@
 //! Stage 4, model: the network and everything about its file. Owns the ResNet18 description
 //! ([`resnet`]), the self-describing ONNX file ([`file`], built from the protobuf pieces in
 //! `onnx`, made smaller by [`storage`]) with its [`card`], inference with tract and the Platt
-//! calibration, and the [`evidence`] maps that show where the network looked. Uses `disc` (the ROI
+//! calibration, the last layer's refit ([`adapt`], [`last_layer`]), and the [`evidence`] maps that show where the network looked. Uses `disc` (the ROI
 //! it takes as input, the preprocessing the card records),
 //! `image` and the shared vocabulary; never evaluation or training, which build on it.
 //!
@@ -16,6 +16,7 @@ pub mod detector_net;
 pub mod evidence;
 pub mod file;
 pub mod inference;
+pub mod last_layer;
 mod onnx;
 pub mod resnet;
 pub mod storage;

@@ -408,6 +408,7 @@ pub fn train(
         },
         metrics: serde_json::Value::Null,
         warning: config.synthetic.then(|| PHANTOM_WARNING.to_string()),
+        adaptation: serde_json::Value::Null,
     };
     Ok(Trained {
         weights: best,

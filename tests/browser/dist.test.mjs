@@ -93,7 +93,7 @@ test('dist/ holds the page, both wasm builds and the models, nothing else', asyn
   const id = builds.first.id;
   assert.deepEqual(await listFiles(builds.first.dir), [
     'icon-192.png', 'icon-512.png', 'icon.svg', 'index.html', 'manifest.webmanifest', 'sw.js',
-    ...['app.js', 'engine.js', 'models/endplate-default.onnx', 'models/endplate-detector.onnx',
+    ...['adapt.js', 'app.js', 'engine.js', 'models/endplate-default.onnx', 'models/endplate-detector.onnx',
       'pkg/relaxed/endplate.js', 'pkg/relaxed/endplate_bg.wasm', 'pkg/simd/endplate.js', 'pkg/simd/endplate_bg.wasm',
       'store.js', 'style.css', 'worker.js'].map((f) => `v/${id}/${f}`),
   ].sort());

@@ -6,7 +6,7 @@ import { readFile, writeFile, mkdir, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join, resolve, dirname } from 'node:path';
-import { root, www, serve, launch } from './harness.mjs';
+import { root, www, serve, launch, openSlice, downloadFrom } from './harness.mjs';
 
 const bin = join(root, 'target/debug/endplate');
 const artifacts = join(root, 'target/browser');
@@ -50,14 +50,6 @@ async function ensureModel() {
   return model;
 }
 
-/// Open a slice file and wait for the detection it starts to finish (or to report that the
-/// detector is off): `#detection`'s `data-runs` counts the runs that finished.
-async function openSlice(p, file) {
-  const before = await p.evaluate(() => Number(document.querySelector('#detection').dataset.runs));
-  await p.setInputFiles('#slice-input', file);
-  await p.waitForFunction((n) => Number(document.querySelector('#detection').dataset.runs) > n, before, { timeout: 60000 });
-}
-
 /// Open a slice and drop the discs the detector proposed, to place corners by hand.
 async function openForHand(p, file) {
   await openSlice(p, file);
@@ -78,12 +70,7 @@ async function clickCorners(discs, size, p = page) {
   }
 }
 
-async function download(selector) {
-  const [dl] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
-  const path = join(work, dl.suggestedFilename());
-  await dl.saveAs(path);
-  return path;
-}
+const download = (selector) => downloadFrom(page, selector, work);
 
 function readManifest(text) {
   const [header, ...lines] = text.trim().split('\n');

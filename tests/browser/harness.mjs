@@ -1,5 +1,5 @@
 // What the browser tests and the browser benchmark share: a static server for www/ on
-// 127.0.0.1 and Debian's headless Chromium with a fresh profile.
+// 127.0.0.1, Debian's headless Chromium with a fresh profile, and the page steps several tests take.
 import { createServer } from 'node:http';
 import { stat, mkdtemp } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
@@ -48,4 +48,20 @@ export async function launch(options = {}) {
     ...options,
   });
   return { context, work };
+}
+
+/// Open a slice file and wait for the detection it starts to finish (or to report that the
+/// detector is off): `#detection`'s `data-runs` counts the runs that finished.
+export async function openSlice(p, file) {
+  const before = await p.evaluate(() => Number(document.querySelector('#detection').dataset.runs));
+  await p.setInputFiles('#slice-input', file);
+  await p.waitForFunction((n) => Number(document.querySelector('#detection').dataset.runs) > n, before, { timeout: 60000 });
+}
+
+/// Click `selector` on page `p` and save the download it starts into `dir`; resolves to its path.
+export async function downloadFrom(p, selector, dir) {
+  const [dl] = await Promise.all([p.waitForEvent('download'), p.click(selector)]);
+  const path = join(dir, dl.suggestedFilename());
+  await dl.saveAs(path);
+  return path;
 }

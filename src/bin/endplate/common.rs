@@ -71,11 +71,16 @@ pub fn load_detector(path: Option<&Path>) -> Result<endplate::model::detector::D
     endplate::model::detector::Detector::from_bytes(&path.display().to_string(), &bytes)
 }
 
+/// The given model file, or the bundled one.
+pub fn model_path(path: Option<&Path>) -> Result<PathBuf> {
+    match path {
+        Some(p) => Ok(p.to_path_buf()),
+        None => default_model(),
+    }
+}
+
 pub fn load_model(path: Option<&Path>) -> Result<Classifier> {
-    let path = match path {
-        Some(p) => p.to_path_buf(),
-        None => default_model()?,
-    };
+    let path = model_path(path)?;
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     Classifier::from_bytes(&path.display().to_string(), &bytes)
 }

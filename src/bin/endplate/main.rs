@@ -2,6 +2,7 @@
 //! clap tree and the dispatch; each command family has its own file, a thin layer over the
 //! library that parses arguments, calls it and prints.
 
+mod adapt;
 mod classify;
 mod common;
 mod detect;
@@ -47,6 +48,9 @@ enum Command {
     TrainDetector(train_detector::TrainDetectorArgs),
     /// Classify one disc (--image and --corners), every lumbar disc of a slice (--image alone: the detector finds them) or every row of a manifest
     Classify(ClassifyArgs),
+    /// Refit a model's last layer to your labelled discs (a manifest), check it on held-out
+    /// subjects, and write the adapted model
+    Adapt(adapt::AdaptArgs),
     /// Make a phantom data set: synthetic sagittal T2 slices with known lesions and corners
     Synth(SynthArgs),
     /// Fine-tune ResNet18 on a labelled manifest (the paper's protocol); writes the model file
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "train")]
         Command::TrainDetector(a) => train_detector::run_train_detector(a),
         Command::Classify(a) => classify::run(a),
+        Command::Adapt(a) => adapt::run(a),
         Command::Synth(a) => synth::run(a),
         #[cfg(feature = "train")]
         Command::Train(a) => train::run_train(a),
