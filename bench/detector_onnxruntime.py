@@ -1,5 +1,7 @@
 """onnxruntime on the detector file: milliseconds per view (network only, [1, 1, 256, 256]),
-median of 30 runs after 5 warm-up runs, at 1 and 2 threads. The detector runs two views per
+median of 30 runs after 5 warm-up runs, at 1 and 2 threads: wall clock, and at one thread also the
+process's CPU time, which compares with `examples/profile_detector.rs` on a loaded machine (where
+the wall clock mostly measures waiting for a core). The detector runs two views per
 slice, so a slice costs twice this plus preprocessing. Usage: python3 bench/detector_onnxruntime.py models/endplate-detector.onnx"""
 import sys, time
 import numpy as np
@@ -13,9 +15,11 @@ for threads in (1, 2):
     s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
     for _ in range(5):
         s.run(None, {"input": x})
-    t = []
+    t, c = [], []
     for _ in range(30):
-        a = time.perf_counter()
+        a, b = time.perf_counter(), time.process_time()
         s.run(None, {"input": x})
         t.append((time.perf_counter() - a) * 1e3)
-    print(f"onnxruntime {ort.__version__}, {threads} thread(s): {sorted(t)[15]:.2f} ms per view")
+        c.append((time.process_time() - b) * 1e3)
+    cpu = f", {sorted(c)[15]:.2f} ms cpu" if threads == 1 else ""
+    print(f"onnxruntime {ort.__version__}, {threads} thread(s): {sorted(t)[15]:.2f} ms per view{cpu}")
