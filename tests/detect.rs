@@ -142,12 +142,41 @@ fn bundled_detector_finds_the_discs_of_a_fresh_phantom() {
             }
         }
     }
-    // A floor under today's bundled detector (20 of these 30 at the right level when it was
-    // bundled; the goal is 95 %): it catches a detector that got worse, not one short of goal.
+    eprintln!("{right} of {total} phantom discs found at their level");
+    // A floor under today's bundled detector (25 of these 30 at the right level when it was
+    // bundled, 20 for the one before; the goal is 95 %): it catches a detector that got worse.
     assert!(
-        right as f64 >= 0.6 * total as f64,
+        right as f64 >= 0.75 * total as f64,
         "{right} of {total} phantom discs found at their level"
     );
+}
+
+#[test]
+fn bundled_detector_on_the_real_test_patients() {
+    let manifest =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/spider/corners-heldout.csv");
+    let Some(det) = bundled_detector() else {
+        eprintln!("skipped: models/endplate-detector.onnx is absent");
+        return;
+    };
+    if !manifest.parent().unwrap().join("../../../shared/data/spider-t2").is_dir() {
+        eprintln!("skipped: ../shared/data/spider-t2 (the real slices) is absent");
+        return;
+    }
+    // The 12 patients the detector never learnt from nor chose an epoch by.
+    let truth = endplate::eval::detection::read_truth(&manifest, |_| ()).unwrap();
+    let r = endplate::eval::detection::evaluate(&det, &truth).unwrap();
+    let median = r.overall.corner_median_mm.unwrap();
+    eprintln!(
+        "{} of {} at their level, {} false, corner median {median:.2} mm",
+        r.overall.right_level, r.overall.discs, r.false_discs
+    );
+    // Floors under the bundled detector's figures (45 of 60, 2 false, 2.43 mm): they catch a
+    // detector that got worse on real spines, not one short of the goals (95 %, 1.5 mm).
+    assert_eq!(r.overall.discs, 60);
+    assert!(r.overall.right_level >= 42, "{} right", r.overall.right_level);
+    assert!(r.false_discs <= 4, "{} false discs", r.false_discs);
+    assert!(median <= 3.0, "corner median {median:.2} mm");
 }
 
 fn endplate(args: &[&str]) -> std::process::Output {
@@ -263,6 +292,82 @@ fn train_detector_one_epoch_resume_detect_and_evaluate() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a disc detector"));
+}
+
+#[test]
+fn train_detector_never_learns_a_validation_patient_and_refuses_a_folded_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let ph = dir.path().join("ph");
+    let o = endplate(&[
+        "synth",
+        "--out",
+        ph.to_str().unwrap(),
+        "--subjects",
+        "3",
+        "--seed",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The validation manifest holds one of the three patients of the training manifest.
+    let manifest = ph.join("manifest.csv");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let first_subject = text.lines().nth(1).unwrap().split(',').nth(1).unwrap();
+    let validate = ph.join("validate.csv");
+    let rows: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(k, l)| *k == 0 || l.split(',').nth(1) == Some(first_subject))
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(&validate, rows.join("\n") + "\n").unwrap();
+    let out = dir.path().join("det.onnx");
+    let o = endplate(&[
+        "train-detector",
+        "--out",
+        out.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--validate",
+        validate.to_str().unwrap(),
+        "--phantoms",
+        "0",
+        "--validate-phantoms",
+        "0",
+        "--views",
+        "2",
+        "--batch",
+        "2",
+        "--epochs",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("1 slices left out, their patients are in --validate"),
+        "{err}"
+    );
+    let det = Detector::from_bytes("det", &std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(det.card().training.details["real_training_slices"], 2);
+
+    // An exported (folded) detector cannot be trained further: the message names the fix.
+    let o = endplate(&[
+        "train-detector",
+        "--out",
+        dir.path().join("again.onnx").to_str().unwrap(),
+        "--init",
+        out.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--phantoms",
+        "0",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("rendering"), "refused before any work: {err}");
+    assert!(
+        err.contains("has them folded") && err.contains("detector-last.onnx"),
+        "{err}"
+    );
 }
 
 #[test]

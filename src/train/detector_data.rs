@@ -9,6 +9,7 @@ use crate::image::slice::Slice;
 use crate::model::detector::DetectorInput;
 use crate::phantom::{plan_subject, render, ClassMix, Phantom};
 use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 use std::path::Path;
 
 /// `n` phantom subjects of data set `seed` rendered on `threads` threads (half 8-bit, half
@@ -74,14 +75,20 @@ pub fn phantom_slices(n: usize, seed: u64, threads: usize) -> Vec<(SliceTruth, S
 
 /// Training samples from a manifest of real slices with levels and corners, one per image;
 /// the manifest and its images go into `hasher`. Only L1L2–L5S1 are marked on such slices, so
-/// their samples are flagged as partial truth.
+/// their samples are flagged as partial truth. Slices of the subjects in `held_out` are left
+/// out (and counted), so a patient used to choose or judge the detector is never learnt from,
+/// whatever the manifests given.
 pub fn manifest_samples(
     manifest: &Path,
     input: &DetectorInput,
     hasher: &mut Sha256,
-) -> Result<Vec<DetSample>> {
-    Ok(read_truth(manifest, |b| hasher.update(b))?
+    held_out: &HashSet<String>,
+) -> Result<(Vec<DetSample>, usize)> {
+    let slices = read_truth(manifest, |b| hasher.update(b))?;
+    let given = slices.len();
+    let samples: Vec<DetSample> = slices
         .into_iter()
+        .filter(|(truth, _)| !held_out.contains(&truth.subject))
         .map(|(truth, slice)| {
             let discs = truth
                 .discs
@@ -93,5 +100,7 @@ pub fn manifest_samples(
                 .collect();
             DetSample::new(&slice, input, discs, true)
         })
-        .collect())
+        .collect();
+    let left_out = given - samples.len();
+    Ok((samples, left_out))
 }

@@ -15,6 +15,7 @@ use endplate::train::detector_data::{manifest_samples, phantom_samples, phantom_
 use endplate::train::detector_views::DetSample;
 use endplate::Result;
 use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -153,14 +154,48 @@ fn report_json(r: &DetectionReport) -> serde_json::Value {
     v
 }
 
+/// A detector to continue from. Exported detectors (the bundled one, `train-detector --out`)
+/// have their BatchNorms folded into the convolutions and cannot be trained further; the
+/// checkpoint folder keeps them unfolded.
+fn init_weights(path: &std::path::Path) -> Result<Weights> {
+    let w = endplate::model::file::read_weights(path)?;
+    if !w.keys().any(|k| k.contains(".bn.")) {
+        return Err(endplate::Error::Invalid(format!(
+            "{}: --init needs a detector with its BatchNorms kept, and this one has them folded \
+             into the convolutions (an exported detector, such as models/endplate-detector.onnx); \
+             give detector-last.onnx or detector-best.onnx from a run's --checkpoints folder",
+            path.display()
+        )));
+    }
+    Ok(w)
+}
+
 pub fn run_train_detector(a: TrainDetectorArgs) -> Result<()> {
     let threads = threads_or_all(a.threads);
     endplate::model::inference::set_threads(1);
     let input = DetectorInput::default();
+    // The starting weights first: a wrong --init fails before minutes of rendering.
+    let arch = DetectorArch::default();
+    let (init, init_name) = match &a.init {
+        Some(p) => (init_weights(p)?, p.display().to_string()),
+        None => (
+            arch.random_weights(a.seed),
+            format!("random (seed {})", a.seed),
+        ),
+    };
     let mut hasher = Sha256::new();
+    let validation = truth_slices(&a.validate)?;
+    let held_out: HashSet<String> = validation.iter().map(|(t, _)| t.subject.clone()).collect();
     let mut real: Vec<DetSample> = Vec::new();
     for m in &a.manifest {
-        real.extend(manifest_samples(m, &input, &mut hasher)?);
+        let (samples, left_out) = manifest_samples(m, &input, &mut hasher, &held_out)?;
+        if left_out > 0 {
+            eprintln!(
+                "{}: {left_out} slices left out, their patients are in --validate",
+                m.display()
+            );
+        }
+        real.extend(samples);
     }
     eprintln!("rendering {} training phantoms ...", a.phantoms);
     let t0 = Instant::now();
@@ -174,21 +209,10 @@ pub fn run_train_detector(a: TrainDetectorArgs) -> Result<()> {
     );
     let mut bars = Bars {
         bar: None,
-        real: truth_slices(&a.validate)?,
+        real: validation,
         phantom: phantom_slices(a.validate_phantoms, a.phantom_seed + 1000, threads),
     };
     let data_hash = format!("{:x}", hasher.finalize());
-    let arch = DetectorArch::default();
-    let (init, init_name) = match &a.init {
-        Some(p) => (
-            endplate::model::file::read_weights(p)?,
-            p.display().to_string(),
-        ),
-        None => (
-            arch.random_weights(a.seed),
-            format!("random (seed {})", a.seed),
-        ),
-    };
     let config = DetectorConfig {
         epochs: a.epochs,
         views_per_epoch: a.views,

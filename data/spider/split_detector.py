@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""Split manifest.csv into the detector's training and validation manifests.
+
+The 12 patients of corners-heldout.csv stay out of both: they are the detector's test set,
+never trained on and never used to choose an epoch. Slices stored upside down are left out
+(their corner order is the cranial endplate below the disc, which would teach the detector an
+inverted spine). Of the remaining patients, VALIDATE (seeded) choose the best epoch.
+
+    python3 data/spider/split_detector.py     # writes detector-train.csv, detector-validate.csv
+"""
+import csv
+import os
+import random
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+VALIDATE = 15
+SEED = 7
+
+with open(os.path.join(HERE, 'corners-heldout.csv')) as f:
+    heldout = {r['subject'] for r in csv.DictReader(f)}
+with open(os.path.join(HERE, 'manifest.csv')) as f:
+    reader = csv.DictReader(f)
+    fields = reader.fieldnames
+    rows = [r for r in reader
+            if r['subject'] not in heldout and 'upside down' not in r['note'].lower()]
+subjects = sorted({r['subject'] for r in rows}, key=lambda s: int(s.split('_')[1]))
+validate = set(random.Random(SEED).sample(subjects, VALIDATE))
+for name, keep in (('detector-train.csv', lambda s: s not in validate),
+                   ('detector-validate.csv', lambda s: s in validate)):
+    part = [r for r in rows if keep(r['subject'])]
+    tmp = os.path.join(HERE, name + '.tmp')
+    with open(tmp, 'w', newline='') as f:
+        w = csv.DictWriter(f, fieldnames=fields, lineterminator='\n')
+        w.writeheader()
+        w.writerows(part)
+    os.replace(tmp, os.path.join(HERE, name))
+    print(f"{name}: {len({r['image'] for r in part})} slices, "
+          f"{len({r['subject'] for r in part})} patients, {len(part)} discs")
