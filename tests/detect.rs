@@ -159,7 +159,12 @@ fn bundled_detector_on_the_real_test_patients() {
         eprintln!("skipped: models/endplate-detector.onnx is absent");
         return;
     };
-    if !manifest.parent().unwrap().join("../../../shared/data/spider-t2").is_dir() {
+    if !manifest
+        .parent()
+        .unwrap()
+        .join("../../../shared/data/spider-t2")
+        .is_dir()
+    {
         eprintln!("skipped: ../shared/data/spider-t2 (the real slices) is absent");
         return;
     }
@@ -174,7 +179,11 @@ fn bundled_detector_on_the_real_test_patients() {
     // Floors under the bundled detector's figures (45 of 60, 2 false, 2.43 mm): they catch a
     // detector that got worse on real spines, not one short of the goals (95 %, 1.5 mm).
     assert_eq!(r.overall.discs, 60);
-    assert!(r.overall.right_level >= 42, "{} right", r.overall.right_level);
+    assert!(
+        r.overall.right_level >= 42,
+        "{} right",
+        r.overall.right_level
+    );
     assert!(r.false_discs <= 4, "{} false discs", r.false_discs);
     assert!(median <= 3.0, "corner median {median:.2} mm");
 }
