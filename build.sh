@@ -59,7 +59,7 @@ build_wasm() {
 # never meets an old file in any cache. DIST_SALT adds to the hash (the tests make a second build).
 build_dist() {
   local out=${DIST_DIR:-dist}
-  local files=(app.js adapt.js engine.js worker.js store.js style.css
+  local files=(app.js adapt.js engine.js worker.js store.js study.js scalebar.js style.css
     pkg/relaxed/endplate.js pkg/relaxed/endplate_bg.wasm pkg/simd/endplate.js pkg/simd/endplate_bg.wasm
     models/endplate-default.onnx models/endplate-detector.onnx)
   local top=(index.html sw.js manifest.webmanifest icon.svg icon-192.png icon-512.png)
@@ -83,7 +83,7 @@ build_dist() {
   grep -q "data-build=\"$build\"" "$out/index.html" && grep -q "src=\"v/$build/app.js\"" "$out/index.html" \
     || { echo "www/index.html no longer has the lines build.sh dist rewrites" >&2; exit 1; }
   local v="v/$build"
-  local core="['./', 'manifest.webmanifest', 'icon.svg', 'icon-192.png', 'icon-512.png', '$v/app.js', '$v/adapt.js', '$v/engine.js', '$v/worker.js', '$v/store.js', '$v/style.css', '$v/models/endplate-default.onnx', '$v/models/endplate-detector.onnx']"
+  local core="['./', 'manifest.webmanifest', 'icon.svg', 'icon-192.png', 'icon-512.png', '$v/app.js', '$v/adapt.js', '$v/engine.js', '$v/worker.js', '$v/store.js', '$v/study.js', '$v/scalebar.js', '$v/style.css', '$v/models/endplate-default.onnx', '$v/models/endplate-detector.onnx']"
   local variants="{ relaxed: ['$v/pkg/relaxed/endplate.js', '$v/pkg/relaxed/endplate_bg.wasm'], simd: ['$v/pkg/simd/endplate.js', '$v/pkg/simd/endplate_bg.wasm'] }"
   sed -e "s|@BUILD@|$build|" -e "s|@CORE@|$core|" -e "s|@VARIANTS@|$variants|" www/sw.js > "$out/sw.js"
   echo "$out/: endplate $version, build $build ($(du -sh "$out" | cut -f1)); serve it from any static host (README, Install and host)"

@@ -19,6 +19,8 @@ use crate::manifest::{self, Row};
 use crate::model::card;
 use crate::model::detector::{stretched, view_input, Detector};
 use crate::phantom::{plan_subject, render, ClassMix};
+use crate::study::archive::is_zip;
+use crate::study::{Archive, Collector, Sources, Study};
 use crate::{Class, Classifier, Label, Level, Slice};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -158,11 +160,39 @@ struct RowOut<'a> {
     corners: Vec<f64>,
 }
 
+/// Where the page's exported slice came from, as it hands it to `exportCsv`: written into
+/// every row, so an export says which file, series and slice its corners belong to and how
+/// large a pixel is.
+#[derive(Deserialize, Default)]
+struct ExportContext {
+    #[serde(default)]
+    spacing_mm: Option<(f64, f64)>,
+    #[serde(default)]
+    series_uid: Option<String>,
+    #[serde(default)]
+    series_description: Option<String>,
+    /// 0-based, in the series' order along its normal.
+    #[serde(default)]
+    slice_index: Option<usize>,
+}
+
+/// A study just gathered, with each series' mid-sagittal slice.
+#[derive(Serialize)]
+struct StudyOut<'a> {
+    #[serde(flatten)]
+    study: &'a Study,
+    mid_slices: Vec<usize>,
+}
+
 #[wasm_bindgen]
 pub struct Endplate {
     model: Option<Classifier>,
     detector: Option<Detector>,
     slice: Option<(Slice, Stretch)>,
+    /// The study being gathered (`studyAdd`) until `studyFinish`.
+    collector: Option<Collector>,
+    /// The zips of the open study, kept to read its slices from (the page keeps other files).
+    sources: Sources,
 }
 
 impl Default for Endplate {
@@ -179,6 +209,8 @@ impl Endplate {
             model: None,
             detector: None,
             slice: None,
+            collector: None,
+            sources: Sources::default(),
         }
     }
 
@@ -311,10 +343,82 @@ impl Endplate {
         info
     }
 
-    /// The slice's native values (row-major), for window/level display in the page.
+    /// The slice's native values (row-major), for window/level display in the page: copied
+    /// once, straight from wasm memory into a JavaScript array the worker then transfers to the
+    /// page (a `Vec` return would clone it in Rust first).
     #[wasm_bindgen(js_name = slicePixels)]
-    pub fn slice_pixels(&self) -> Result<Vec<f32>, JsError> {
-        Ok(self.slice()?.0.pixels.clone())
+    pub fn slice_pixels(&self) -> Result<js_sys::Float32Array, JsError> {
+        Ok(js_sys::Float32Array::from(&self.slice()?.0.pixels[..]))
+    }
+
+    /// Start gathering a study; the previous study's zips are dropped.
+    #[wasm_bindgen(js_name = studyBegin)]
+    pub fn study_begin(&mut self) {
+        self.collector = Some(Collector::new());
+        self.sources = Sources::default();
+    }
+
+    /// Add one file of the study: a DICOM image's header is read, a DICOMDIR's listing, a zip
+    /// is opened (within its limits) and kept, its entries read one by one; anything else is
+    /// listed as skipped. Returns `{"kind": "zip" | "file", "entries"?}`; a bad file is never an
+    /// error, only a skipped entry in `studyFinish`.
+    #[wasm_bindgen(js_name = studyAdd)]
+    pub fn study_add(&mut self, bytes: Vec<u8>, name: &str) -> Result<JsValue, JsError> {
+        let collector = self
+            .collector
+            .as_mut()
+            .ok_or_else(|| js("no study begun (call studyBegin first)"))?;
+        #[derive(Serialize)]
+        struct Added {
+            kind: &'static str,
+            entries: Option<usize>,
+        }
+        if !is_zip(&bytes) {
+            collector.add(name, &bytes);
+            return to_js(&Added {
+                kind: "file",
+                entries: None,
+            });
+        }
+        let entries = match Archive::open(name, bytes) {
+            Ok(mut archive) => {
+                collector.add_archive(&mut archive);
+                let n = archive.entries().len();
+                self.sources.archives.push(archive);
+                Some(n)
+            }
+            Err(e) => {
+                collector.skip_error(name, &e);
+                None
+            }
+        };
+        to_js(&Added {
+            kind: "zip",
+            entries,
+        })
+    }
+
+    /// Group the files added into series and propose the sagittal T2 series. Returns the study
+    /// (`series`, `skipped`, `proposed`, `dicomdirs`) and `mid_slices`, each series' middle.
+    #[wasm_bindgen(js_name = studyFinish)]
+    pub fn study_finish(&mut self) -> Result<JsValue, JsError> {
+        let study = self
+            .collector
+            .take()
+            .ok_or_else(|| js("no study begun (call studyBegin first)"))?
+            .finish();
+        to_js(&StudyOut {
+            mid_slices: study.series.iter().map(|s| s.mid_slice()).collect(),
+            study: &study,
+        })
+    }
+
+    /// Decode a slice of the open study that lives in one of its zips (the page reads other
+    /// files itself and calls `loadSlice`); on error the current slice stays.
+    #[wasm_bindgen(js_name = loadStudySlice)]
+    pub fn load_study_slice(&mut self, name: &str) -> Result<JsValue, JsError> {
+        let bytes = self.sources.read(name).map_err(js)?;
+        self.load_slice(&bytes, name)
     }
 
     fn slice(&self) -> Result<&(Slice, Stretch), JsError> {
@@ -510,17 +614,34 @@ impl Endplate {
         to_js(&PhantomOut { info, truth })
     }
 
-    /// The placed discs as a manifest CSV (SPEC.md) with prediction columns. `discs` is an array:
-    /// `[{"level", "corners": [x1, y1, ..., y4], "truth"?, "prediction"?: {"label", "probabilities"}}]`.
+    /// The placed discs as a manifest CSV (SPEC.md) with prediction columns and where the slice
+    /// came from. `discs` is an array: `[{"level", "corners": [x1, y1, ..., y4], "truth"?,
+    /// "prediction"?: {"label", "probabilities"}}]`; `context` (may be `undefined`):
+    /// `{"spacing_mm"?: [row, column], "series_uid"?, "series_description"?, "slice_index"?}`.
     #[wasm_bindgen(js_name = exportCsv)]
     pub fn export_csv(
         &self,
         image: &str,
         subject: &str,
         discs: JsValue,
+        context: JsValue,
     ) -> Result<String, JsError> {
         let discs: Vec<DiscIn> = serde_wasm_bindgen::from_value(discs)
             .map_err(|e| js(format!("discs to export: {e}")))?;
+        let context: ExportContext = if context.is_undefined() || context.is_null() {
+            ExportContext::default()
+        } else {
+            serde_wasm_bindgen::from_value(context)
+                .map_err(|e| js(format!("export context: {e}")))?
+        };
+        let opt = |v: Option<String>| v.unwrap_or_default();
+        let source = [
+            opt(context.spacing_mm.map(|s| format!("{}", s.0))),
+            opt(context.spacing_mm.map(|s| format!("{}", s.1))),
+            opt(context.series_uid.clone()),
+            opt(context.series_description.clone()),
+            opt(context.slice_index.map(|i| i.to_string())),
+        ];
         let mut rows = Vec::new();
         let mut extra = Vec::new();
         for d in &discs {
@@ -553,11 +674,23 @@ impl Endplate {
                         .unwrap_or_default(),
                 );
             }
+            e.extend(source.iter().cloned());
             extra.push(e);
         }
         Ok(manifest::write(
             &rows,
-            &["predicted", "p_normal", "p_wavy", "p_notched", "p_schmorl"],
+            &[
+                "predicted",
+                "p_normal",
+                "p_wavy",
+                "p_notched",
+                "p_schmorl",
+                "spacing_row_mm",
+                "spacing_col_mm",
+                "series_uid",
+                "series_description",
+                "slice_index",
+            ],
             &extra,
         ))
     }

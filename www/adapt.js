@@ -6,8 +6,8 @@
 // held-out discs, a new model file. The page then uses the adapted model, can switch back to the
 // original, shows the held-out comparison, and saves the adapted file.
 //
-// app.js calls three hooks: `labelControl(d)` (the select for a disc), `discMoved(d)` (its corners
-// changed) and `modelLoaded(name)` (a model became active).
+// app.js calls four hooks: `labelControl(d)` (the select for a disc), `discMoved(d)` (its corners
+// changed), `discRemoved(d)` (× on its card) and `modelLoaded(name)` (a model became active).
 
 const LABELS = [['normal', 'Normal'], ['wavy', 'Wavy/irregular'], ['notched', 'Notched'],
   ['schmorl', "Schmorl's node"], ['lesion', 'Lesion (type unknown)']];
@@ -167,6 +167,12 @@ export function createAdaptation({ engine, loadModel, reclassify, subject }) {
     async discMoved(d) {
       const e = labelled.get(key(d));
       if (e) await setLabel(d, e.label, document.createElement('select'));
+    },
+
+    /// A disc was removed: its label goes with it, so Adapt never learns from a disc the user
+    /// took back.
+    discRemoved(d) {
+      if (labelled.delete(key(d))) counts();
     },
 
     /// A model became active. The adaptation's own switches keep the labels (same backbone);

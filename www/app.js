@@ -21,6 +21,8 @@ function verdict(result) {
 import { createEngine } from './engine.js';
 import { keptModels, keepModel, keptModel, forgetModel } from './store.js';
 import { createAdaptation } from './adapt.js';
+import { createStudy } from './study.js';
+import { drawScaleBar } from './scalebar.js';
 const engine = createEngine();
 const workerReady = engine.ready;
 const call = engine.call;
@@ -39,6 +41,15 @@ const state = {
   userModel: null,      // {name, bytes}: the classifier file loaded by the user, which "Keep" stores
   detector: null,       // the disc detector's card, null while none is loaded
 };
+
+// Studies (www/study.js): series list, slice navigation, per-slice discs.
+const study = createStudy({
+  call,
+  showSlice: (result, name, opts) => setSlice(result, name, opts),
+  snapshot: () => ({ discs: state.discs, current: state.current, history: state.history, truth: state.truth, timing: $('timing').textContent }),
+  detect: () => detectDiscs(),
+  showError,
+});
 
 function showError(msg) {
   const e = $('error');
@@ -113,6 +124,8 @@ function draw() {
       ctx.fillText(d.level + (d.result ? ' ' + verdict(d.result).display : ''), x - 10, y - 8);
     }
   }
+  const bar = drawScaleBar(ctx, state.slice.info.spacing_mm, state.view.scale);
+  canvas.dataset.scalebar = bar ? `${bar.mm} mm` : '';
 }
 
 function fit() {
@@ -209,7 +222,7 @@ function updatePrompt() {
   const level = LEVELS[state.current];
   const complete = state.discs.filter((d) => d.corners.length === 4);
   $('prompt').textContent = !state.slice
-    ? 'Open a slice (DICOM, PNG or JPEG) or draw a phantom.'
+    ? 'Open a study (a folder or zip of DICOM files), a slice (DICOM, PNG or JPEG), or draw a phantom.'
     : level
       ? `Click the four corners of ${level}: the two of the upper vertebra's lower endplate, the two of the lower vertebra's upper endplate.`
       : `All levels done: ${complete.length} disc${complete.length === 1 ? '' : 's'} placed. Classify, or drag corners to adjust.`;
@@ -384,6 +397,7 @@ async function detectDiscs({ replace = false } = {}) {
 }
 
 function removeDisc(d) {
+  adaptation.discRemoved(d);
   state.discs = state.discs.filter((x) => x !== d);
   state.history = state.history.filter((x) => x !== d);
   // Unless a disc is half placed, the next clicks place the first level now missing.
@@ -411,10 +425,18 @@ function resetDiscs() {
   $('timing').textContent = '';
 }
 
-function setSlice(result, name) {
-  state.slice = { ...result, name };
+/// Show a decoded slice. A study's slice (www/study.js) comes with `study` (series and index,
+/// kept for the exports) and, when it was shown before, `restore`: its discs as they were left.
+function setSlice(result, name, { restore = null, study: from = null } = {}) {
+  state.slice = { ...result, name, study: from };
   state.window = { center: result.info.window.center, width: result.info.window.width };
   resetDiscs();
+  if (restore) {
+    Object.assign(state, { discs: restore.discs, current: restore.current, history: restore.history, truth: restore.truth });
+    $('timing').textContent = restore.timing;
+    $('truth-btn').hidden = !restore.truth;
+  }
+  study.showing(state.slice);
   renderSliceImage();
   fit();
   draw();
@@ -525,10 +547,14 @@ function exportedDiscs() {
   }));
 }
 
-const baseName = () => (state.slice?.name || 'slice').replace(/\.[^.]+$/, '');
+const baseName = () => (state.slice?.name || 'slice').split('/').pop().replace(/\.[^.]+$/, '');
+
+/// Where the exported corners belong: the file, its pixel spacing and, for a study's slice, the
+/// series and the slice's index in it.
+const exportContext = () => ({ file: state.slice.name, spacing_mm: state.slice.info.spacing_mm ?? null, ...(state.slice.study ?? {}) });
 
 async function exportCsv() {
-  const csv = await call('exportCsv', { image: state.slice.name, subject: baseName(), discs: exportedDiscs() });
+  const csv = await call('exportCsv', { image: state.slice.name, subject: baseName(), discs: exportedDiscs(), context: exportContext() });
   download(`${baseName()}-endplate.csv`, csv, 'text/csv');
 }
 
@@ -539,7 +565,7 @@ function exportJson() {
     return { image: state.slice.name, level: d.level, label: d.prediction?.label ?? null,
       probabilities: d.prediction?.probabilities ?? null, logits: d.prediction?.logits ?? null, corners: c };
   });
-  download(`${baseName()}-endplate.json`, JSON.stringify({ model: state.model?.summary, results }, null, 2), 'application/json');
+  download(`${baseName()}-endplate.json`, JSON.stringify({ model: state.model?.summary, source: exportContext(), results }, null, 2), 'application/json');
 }
 
 // ---- mouse ------------------------------------------------------------------------------
@@ -604,7 +630,7 @@ window.addEventListener('mouseup', (e) => {
   updatePrompt();
 });
 canvas.addEventListener('wheel', (e) => {
-  if (!state.slice) return;
+  if (!state.slice || study.onWheel(e)) return;
   e.preventDefault();
   const [sx, sy] = canvasPoint(e);
   const f = Math.exp(-e.deltaY / 500);
@@ -689,10 +715,12 @@ $('truth-btn').addEventListener('click', async () => {
   await Promise.all(state.discs.map(refreshRoi));
   updatePrompt();
 });
-// Drag and drop anywhere: .onnx loads a model, .csv/.json restores corners, anything else is a slice.
+// Drag and drop anywhere: a folder, several files or a zip is a study (www/study.js); one .onnx
+// loads a model, .csv/.json restores corners, anything else is a slice.
 window.addEventListener('dragover', (e) => e.preventDefault());
 window.addEventListener('drop', async (e) => {
   e.preventDefault();
+  if (study.takeDrop(e.dataTransfer)) return;
   const f = e.dataTransfer.files[0];
   if (!f) return;
   const n = f.name.toLowerCase();
@@ -787,7 +815,9 @@ const adaptation = createAdaptation({
   engine,
   loadModel,
   reclassify: () => state.discs.some((d) => d.result) && classify(),
-  subject: baseName,
+  // A study's slices are one patient's series: the held-out split keeps the series whole, and a
+  // disc labelled on two of its slices is one disc (the later label wins).
+  subject: () => state.slice?.study?.series_uid ?? baseName(),
 });
 
 // ---- start: the bundled model, fetched from this origin only ----------------------------

@@ -51,7 +51,13 @@ const handlers = {
   evidenceInput: ({ input }) => ep.evidenceInput(input),
   features: ({ corners }) => ep.features(new Float64Array(corners)),
   adapt: ({ base, name, discs, features, date }) => ep.adapt(new Uint8Array(base), name, discs, features, date),
-  exportCsv: ({ image, subject, discs }) => ep.exportCsv(image, subject, discs),
+  exportCsv: ({ image, subject, discs, context }) => ep.exportCsv(image, subject, discs, context),
+  // A study (www/study.js): files one at a time (a zip is kept in the worker), then the series.
+  studyBegin: () => ep.studyBegin(),
+  studyAdd: ({ bytes, name }) => ep.studyAdd(new Uint8Array(bytes), name),
+  studyFinish: () => ep.studyFinish(),
+  // A study's slice: the page's own file when it has one, else an entry of a kept zip.
+  loadStudySlice: ({ bytes, name }) => sliceResult(bytes ? ep.loadSlice(new Uint8Array(bytes), name) : ep.loadStudySlice(name)),
   importCsv: ({ name, text }) => ep.importCsv(name, text),
 };
 
@@ -59,12 +65,21 @@ function sliceResult(info) {
   return { info, pixels: ep.slicePixels() };
 }
 
+// Typed arrays the library made for this answer (a slice's pixels, an ROI preview) are moved to
+// the page, not copied.
+function transferables(result) {
+  if (!result || typeof result !== 'object') return [];
+  const values = ArrayBuffer.isView(result) ? [result] : Object.values(result);
+  return [...new Set(values.filter((v) => ArrayBuffer.isView(v)).map((v) => v.buffer))];
+}
+
 onmessage = async ({ data }) => {
   if (data.type === 'init') return start(data.module);
   await ready;
   const { id, type, ...args } = data;
   try {
-    postMessage({ id, ok: true, result: handlers[type](args) });
+    const result = handlers[type](args);
+    postMessage({ id, ok: true, result }, transferables(result));
   } catch (err) {
     postMessage({ id, ok: false, error: String(err?.message ?? err) });
   }

@@ -1,9 +1,11 @@
-//! A study in: many DICOM files (a folder, several picked files) grouped into series, each
-//! series' slices ordered along its normal, the sagittal T2 series and its mid-sagittal slice
-//! proposed. Files that are not readable DICOM images are listed and skipped, never fatal.
+//! A study in: many DICOM files (a folder, several picked files, a zip, a DICOMDIR's folder)
+//! grouped into series, each series' slices ordered along its normal, the sagittal T2 series and
+//! its mid-sagittal slice proposed. Files that are not readable DICOM images are listed and
+//! skipped, never fatal.
 //!
-//! Only headers are read here (up to the pixel data); the chosen slice is decoded by
-//! [`crate::image::decode`] as any single file is.
+//! Only headers are read here (up to the pixel data, `header`); the chosen slice is decoded by
+//! [`crate::image::decode`] as any single file is. `collect` gathers the files (page and CLI
+//! alike), `archive` reads zips within limits, `dicomdir` checks a DICOMDIR's listing.
 //!
 //! How the proposal is made:
 //! - a series is **sagittal** when the normal of its ImageOrientationPatient (row x column
@@ -19,34 +21,20 @@
 //! ambiguous, or when several sagittal T2 series exist (e.g. a fat-saturated one); the page and
 //! the CLI say what they took, and both let the user choose another series or slice.
 
+pub mod archive;
+mod collect;
+pub mod dicomdir;
+mod header;
+
+pub use archive::{Archive, Limits};
+#[cfg(not(target_arch = "wasm32"))]
+pub use collect::open;
+pub use collect::{Collector, Sources};
+pub use header::{read_file, FileKind, Header};
+
 use crate::error::{Error, Result};
-use crate::image::decode::{sniff, Format};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::Cursor;
-
-/// One DICOM image file's header, as far as grouping and ordering need it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Header {
-    /// The file's name (a path, or the name the page was given).
-    pub name: String,
-    pub series_uid: String,
-    pub sop_instance_uid: Option<String>,
-    pub series_description: String,
-    pub series_number: Option<i32>,
-    pub instance_number: Option<i32>,
-    /// ImagePositionPatient (mm).
-    pub position: Option<[f64; 3]>,
-    /// ImageOrientationPatient: row then column direction cosines.
-    pub orientation: Option<[f64; 6]>,
-    pub echo_time_ms: Option<f64>,
-    pub repetition_time_ms: Option<f64>,
-    /// PixelSpacing (row, column; mm).
-    pub spacing_mm: Option<(f64, f64)>,
-    pub rows: u32,
-    pub cols: u32,
-    pub frames: u32,
-}
 
 /// Which way a series is cut, from its orientation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -178,6 +166,15 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// A DICOMDIR met among the study's files: how many files it lists, and those not found.
+#[derive(Debug, Clone, Serialize)]
+pub struct DicomdirNote {
+    pub name: String,
+    pub listed: usize,
+    /// Listed files that were not among the study's files, as study names beside the DICOMDIR.
+    pub missing: Vec<String>,
+}
+
 /// Many files read as a study.
 #[derive(Debug, Clone, Serialize)]
 pub struct Study {
@@ -186,6 +183,7 @@ pub struct Study {
     pub skipped: Vec<Skipped>,
     /// The index in `series` of the proposed sagittal T2 series, if any series is sagittal.
     pub proposed: Option<usize>,
+    pub dicomdirs: Vec<DicomdirNote>,
 }
 
 /// The proposed (or chosen) slice of a study.
@@ -198,23 +196,7 @@ pub struct Pick<'a> {
 }
 
 impl Study {
-    /// Group files (name, bytes) into series. Never fails: what cannot be read is skipped.
-    pub fn from_files<'a, I>(files: I) -> Study
-    where
-        I: IntoIterator<Item = (String, &'a [u8])>,
-    {
-        let mut headers = Vec::new();
-        let mut skipped = Vec::new();
-        for (name, bytes) in files {
-            match read_header(bytes, &name) {
-                Ok(h) => headers.push(h),
-                Err(reason) => skipped.push(Skipped { name, reason }),
-            }
-        }
-        Self::from_headers(headers, skipped)
-    }
-
-    /// Group headers already read (the page reads them one file at a time).
+    /// Group headers already read ([`Collector::finish`]).
     pub fn from_headers(headers: Vec<Header>, skipped: Vec<Skipped>) -> Study {
         let mut groups: BTreeMap<String, Vec<Header>> = BTreeMap::new();
         for h in headers {
@@ -238,6 +220,7 @@ impl Study {
             series,
             skipped,
             proposed,
+            dicomdirs: Vec::new(),
         }
     }
 
@@ -359,113 +342,10 @@ fn build_series(mut files: Vec<Header>) -> Series {
     }
 }
 
-/// Read one file's header (up to the pixel data). The reason it is skipped otherwise.
-pub fn read_header(bytes: &[u8], name: &str) -> std::result::Result<Header, String> {
-    use dicom_dictionary_std::tags;
-    use dicom_object::file::ReadPreamble;
-    if sniff(bytes) != Some(Format::Dicom) {
-        return Err(match sniff(bytes) {
-            Some(_) => "a PNG/JPEG picture, not part of a DICOM series".into(),
-            None => "not a DICOM file".into(),
-        });
-    }
-    let obj = dicom_object::OpenFileOptions::new()
-        .read_preamble(ReadPreamble::Auto)
-        .read_until(tags::PIXEL_DATA)
-        .from_reader(Cursor::new(bytes))
-        .map_err(|e| format!("not a readable DICOM file: {e}"))?;
-    let sop_class = obj
-        .meta()
-        .media_storage_sop_class_uid()
-        .trim_end_matches(['\0', ' '])
-        .to_string();
-    if sop_class == "1.2.840.10008.1.3.10" {
-        return Err("a DICOMDIR (an index; the images it lists are read as files)".into());
-    }
-    let text = |tag| -> Option<String> {
-        obj.element(tag)
-            .ok()
-            .and_then(|e| e.to_str().ok())
-            .map(|s| s.trim_end_matches(['\0', ' ']).trim().to_string())
-    };
-    let floats = |tag| -> Option<Vec<f64>> {
-        obj.element(tag)
-            .ok()
-            .and_then(|e| e.to_multi_float64().ok())
-            .filter(|v| v.iter().all(|x| x.is_finite()))
-    };
-    let int = |tag| -> Option<i32> { obj.element(tag).ok().and_then(|e| e.to_int::<i32>().ok()) };
-    let float = |tag| floats(tag).and_then(|v| v.first().copied());
-    let rows = int(tags::ROWS).filter(|&v| v > 0);
-    let cols = int(tags::COLUMNS).filter(|&v| v > 0);
-    let (Some(rows), Some(cols)) = (rows, cols) else {
-        return Err("a DICOM file without an image (no Rows/Columns)".into());
-    };
-    let series_uid = text(tags::SERIES_INSTANCE_UID)
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "(no SeriesInstanceUID)".into());
-    let description = text(tags::SERIES_DESCRIPTION)
-        .filter(|s| !s.is_empty())
-        .or_else(|| text(tags::PROTOCOL_NAME))
-        .unwrap_or_default();
-    Ok(Header {
-        name: name.to_string(),
-        series_uid,
-        sop_instance_uid: text(tags::SOP_INSTANCE_UID).filter(|s| !s.is_empty()),
-        series_description: description,
-        series_number: int(tags::SERIES_NUMBER),
-        instance_number: int(tags::INSTANCE_NUMBER),
-        position: floats(tags::IMAGE_POSITION_PATIENT)
-            .filter(|v| v.len() == 3)
-            .map(|v| [v[0], v[1], v[2]]),
-        orientation: floats(tags::IMAGE_ORIENTATION_PATIENT)
-            .filter(|v| v.len() == 6)
-            .map(|v| std::array::from_fn(|i| v[i])),
-        echo_time_ms: float(tags::ECHO_TIME),
-        repetition_time_ms: float(tags::REPETITION_TIME),
-        spacing_mm: floats(tags::PIXEL_SPACING)
-            .filter(|v| v.len() == 2)
-            .map(|v| (v[0], v[1])),
-        rows: rows as u32,
-        cols: cols as u32,
-        frames: int(tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as u32,
-    })
-}
-
-/// Every file under `dir` (recursively, in name order) read as a study. Unreadable files are
-/// skipped and listed like foreign ones; only an unreadable `dir` itself is an error.
+/// A study folder, zip or DICOMDIR on disk read as a study ([`open`], without its sources).
 #[cfg(not(target_arch = "wasm32"))]
-pub fn read_dir(dir: &std::path::Path) -> Result<Study> {
-    let mut paths = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))?;
-        for entry in entries.flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                paths.push(p);
-            }
-        }
-    }
-    paths.sort();
-    let mut headers = Vec::new();
-    let mut skipped = Vec::new();
-    for p in paths {
-        let name = p.display().to_string();
-        match std::fs::read(&p) {
-            Ok(bytes) => match read_header(&bytes, &name) {
-                Ok(h) => headers.push(h),
-                Err(reason) => skipped.push(Skipped { name, reason }),
-            },
-            Err(e) => skipped.push(Skipped {
-                name,
-                reason: e.to_string(),
-            }),
-        }
-    }
-    Ok(Study::from_headers(headers, skipped))
+pub fn read_dir(path: &std::path::Path) -> Result<Study> {
+    open(path).map(|(study, _)| study)
 }
 
 #[cfg(test)]

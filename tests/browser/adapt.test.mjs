@@ -85,6 +85,15 @@ test('label, adapt, classify, save, reload: the same model as endplate adapt', a
   assert.match(refusal, /Not adapted: .*(at least 8|one subject)/);
   console.log(refusal);
 
+  // × takes a disc back, and its label with it; placed and labelled again, it counts again.
+  const first = bySlice[0];
+  await page.click(`#results li[data-level="${first[0][2]}"] button.remove`);
+  await page.waitForFunction((k) => document.querySelector('#adapt').dataset.labelled === String(k), first.length - 1);
+  await page.setInputFiles('#import-input', join(work, `${first[0][1]}.csv`));
+  await page.waitForSelector(`#results li[data-level="${first[0][2]}"] .disc-label select`);
+  await page.selectOption(`#results li[data-level="${first[0][2]}"] .disc-label select`, first[0][3]);
+  await page.waitForFunction((k) => document.querySelector('#adapt').dataset.labelled === String(k), first.length);
+
   for (const s of bySlice.slice(1)) await label(s, data);
   assert.equal(await page.getAttribute('#adapt', 'data-labelled'), String(rows.length));
   await page.click('#adapt-btn');

@@ -95,7 +95,7 @@ test('dist/ holds the page, both wasm builds and the models, nothing else', asyn
     'icon-192.png', 'icon-512.png', 'icon.svg', 'index.html', 'manifest.webmanifest', 'sw.js',
     ...['adapt.js', 'app.js', 'engine.js', 'models/endplate-default.onnx', 'models/endplate-detector.onnx',
       'pkg/relaxed/endplate.js', 'pkg/relaxed/endplate_bg.wasm', 'pkg/simd/endplate.js', 'pkg/simd/endplate_bg.wasm',
-      'store.js', 'style.css', 'worker.js'].map((f) => `v/${id}/${f}`),
+      'scalebar.js', 'store.js', 'study.js', 'style.css', 'worker.js'].map((f) => `v/${id}/${f}`),
   ].sort());
   // The page's Content-Security-Policy is the one of www/: the service worker and the manifest
   // need nothing beyond 'self'.

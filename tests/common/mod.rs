@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod dicom;
+pub mod study;
 
 use endplate::model::card::ModelCard;
 use endplate::model::file::{write_model, BatchNorm};

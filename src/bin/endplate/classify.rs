@@ -3,6 +3,7 @@
 
 use crate::common::{discs, load_model, rois, threads_or_all, DiscArgs};
 use clap::Args;
+use endplate::image::decode::{decode, DecodeOptions};
 use endplate::manifest::{self, Entry, Row};
 use endplate::{Class, Error, Prediction, Result};
 use std::collections::HashMap;
@@ -21,8 +22,9 @@ pub struct ClassifyArgs {
     /// when the level is empty too
     #[arg(long, conflicts_with_all = ["image", "corners"])]
     manifest: Option<PathBuf>,
-    /// A study folder (DICOM files, any names, subfolders too): classify the proposed sagittal
-    /// T2 series' mid-sagittal slice (every lumbar disc found, or the disc of --corners)
+    /// A study: a folder of DICOM files (any names, subfolders too), a zip of one, or its
+    /// DICOMDIR; classify the proposed sagittal T2 series' mid-sagittal slice (every lumbar disc
+    /// found, or the disc of --corners)
     #[arg(long, conflicts_with_all = ["image", "manifest"])]
     series: Option<PathBuf>,
     /// With --series: this slice (0-based, in the series' order along its normal) instead of
@@ -151,20 +153,43 @@ fn manifest_rows(
 }
 
 pub fn run(mut a: ClassifyArgs) -> Result<()> {
-    let mut picked = None;
-    if let Some(dir) = &a.series {
-        let (file, note) = crate::common::pick_from_series(dir, a.slice)?;
-        a.disc.image = Some(file);
-        picked = Some(note);
-    }
+    let picked = match &a.series {
+        Some(path) => Some(crate::common::pick_from_series(path, a.slice)?),
+        None => None,
+    };
     let threads = threads_or_all(a.threads);
     endplate::model::inference::set_threads(threads);
     let model = load_model(a.model.as_deref())?;
     let p = &model.card().preprocessing;
-    let (rows, rois) = match (&a.disc.image, &a.disc.corners, &a.manifest) {
+    let (rows, rois) = match (&picked, &a.disc.image, &a.disc.corners, &a.manifest) {
+        // A study's slice (it may live in a zip): decoded here, its discs those of --corners or
+        // the detector's.
+        (Some(picked), ..) => {
+            let slice = decode(
+                &picked.bytes,
+                &picked.name,
+                DecodeOptions {
+                    frame: a.disc.frame,
+                },
+            )?;
+            let rows = match &a.disc.corners {
+                Some(_) => {
+                    a.disc.image = Some(PathBuf::from(&picked.name));
+                    discs(&a.disc, a.level.as_deref())?.0
+                }
+                None => {
+                    let detector = crate::common::load_detector(a.detector.as_deref())?;
+                    let (found, _) = crate::detect::detect_slice(&detector, &slice, &picked.name)?;
+                    crate::detect::lumbar_rows(&found, &picked.name)
+                }
+            };
+            let corners: Vec<_> = rows.iter().map(|r| r.corners).collect();
+            let rois = endplate::Roi::extract_many(&slice, &corners, p)?;
+            (rows, rois)
+        }
         // No corners: the detector finds every lumbar disc of the slice, and the ROIs are cut
         // from the slice it decoded.
-        (Some(image), None, None) => {
+        (None, Some(image), None, None) => {
             let detector = crate::common::load_detector(a.detector.as_deref())?;
             let (found, slice, _) = crate::detect::detect_file(&detector, image, a.disc.frame)?;
             let rows = crate::detect::lumbar_rows(&found, &image.display().to_string());
@@ -208,8 +233,8 @@ pub fn run(mut a: ClassifyArgs) -> Result<()> {
             })
             .collect();
         let mut out = serde_json::json!({ "model": endplate::model::card::summary(model.card()), "results": results });
-        if let Some(note) = picked {
-            out["series"] = note;
+        if let Some(picked) = picked {
+            out["series"] = picked.note;
         }
         println!("{}", serde_json::to_string_pretty(&out).expect("json"));
     } else {

@@ -119,18 +119,42 @@ pub fn threads_or_all(asked: Option<usize>) -> usize {
         .max(1)
 }
 
-/// `--series DIR [--slice N]`: read the folder as a study, take the proposed sagittal T2 series
-/// and its mid-sagittal slice (or slice N), say on standard error what was taken and skipped,
-/// and return the slice's file with a JSON note of the choice (series, slice index, file).
-pub fn pick_from_series(dir: &Path, slice: Option<usize>) -> Result<(PathBuf, serde_json::Value)> {
-    let study = endplate::study::read_dir(dir)?;
-    for s in &study.skipped {
+/// The slice `--series` chose: its study name, bytes and a JSON note of the choice.
+pub struct Picked {
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub note: serde_json::Value,
+}
+
+/// `--series PATH [--slice N]`: read the folder, zip or DICOMDIR as a study, take the proposed
+/// sagittal T2 series and its mid-sagittal slice (or slice N), say on standard error what was
+/// taken and skipped, and return the slice's bytes with a JSON note of the choice (series,
+/// slice index, file, spacing).
+pub fn pick_from_series(path: &Path, slice: Option<usize>) -> Result<Picked> {
+    let (study, mut sources) = endplate::study::open(path)?;
+    const SHOWN: usize = 20;
+    for s in study.skipped.iter().take(SHOWN) {
         eprintln!("skipped {}: {}", s.name, s.reason);
+    }
+    if study.skipped.len() > SHOWN {
+        eprintln!("... and {} more files skipped", study.skipped.len() - SHOWN);
+    }
+    for d in &study.dicomdirs {
+        eprintln!(
+            "{}: lists {} files, {} of them missing{}",
+            d.name,
+            d.listed,
+            d.missing.len(),
+            d.missing
+                .first()
+                .map(|m| format!(" (first: {m})"))
+                .unwrap_or_default()
+        );
     }
     if study.series.is_empty() {
         return Err(Error::Invalid(format!(
             "{}: no DICOM image series found ({} files skipped)",
-            dir.display(),
+            path.display(),
             study.skipped.len()
         )));
     }
@@ -160,6 +184,9 @@ pub fn pick_from_series(dir: &Path, slice: Option<usize>) -> Result<(PathBuf, se
         "file": pick.file,
         "spacing_mm": s.spacing_mm,
         "skipped": study.skipped.len(),
+        "missing": study.dicomdirs.iter().map(|d| d.missing.len()).sum::<usize>(),
     });
-    Ok((PathBuf::from(pick.file), note))
+    let name = pick.file.to_string();
+    let bytes = sources.read(&name)?;
+    Ok(Picked { name, bytes, note })
 }

@@ -5,7 +5,7 @@ use clap::Args;
 use endplate::disc::detection::DetectedDisc;
 use endplate::eval::detection::{evaluate, read_truth, DetectionReport, SliceTruth};
 use endplate::eval::metrics::Estimate;
-use endplate::image::decode::{decode_file, DecodeOptions};
+use endplate::image::decode::{decode, decode_file, DecodeOptions};
 use endplate::manifest::{self, Row};
 use endplate::model::detector::Detector;
 use endplate::{Error, Result, Slice};
@@ -17,8 +17,8 @@ pub struct DetectArgs {
     /// Slice image: DICOM, PNG (8/16-bit) or JPEG
     #[arg(long, required_unless_present = "series", conflicts_with = "series")]
     pub image: Option<PathBuf>,
-    /// A study folder (DICOM files, any names): detect on the proposed sagittal T2 series'
-    /// mid-sagittal slice
+    /// A study: a folder of DICOM files (any names, subfolders too), a zip of one, or its
+    /// DICOMDIR; detect on the proposed sagittal T2 series' mid-sagittal slice
     #[arg(long)]
     pub series: Option<PathBuf>,
     /// With --series: this slice (0-based, along the series' normal) instead of the middle one
@@ -43,17 +43,21 @@ pub struct DetectArgs {
 
 pub fn run_detect(a: DetectArgs) -> Result<()> {
     endplate::model::inference::set_threads(threads_or_all(a.threads));
-    let (path, picked) = match (&a.image, &a.series) {
+    let (image, bytes, picked) = match (&a.image, &a.series) {
         (_, Some(dir)) => {
-            let (file, note) = crate::common::pick_from_series(dir, a.slice)?;
-            (file, Some(note))
+            let p = crate::common::pick_from_series(dir, a.slice)?;
+            (p.name, p.bytes, Some(p.note))
         }
-        (Some(image), None) => (image.clone(), None),
+        (Some(image), None) => (
+            image.display().to_string(),
+            std::fs::read(image).map_err(|e| Error::io(image, e))?,
+            None,
+        ),
         (None, None) => return Err(Error::Invalid("give --image FILE or --series DIR".into())),
     };
     let detector = load_detector(a.detector.as_deref())?;
-    let (discs, _, ms) = detect_file(&detector, &path, a.frame)?;
-    let image = path.display().to_string();
+    let slice = decode(&bytes, &image, DecodeOptions { frame: a.frame })?;
+    let (discs, ms) = detect_slice(&detector, &slice, &image)?;
     if a.json {
         let mut out = serde_json::json!({
             "image": image,
@@ -101,11 +105,21 @@ pub fn detect_file(
     frame: Option<u32>,
 ) -> Result<(Vec<DetectedDisc>, Slice, f64)> {
     let slice = decode_file(path, DecodeOptions { frame })?;
-    let start = Instant::now();
-    let discs = detector.detect(&slice)?;
-    let ms = start.elapsed().as_secs_f64() * 1e3;
-    eprintln!("{}", summary_line(&discs, &path.display().to_string(), ms));
+    let (discs, ms) = detect_slice(detector, &slice, &path.display().to_string())?;
     Ok((discs, slice, ms))
+}
+
+/// [`detect_file`] on a slice already decoded (a study's slice may live in a zip).
+pub fn detect_slice(
+    detector: &Detector,
+    slice: &Slice,
+    image: &str,
+) -> Result<(Vec<DetectedDisc>, f64)> {
+    let start = Instant::now();
+    let discs = detector.detect(slice)?;
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    eprintln!("{}", summary_line(&discs, image, ms));
+    Ok((discs, ms))
 }
 
 /// What a user needs to hear about a detection, including when nothing usable was found.
