@@ -89,7 +89,10 @@ test('label, adapt, classify, save, reload: the same model as endplate adapt', a
   const first = bySlice[0];
   await page.click(`#results li[data-level="${first[0][2]}"] button.remove`);
   await page.waitForFunction((k) => document.querySelector('#adapt').dataset.labelled === String(k), first.length - 1);
-  await page.setInputFiles('#import-input', join(work, `${first[0][1]}.csv`));
+  // A new file: an input given the file it already holds fires no change.
+  const reimport = join(work, `${first[0][1]}-again.csv`);
+  await writeFile(reimport, [HEADER, ...first.map((r) => r.join(','))].join('\n') + '\n');
+  await page.setInputFiles('#import-input', reimport);
   await page.waitForSelector(`#results li[data-level="${first[0][2]}"] .disc-label select`);
   await page.selectOption(`#results li[data-level="${first[0][2]}"] .disc-label select`, first[0][3]);
   await page.waitForFunction((k) => document.querySelector('#adapt').dataset.labelled === String(k), first.length);
