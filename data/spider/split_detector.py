@@ -2,9 +2,9 @@
 """Split manifest.csv into the detector's training and validation manifests.
 
 The 12 patients of corners-heldout.csv stay out of both: they are the detector's test set,
-never trained on and never used to choose an epoch. Slices stored upside down are left out
-(their corner order is the cranial endplate below the disc, which would teach the detector an
-inverted spine). Of the remaining patients, VALIDATE (seeded) choose the best epoch.
+never trained on and never used to choose an epoch. Slices stored upside down are left out:
+their sacrum is at the top, and the detector's level chain, which climbs upwards from the
+sacrum, can never name them. Of the remaining patients, VALIDATE (seeded) choose the best epoch.
 
     python3 data/spider/split_detector.py     # writes detector-train.csv, detector-validate.csv
 """
