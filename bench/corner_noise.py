@@ -8,7 +8,7 @@ given number of millimetres (the detector's target is 1.5 mm; the bundled detect
 these patients is 2.4 mm). A draw that leaves the disc without height is drawn again. Reports
 the share of discs whose predicted class, and whose lesion call (P(lesion) >= 0.5), changes.
 
-  python3 bench/corner_noise.py [MANIFEST] [--mm 1.0,2.4] [--seeds 2] [--bin target/debug/endplate]
+  python3 bench/corner_noise.py [MANIFEST] [--mm 1.0,2.4] [--seeds 2] [--model M.onnx] [--bin target/debug/endplate]
 """
 import csv, json, math, os, random, subprocess, sys, tempfile
 
@@ -16,6 +16,7 @@ args = sys.argv[1:]
 opt = lambda k, d: args[args.index(k) + 1] if k in args else d
 manifest = next((a for a in args if a.endswith('.csv')), 'data/spider/corners-heldout.csv')
 binary = opt('--bin', 'target/debug/endplate')
+model = ['--model', opt('--model', '')] if '--model' in args else []
 mms = [float(x) for x in opt('--mm', '1.0,2.4').split(',')]
 seeds = int(opt('--seeds', '2'))
 base = os.path.dirname(os.path.abspath(manifest))
@@ -44,7 +45,7 @@ def classify(rs):
         for r in rs:
             w.writerow([os.path.join(base, r['image']), r['subject'], r['level'], '']
                        + [r[c] for c in cols[4:]])
-    o = subprocess.run([binary, 'classify', '--manifest', f.name, '--json'],
+    o = subprocess.run([binary, 'classify', '--manifest', f.name, '--json'] + model,
                        capture_output=True, text=True)
     os.unlink(f.name)
     if o.returncode:

@@ -575,3 +575,24 @@ fn real_binary_labels_evaluate_by_subject_and_train_beside_phantoms() {
     );
     assert!(model.card().training.init.contains("head kept"));
 }
+
+#[test]
+fn train_refuses_a_corner_jitter_outside_its_range_with_the_accepted_values() {
+    for bad in ["0.5", "0", "a"] {
+        let o = endplate(&[
+            "train",
+            "--manifest",
+            "m.csv",
+            "--out",
+            "m.onnx",
+            "--corner-jitter",
+            bad,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("a fraction of the disc's width in (0, 0.2]"),
+            "{bad}: {err}"
+        );
+    }
+}

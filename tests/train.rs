@@ -306,3 +306,62 @@ fn a_folded_model_unfolds_to_the_same_function_with_the_datas_statistics() {
         "training-mode drift {with_stats} with measured statistics, {without} without (scale {scale})"
     );
 }
+
+#[test]
+fn corner_jitter_cuts_nearby_seeded_copies_that_training_draws() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = phantom_set(dir.path(), 2);
+    let p = RoiParams::default();
+    let jitter = train::CornerJitter {
+        fraction: 0.03,
+        copies: 3,
+        seed: 5,
+    };
+    let plain = Dataset::load(std::slice::from_ref(&manifest), &p).unwrap();
+    assert!(plain.variants.is_empty());
+    let a = Dataset::load_jittered(std::slice::from_ref(&manifest), &p, Some(jitter)).unwrap();
+    let b = Dataset::load_jittered(std::slice::from_ref(&manifest), &p, Some(jitter)).unwrap();
+    assert_eq!(a.rois, plain.rois, "the discs' own ROIs are untouched");
+    assert_eq!(a.variants.len(), 10);
+    let diff = |x: &endplate::Roi, y: &endplate::Roi| {
+        x.pixels
+            .iter()
+            .zip(&y.pixels)
+            .map(|(u, v)| (u - v).abs() as f64)
+            .sum::<f64>()
+            / x.pixels.len() as f64
+    };
+    let (mut moved, mut largest) = (0, 0.0f64);
+    for (i, v) in a.variants.iter().enumerate() {
+        assert_eq!(v.len(), 3);
+        assert_eq!(v, &b.variants[i], "seeded: the same copies every load");
+        for roi in v {
+            let d = diff(roi, &a.rois[i]);
+            moved += (d > 1e-4) as usize;
+            largest = largest.max(d);
+        }
+    }
+    // Every copy moved, none beyond a near neighbour of its disc (ROI values are in [0, 1]).
+    assert_eq!(moved, 30, "every copy differs from its disc's ROI");
+    assert!(largest < 0.15, "mean pixel change {largest}");
+    let other = Dataset::load_jittered(
+        std::slice::from_ref(&manifest),
+        &p,
+        Some(train::CornerJitter { seed: 6, ..jitter }),
+    )
+    .unwrap();
+    assert_ne!(other.variants, a.variants, "another seed, other copies");
+    // Training draws the disc's own ROI and each copy.
+    let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(1);
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        let r = a.draw_roi(0, &mut rng);
+        let k = if *r == a.rois[0] {
+            0
+        } else {
+            1 + a.variants[0].iter().position(|v| v == r).unwrap()
+        };
+        seen.insert(k);
+    }
+    assert_eq!(seen.len(), 4);
+}

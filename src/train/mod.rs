@@ -23,7 +23,7 @@ pub mod schedule;
 pub mod split;
 
 pub use checkpoint::{checkpoint_state_path, EpochLog, RunState};
-pub use dataset::Dataset;
+pub use dataset::{CornerJitter, Dataset};
 pub use schedule::{stages_open, Fold, TrainConfig, Unfreeze};
 
 use crate::class::{Class, Label};
@@ -308,7 +308,10 @@ pub fn train(
         for chunk in draws.chunks(config.batch.max(1)) {
             let augmented: Vec<Roi> = chunk
                 .iter()
-                .map(|&i| config.augment.apply(&data.rois[i], p.pad_value, &mut rng))
+                .map(|&i| {
+                    let roi = data.draw_roi(i, &mut rng);
+                    config.augment.apply(roi, p.pad_value, &mut rng)
+                })
                 .collect();
             let refs: Vec<&Roi> = augmented.iter().collect();
             let truth: Vec<Label> = chunk.iter().map(|&i| data.labels[i]).collect();

@@ -54,6 +54,10 @@ pub struct TrainConfig {
     /// would flatter the fold's figures.
     #[serde(default)]
     pub keep_last: bool,
+    /// Extra ROIs of every disc cut with moved corners; recorded here for the card, applied
+    /// when the data set is loaded ([`super::dataset::CornerJitter`]).
+    #[serde(default)]
+    pub corner_jitter: Option<super::dataset::CornerJitter>,
 }
 
 /// Fold `index` of `of` is the validation set.
@@ -79,6 +83,7 @@ impl Default for TrainConfig {
             init: "random (Kaiming)".into(),
             fold: None,
             keep_last: false,
+            corner_jitter: None,
         }
     }
 }

@@ -67,6 +67,23 @@ pub struct TrainArgs {
     /// flatter the figures
     #[arg(long)]
     keep_last: bool,
+    /// Also learn from ROIs cut with every corner moved at random: the standard deviation of a
+    /// move, each axis, as a fraction of the disc's width (0.03 is about 1.2 mm on a 40 mm
+    /// disc), so the classes depend less on where exactly the corners were put
+    #[arg(long, value_parser = jitter_fraction)]
+    corner_jitter: Option<f64>,
+    /// Jittered ROIs cut per disc with --corner-jitter (more: more memory, more variety)
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=16))]
+    jitter_copies: u32,
+}
+
+fn jitter_fraction(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f > 0.0 && f <= 0.2 => Ok(f),
+        _ => Err(format!(
+            "`{s}`: a fraction of the disc's width in (0, 0.2], e.g. 0.03 (about 1.2 mm)"
+        )),
+    }
 }
 
 #[derive(Args)]
@@ -222,7 +239,20 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
     };
     let names: Vec<String> = a.manifest.iter().map(|m| m.display().to_string()).collect();
     eprintln!("reading {}", names.join(", "));
-    let data = Dataset::load(&a.manifest, &endplate::RoiParams::default())?;
+    let jitter = a
+        .corner_jitter
+        .map(|fraction| endplate::train::CornerJitter {
+            fraction,
+            copies: a.jitter_copies as usize,
+            seed: a.seed,
+        });
+    if let Some(j) = jitter {
+        eprintln!(
+            "cutting {} more ROIs of every disc with its corners moved (sd {} of its width)",
+            j.copies, j.fraction
+        );
+    }
+    let data = Dataset::load_jittered(&a.manifest, &endplate::RoiParams::default(), jitter)?;
     for (name, c) in names.iter().zip(data.counts()) {
         eprintln!(
             "{name}: {} labelled discs (normal {}, wavy {}, notched {}, schmorl {}, lesion of unknown type {})",
@@ -260,6 +290,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         synthetic: a.synthetic,
         init: init_desc,
         keep_last: a.keep_last,
+        corner_jitter: jitter,
         ..TrainConfig::default()
     };
     let Some(k) = a.folds else {
