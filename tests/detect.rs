@@ -195,6 +195,23 @@ fn endplate(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `endplate synth` phantoms in `dir`: their manifest's path and text.
+fn synth(dir: &std::path::Path, subjects: usize, seed: u64) -> (PathBuf, String) {
+    let o = endplate(&[
+        "synth",
+        "--out",
+        dir.to_str().unwrap(),
+        "--subjects",
+        &subjects.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let manifest = dir.join("manifest.csv");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    (manifest, text)
+}
+
 #[test]
 fn train_detector_one_epoch_resume_detect_and_evaluate() {
     let dir = tempfile::tempdir().unwrap();
@@ -244,18 +261,7 @@ fn train_detector_one_epoch_resume_detect_and_evaluate() {
     // detect on a phantom slice written as PNG: valid JSON with the SPEC's fields, whatever an
     // untrained detector finds; evaluate-detector on the synth manifest reports every level.
     let ph = dir.path().join("ph");
-    let o = endplate(&[
-        "synth",
-        "--out",
-        ph.to_str().unwrap(),
-        "--subjects",
-        "2",
-        "--seed",
-        "3",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let manifest = ph.join("manifest.csv");
-    let text = std::fs::read_to_string(&manifest).unwrap();
+    let (manifest, text) = synth(&ph, 2, 3);
     let image = ph.join(text.lines().nth(1).unwrap().split(',').next().unwrap());
     let o = endplate(&[
         "detect",
@@ -307,19 +313,8 @@ fn train_detector_one_epoch_resume_detect_and_evaluate() {
 fn train_detector_never_learns_a_validation_patient_and_refuses_a_folded_init() {
     let dir = tempfile::tempdir().unwrap();
     let ph = dir.path().join("ph");
-    let o = endplate(&[
-        "synth",
-        "--out",
-        ph.to_str().unwrap(),
-        "--subjects",
-        "3",
-        "--seed",
-        "4",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (manifest, text) = synth(&ph, 3, 4);
     // The validation manifest holds one of the three patients of the training manifest.
-    let manifest = ph.join("manifest.csv");
-    let text = std::fs::read_to_string(&manifest).unwrap();
     let first_subject = text.lines().nth(1).unwrap().split(',').nth(1).unwrap();
     let validate = ph.join("validate.csv");
     let rows: Vec<&str> = text

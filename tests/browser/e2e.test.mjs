@@ -6,7 +6,7 @@ import { readFile, writeFile, mkdir, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join, resolve, dirname } from 'node:path';
-import { root, www, serve, launch, openSlice, downloadFrom } from './harness.mjs';
+import { root, www, openApp, openSlice, downloadFrom } from './harness.mjs';
 
 const bin = join(root, 'target/debug/endplate');
 const artifacts = join(root, 'target/browser');
@@ -20,12 +20,10 @@ before(async () => {
   assert.ok(existsSync(join(www, 'pkg/relaxed/endplate_bg.wasm')), 'build the wasm package first: ./build.sh wasm');
   assert.ok(existsSync(bin), 'build the native binary first: cargo build');
   await mkdir(artifacts, { recursive: true });
-  ({ server, origin } = await serve(www));
-  ({ context, work } = await launch({ acceptDownloads: true }));
-  context.on('request', (r) => requests.push(r.url()));
-  page = context.pages()[0] ?? await context.newPage();
-  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
-  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  ({ server, origin, context, page, work } = await openApp({
+    consoleErrors,
+    onContext: (c) => c.on('request', (r) => requests.push(r.url())),
+  }));
   const t0 = Date.now();
   await page.goto(origin + '/');
   await page.waitForSelector('body[data-ready="true"]', { timeout: 60000 });

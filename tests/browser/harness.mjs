@@ -50,6 +50,20 @@ export async function launch(options = {}) {
   return { context, work };
 }
 
+/// A fresh headless Chromium on the page served from www/ (not yet loaded: the caller times or
+/// orders the `goto`): what most browser tests start from. The page's console errors and
+/// uncaught exceptions go into `consoleErrors`, which tests assert stays empty; `onContext` sees
+/// the context before the page opens (to record its requests, say).
+export async function openApp({ consoleErrors, onContext = () => {} }) {
+  const { server, origin } = await serve(www);
+  const { context, work } = await launch({ acceptDownloads: true });
+  onContext(context);
+  const page = context.pages()[0] ?? await context.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  return { server, origin, context, page, work };
+}
+
 /// Open a slice file and wait for the detection it starts to finish (or to report that the
 /// detector is off): `#detection`'s `data-runs` counts the runs that finished.
 export async function openSlice(p, file) {

@@ -10,7 +10,7 @@ import { readFile, mkdir, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { root, www, serve, launch } from './harness.mjs';
+import { root, www, openApp } from './harness.mjs';
 
 const writer = join(root, 'target/debug/examples/write_study');
 const artifacts = join(root, 'target/browser');
@@ -24,11 +24,7 @@ before(async () => {
   assert.ok(existsSync(writer), 'build the study writer first: cargo build --all-targets --features train');
   assert.ok(existsSync(join(www, 'models/endplate-detector.onnx')), 'www/models/ lacks the detector: ./build.sh wasm copies models/*.onnx');
   await mkdir(artifacts, { recursive: true });
-  ({ server, origin } = await serve(www));
-  ({ context, work } = await launch({ acceptDownloads: true }));
-  page = context.pages()[0] ?? await context.newPage();
-  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
-  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  ({ server, origin, context, page, work } = await openApp({ consoleErrors }));
   written = JSON.parse(execFileSync(writer, [join(work, 'study'), '--zip', join(work, 'study.zip')]).toString());
   await page.goto(origin + '/');
   await page.waitForSelector('body[data-ready="true"]', { timeout: 60000 });
