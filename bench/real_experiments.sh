@@ -3,7 +3,7 @@
 # SPIDER's graded discs (data/spider/manifest.csv), each a documented command with checkpoints;
 # `RESUME=1` continues a cut-off run (folds already done are kept). Two cores: run one at a time.
 #
-#   bench/real_experiments.sh phantom-only | real-ft | real-phantoms-ft | scratch | pretext | baselines
+#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | scratch | pretext | baselines
 #
 # OUT (default target/real-experiments) receives one folder per experiment with its fold
 # reports and cross_validation.json. PHANTOM_MODEL is the phantom-only model that the fine-tunes
@@ -32,6 +32,10 @@ case ${1:-} in
   real-ft)
     run real-ft --manifest "$MANIFEST" --init "$PHANTOM_MODEL" --unfreeze top2 --epochs 5 --lr 3e-4 \
       --describe "SPIDER real discs, fine-tuned from the phantom-only model" ;;
+  real-ft-jitter)
+    run real-ft-jitter --manifest "$MANIFEST" --init "$PHANTOM_MODEL" --unfreeze top2 --epochs 5 --lr 3e-4 \
+      --corner-jitter 0.03 \
+      --describe "SPIDER real discs, fine-tuned from the phantom-only model, 4 corner-jittered ROIs per disc" ;;
   real-phantoms-ft)
     run real-phantoms-ft --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --init "$PHANTOM_MODEL" \
       --unfreeze top2 --epochs 5 --lr 3e-4 \
