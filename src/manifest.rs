@@ -35,29 +35,45 @@ pub fn rois(
     base: &std::path::Path,
     options: crate::image::decode::DecodeOptions,
     p: &crate::disc::roi::RoiParams,
-    mut on_image: impl FnMut(&[u8]),
+    on_image: impl FnMut(&[u8]),
 ) -> Result<Vec<crate::disc::roi::Roi>> {
+    let mut out: Vec<Option<crate::disc::roi::Roi>> = vec![None; rows.len()];
+    each_slice(rows, base, options, on_image, |image, slice, idx| {
+        let corners: Vec<[Point; 4]> = idx.iter().map(|&i| rows[i].corners).collect();
+        let rois =
+            crate::disc::roi::Roi::extract_many(slice, &corners, p).map_err(|e| match e {
+                Error::Corners(m) => Error::Corners(format!("{image}: {m}")),
+                e => e,
+            })?;
+        for (&i, roi) in idx.iter().zip(rois) {
+            out[i] = Some(roi);
+        }
+        Ok(())
+    })?;
+    Ok(out.into_iter().flatten().collect())
+}
+
+/// Decode every image the rows name once, in name order, and hand `visit` the image's name,
+/// its slice and the indices of its rows; `on_image` sees each file's bytes first.
+pub fn each_slice(
+    rows: &[Row],
+    base: &std::path::Path,
+    options: crate::image::decode::DecodeOptions,
+    mut on_image: impl FnMut(&[u8]),
+    mut visit: impl FnMut(&str, &crate::Slice, &[usize]) -> Result<()>,
+) -> Result<()> {
     let mut by_image: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
     for (i, r) in rows.iter().enumerate() {
         by_image.entry(r.image.as_str()).or_default().push(i);
     }
-    let mut out: Vec<Option<crate::disc::roi::Roi>> = vec![None; rows.len()];
     for (image, idx) in by_image {
         let path = base.join(image);
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
         on_image(&bytes);
         let slice = crate::image::decode::decode(&bytes, &path.display().to_string(), options)?;
-        let corners: Vec<[Point; 4]> = idx.iter().map(|&i| rows[i].corners).collect();
-        let rois =
-            crate::disc::roi::Roi::extract_many(&slice, &corners, p).map_err(|e| match e {
-                Error::Corners(m) => Error::Corners(format!("{image}: {m}")),
-                e => e,
-            })?;
-        for (i, roi) in idx.into_iter().zip(rois) {
-            out[i] = Some(roi);
-        }
+        visit(image, &slice, &idx)?;
     }
-    Ok(out.into_iter().flatten().collect())
+    Ok(())
 }
 
 /// A manifest line whose eight corner cells are all empty: its disc (the one at `level`, or

@@ -202,7 +202,7 @@ pub fn adapt(
         )));
     }
     let labels: Vec<Label> = examples.iter().map(|e| e.label).collect();
-    check_labels(&labels)?;
+    check_labels(&labels, crate::model::adapt::MIN_PER_LABEL)?;
     let subjects: Vec<&str> = examples.iter().map(|e| e.subject.as_str()).collect();
     let held = split::held_out(&subjects, &labels)?;
     let part = |h: bool| -> Vec<&Example> {

@@ -74,11 +74,13 @@ pub fn decode_file(path: &std::path::Path, options: DecodeOptions) -> Result<Sli
 
 /// The JPEG decoder fills a truncated scan with gray and reports success; a cut-off download
 /// would then look like a real slice. Refuse a JPEG whose image data has no end-of-image marker:
-/// inside entropy-coded data every 0xFF is followed by 0x00 or a restart marker, so `FF D9` after
-/// the first start-of-scan can only be the real end (a thumbnail's EOI comes before it).
+/// inside entropy-coded data every 0xFF is followed by 0x00 or a restart marker, so the last
+/// start-of-scan is the main image's, and an `FF D9` after it can only be the real end. (An
+/// EXIF thumbnail carries its own SOS and EOI early in the file: the first ones prove nothing.)
 fn check_jpeg_complete(bytes: &[u8], name: &str) -> Result<()> {
-    let sos = bytes.windows(2).position(|w| w == [0xFF, 0xDA]);
-    let complete = sos.is_some_and(|at| bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]));
+    let last = |m: [u8; 2]| bytes.windows(2).rposition(|w| w == m);
+    let complete =
+        matches!((last([0xFF, 0xDA]), last([0xFF, 0xD9])), (Some(sos), Some(eoi)) if eoi > sos);
     if complete {
         Ok(())
     } else {

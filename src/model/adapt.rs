@@ -63,7 +63,7 @@ impl Layer {
 
 /// How many discs carry each label key (`Label::key`), after refusing labels the fit cannot
 /// use, with the reason and the fix in words.
-pub fn check_labels(labels: &[Label]) -> Result<[usize; Label::KEYS]> {
+pub fn check_labels(labels: &[Label], min: usize) -> Result<[usize; Label::KEYS]> {
     let mut count = [0usize; Label::KEYS];
     for l in labels {
         count[l.key()] += 1;
@@ -84,11 +84,11 @@ pub fn check_labels(labels: &[Label]) -> Result<[usize; Label::KEYS]> {
             labels[0].id()
         )));
     }
-    if let Some(k) = (0..Label::KEYS).find(|&k| count[k] > 0 && count[k] < MIN_PER_LABEL) {
+    if let Some(k) = (0..Label::KEYS).find(|&k| count[k] > 0 && count[k] < min) {
         let n = count[k];
         let id = labels.iter().find(|l| l.key() == k).map_or("", |l| l.id());
         return Err(Error::Invalid(format!(
-            "label `{id}` has {n} disc{}; adaptation needs at least {MIN_PER_LABEL} of every \
+            "label `{id}` has {n} disc{}; adaptation needs at least {min} of every \
              label used (some are held out to check it), so it was not adapted: label more \
              `{id}` discs, or none",
             if n == 1 { "" } else { "s" }
@@ -111,7 +111,8 @@ pub fn fit(
     base: &Layer,
     options: FitOptions,
 ) -> Result<Layer> {
-    let count = check_labels(labels)?;
+    // The fit sees what the held-out split left it: at least MIN_FIT_PER_LABEL of each label.
+    let count = check_labels(labels, MIN_FIT_PER_LABEL)?;
     if !(options.lambda.is_finite() && options.lambda >= 0.0) {
         return Err(Error::Invalid(format!(
             "lambda {} is not a penalty: give a number >= 0 (default {})",
@@ -336,19 +337,21 @@ mod tests {
 
     #[test]
     fn refuses_one_label_too_few_and_nothing() {
-        let e = check_labels(&[W; 20]).unwrap_err().to_string();
+        let e = check_labels(&[W; 20], MIN_PER_LABEL)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("all 20 labelled discs are `wavy`"), "{e}");
         let mut l = vec![N; 20];
         l.extend([Label::Lesion; 3]);
-        let e = check_labels(&l).unwrap_err().to_string();
+        let e = check_labels(&l, MIN_PER_LABEL).unwrap_err().to_string();
         assert!(
             e.contains("`lesion` has 3 discs") && e.contains("at least 8"),
             "{e}"
         );
-        assert!(check_labels(&[]).is_err());
+        assert!(check_labels(&[], MIN_PER_LABEL).is_err());
         let mut l = vec![N; 8];
         l.extend([Label::Lesion; 9]);
-        assert_eq!(check_labels(&l).unwrap(), [8, 0, 0, 0, 9]);
+        assert_eq!(check_labels(&l, MIN_PER_LABEL).unwrap(), [8, 0, 0, 0, 9]);
     }
 
     #[test]
@@ -425,5 +428,36 @@ mod tests {
                 assert!((a - b).abs() < 1e-12);
             }
         }
+    }
+
+    #[test]
+    fn the_fit_takes_what_the_split_leaves_it() {
+        // 8 discs of a label pass adaptation's check; after the held-out split the fit may keep
+        // only MIN_FIT_PER_LABEL of them, and must accept that.
+        let base = Layer {
+            weights: vec![vec![0.0; 3]; 4],
+            bias: vec![0.0; 4],
+        };
+        let n = MIN_FIT_PER_LABEL;
+        let features: Vec<Vec<f32>> = (0..2 * n)
+            .map(|i| vec![(i / n) as f32, (i % 3) as f32, 1.0])
+            .collect();
+        let labels: Vec<Label> = (0..2 * n)
+            .map(|i| {
+                if i < n {
+                    Label::Class(Class::Normal)
+                } else {
+                    Label::Lesion
+                }
+            })
+            .collect();
+        let layer = fit(&features, &labels, &base, FitOptions::default()).unwrap();
+        let p_normal = |x: &[f32]| {
+            let l = layer.logits(x);
+            let z: f64 = l.iter().map(|v| v.exp()).sum();
+            l[0].exp() / z
+        };
+        assert!(p_normal(&features[0]) > p_normal(&features[2 * n - 1]));
+        assert!(check_labels(&labels[..2 * n - 1], MIN_FIT_PER_LABEL).is_err());
     }
 }

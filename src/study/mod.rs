@@ -231,7 +231,9 @@ impl Study {
             Some(i) => i,
             None => {
                 return Err(Error::Invalid(format!(
-                    "no sagittal series among the {} series found ({}); choose one",
+                    "no sagittal series among the {} series found ({}): open the study in the \
+                     page and pick the series there, or give --series a folder holding only the \
+                     series to use",
                     self.series.len(),
                     self.series
                         .iter()

@@ -186,37 +186,35 @@ fn jittered_rois(
     use rand::SeedableRng;
     use rand_distr::{Distribution, Normal};
     let mut out: Vec<Vec<Roi>> = vec![Vec::new(); rows.len()];
-    let mut by_image: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
-    for (i, r) in rows.iter().enumerate() {
-        by_image.entry(r.image.as_str()).or_default().push(i);
-    }
-    for (image, idx) in by_image {
-        let path = base.join(image);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let slice = crate::image::decode::decode(
-            &bytes,
-            &path.display().to_string(),
-            DecodeOptions::default(),
-        )?;
-        for i in idx {
-            let c = rows[i].corners;
-            let width = 0.5 * (c[0].distance(c[1]) + c[2].distance(c[3]));
-            let normal = Normal::new(0.0, (j.fraction * width).max(1e-9))
-                .map_err(|e| Error::Invalid(format!("corner jitter: {e}")))?;
-            let mut rng = rand::rngs::SmallRng::seed_from_u64(
-                j.seed ^ ((source as u64) << 40) ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            );
-            for _ in 0..j.copies {
-                let moved = c.map(|q| {
-                    Point::new(q.x + normal.sample(&mut rng), q.y + normal.sample(&mut rng))
-                });
-                out[i].push(
-                    crate::disc::roi::Roi::extract(&slice, &moved, p)
-                        .unwrap_or_else(|_| own[i].clone()),
+    crate::manifest::each_slice(
+        rows,
+        base,
+        DecodeOptions::default(),
+        |_| (),
+        |_, slice, idx| {
+            for &i in idx {
+                let c = rows[i].corners;
+                let width = 0.5 * (c[0].distance(c[1]) + c[2].distance(c[3]));
+                let normal = Normal::new(0.0, (j.fraction * width).max(1e-9))
+                    .map_err(|e| Error::Invalid(format!("corner jitter: {e}")))?;
+                let mut rng = rand::rngs::SmallRng::seed_from_u64(
+                    j.seed
+                        ^ ((source as u64) << 40)
+                        ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 );
+                for _ in 0..j.copies {
+                    let moved = c.map(|q| {
+                        Point::new(q.x + normal.sample(&mut rng), q.y + normal.sample(&mut rng))
+                    });
+                    out[i].push(
+                        crate::disc::roi::Roi::extract(slice, &moved, p)
+                            .unwrap_or_else(|_| own[i].clone()),
+                    );
+                }
             }
-        }
-    }
+            Ok(())
+        },
+    )?;
     Ok(out)
 }
 
