@@ -109,6 +109,9 @@ case "$task" in
     (cd tests/browser && npm ci --no-audit --no-fund --silent)
     echo "== Rust: unit, integration and training tests"
     cargo test --all-targets --features train
+    # cargo test compiles the examples but leaves them under hashed names; the browser tests run
+    # examples/write_study by its plain name (same profile and features: no rebuild, a link).
+    cargo build --examples --features train
     echo "== wasm build of the library (release, SIMD) for the page"
     build_wasm
     echo "== browser end-to-end tests (headless Chromium)"
