@@ -3,7 +3,7 @@
 # SPIDER's graded discs (data/spider/manifest.csv), each a documented command with checkpoints;
 # `RESUME=1` continues a cut-off run (folds already done are kept). Two cores: run one at a time.
 #
-#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | scratch | pretext | baselines
+#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | real-phantoms-jitter | scratch | pretext | baselines
 #
 # OUT (default target/real-experiments) receives one folder per experiment with its fold
 # reports and cross_validation.json. PHANTOM_MODEL is the phantom-only model that the fine-tunes
@@ -40,6 +40,10 @@ case ${1:-} in
     run real-phantoms-ft --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --init "$PHANTOM_MODEL" \
       --unfreeze top2 --epochs 5 --lr 3e-4 \
       --describe "SPIDER real discs + 1200 phantom discs, fine-tuned from the phantom-only model" ;;
+  real-phantoms-jitter)
+    run real-phantoms-jitter --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --share 3 --share 1 \
+      --init "$PHANTOM_MODEL" --unfreeze top2 --epochs 5 --lr 3e-4 --corner-jitter 0.03 \
+      --describe "SPIDER real discs (3/4 of every epoch) + 1200 phantom discs (1/4), 4 corner-jittered ROIs per disc, fine-tuned from the phantom-only model" ;;
   scratch)
     run scratch --manifest "$MANIFEST" --unfreeze all --epochs 6 --lr 1e-3 \
       --describe "SPIDER real discs, from random weights" ;;

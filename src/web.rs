@@ -480,13 +480,6 @@ impl Endplate {
         Ok(rows.concat())
     }
 
-    /// [`Self::features`] from network input made by `modelInput` (helper workers).
-    #[wasm_bindgen(js_name = featuresInput)]
-    pub fn features_input(&self, input: &[f32]) -> Result<Vec<f32>, JsError> {
-        let rows = self.model()?.features_input(input).map_err(js)?;
-        Ok(rows.concat())
-    }
-
     /// Adapt the model file `base` (named `name`) to labelled discs: `discs` is
     /// `[{"subject", "name", "label"}]` (label: normal, wavy, notched, schmorl or lesion) and
     /// `features` their pooled features, `[n, width]` flattened, from `features`. The same

@@ -535,6 +535,10 @@ fn real_binary_labels_evaluate_by_subject_and_train_beside_phantoms() {
         "--folds",
         "2",
         "--keep-last",
+        "--share",
+        "3",
+        "--share",
+        "1",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
@@ -569,11 +573,47 @@ fn real_binary_labels_evaluate_by_subject_and_train_beside_phantoms() {
     let details = &model.card().training.details;
     assert_eq!(details["kept"], "last epoch");
     assert_eq!(
+        details["sampler_balance"],
+        "each manifest in proportion to its share [3.0, 1.0], and within it each label equally often"
+    );
+    assert_eq!(
         details["sources"][0]["lesion"].as_u64().unwrap()
             + details["sources"][0]["normal"].as_u64().unwrap(),
         n_real as u64
     );
     assert!(model.card().training.init.contains("head kept"));
+}
+
+#[test]
+fn train_refuses_shares_that_do_not_match_the_manifests_before_reading_anything() {
+    let o = endplate(&[
+        "train",
+        "--manifest",
+        "absent-a.csv",
+        "--manifest",
+        "absent-b.csv",
+        "--out",
+        "m.onnx",
+        "--share",
+        "3",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--share: 1 values for 2 --manifest files; give one per manifest"),
+        "{err}"
+    );
+    let o = endplate(&[
+        "train",
+        "--manifest",
+        "m.csv",
+        "--out",
+        "m.onnx",
+        "--share",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("a positive number"));
 }
 
 #[test]

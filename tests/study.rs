@@ -119,7 +119,7 @@ fn value_of(file: &str) -> f32 {
 fn a_mixed_folder_gives_the_sagittal_t2_series_and_its_mid_slice() {
     let dir = tempfile::tempdir().unwrap();
     write_study(dir.path());
-    let study = study::read_dir(dir.path()).unwrap();
+    let (study, _) = study::open(dir.path()).unwrap();
 
     let names: Vec<&str> = study
         .series

@@ -20,6 +20,7 @@ use crate::model::file::{encode_with_card, parse_proto, read_card};
 use crate::model::last_layer::{has_features, no_features, read_last_layer, replace_last_layer};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// One labelled disc: who it belongs to (the held-out split keeps a subject whole), a name to
 /// show (its level, its row), its label, and its pooled features under the base model.
@@ -37,15 +38,7 @@ pub struct Example {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Figures {
     pub accuracy: Option<f64>,
-    pub lesion_vs_normal: Option<LesionFigures>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LesionFigures {
-    pub auc: f64,
-    pub sensitivity: f64,
-    pub specificity: f64,
-    pub accuracy: f64,
+    pub lesion_vs_normal: Option<lesion::LesionPoint>,
 }
 
 /// One held-out disc under the base and the adapted model (calibrated probabilities).
@@ -65,8 +58,8 @@ pub struct Report {
     pub base_model: serde_json::Value,
     pub date: String,
     /// Discs per label, fitted and held out.
-    pub fit: serde_json::Map<String, serde_json::Value>,
-    pub held_out: serde_json::Map<String, serde_json::Value>,
+    pub fit: BTreeMap<&'static str, usize>,
+    pub held_out: BTreeMap<&'static str, usize>,
     pub subjects: [usize; 2],
     pub options: FitOptions,
     pub before: Figures,
@@ -99,13 +92,7 @@ fn figures(labels: &[Label], probs: &[[f32; 4]]) -> Figures {
     let both = truth.iter().any(|&t| t) && truth.iter().any(|&t| !t);
     let lesion_vs_normal = both.then(|| {
         let p: Vec<f64> = probs.iter().map(|p| 1.0 - p[0] as f64).collect();
-        let l = lesion::compute(&truth, &p);
-        LesionFigures {
-            auc: l.auc,
-            sensitivity: l.sensitivity,
-            specificity: l.specificity,
-            accuracy: l.accuracy,
-        }
+        lesion::compute(&truth, &p)
     });
     Figures {
         accuracy,
@@ -113,11 +100,10 @@ fn figures(labels: &[Label], probs: &[[f32; 4]]) -> Figures {
     }
 }
 
-fn counts(labels: impl Iterator<Item = Label>) -> serde_json::Map<String, serde_json::Value> {
-    let mut m = serde_json::Map::new();
+fn counts(labels: impl Iterator<Item = Label>) -> BTreeMap<&'static str, usize> {
+    let mut m = BTreeMap::new();
     for l in labels {
-        let n = m.get(l.id()).and_then(|v| v.as_u64()).unwrap_or(0);
-        m.insert(l.id().to_string(), (n + 1).into());
+        *m.entry(l.id()).or_insert(0) += 1;
     }
     m
 }

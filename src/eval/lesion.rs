@@ -16,7 +16,7 @@ use serde::Serialize;
 pub const THRESHOLD: f64 = 0.5;
 
 /// Point values on one set.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LesionPoint {
     pub auc: f64,
     pub sensitivity: f64,

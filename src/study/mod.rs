@@ -344,12 +344,6 @@ fn build_series(mut files: Vec<Header>) -> Series {
     }
 }
 
-/// A study folder, zip or DICOMDIR on disk read as a study ([`open`], without its sources).
-#[cfg(not(target_arch = "wasm32"))]
-pub fn read_dir(path: &std::path::Path) -> Result<Study> {
-    open(path).map(|(study, _)| study)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

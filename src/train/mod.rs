@@ -283,6 +283,7 @@ pub fn train(
             .iter()
             .map(|&i| data.labels[i].key())
             .collect::<Vec<_>>(),
+        &config.source_shares,
     );
     let val_truth: Vec<Label> = state.val.iter().map(|&i| data.labels[i]).collect();
     let mut stopped = false;
@@ -405,7 +406,11 @@ pub fn train(
                 "sources": data.source_names.iter().zip(data.counts()).map(|(name, c)| serde_json::json!({
                     "manifest": name, "normal": c[0], "wavy": c[1], "notched": c[2], "schmorl": c[3], "lesion": c[4]})).collect::<Vec<_>>(),
                 "loss": "cross-entropy over the classes a label admits (lesion: binary cross-entropy of P(normal))",
-                "sampler_balance": "each manifest equally often, and within it each label equally often",
+                "sampler_balance": if config.source_shares.is_empty() {
+                    "each manifest equally often, and within it each label equally often".to_string()
+                } else {
+                    format!("each manifest in proportion to its share {:?}, and within it each label equally often", config.source_shares)
+                },
                 "stopped_early": stopped,
             }),
         },

@@ -27,11 +27,13 @@ impl WeightedSampler {
         )
     }
 
-    /// Every source (manifest) drawn equally often, and within a source every label key
-    /// equally often: weight 1 / (sources × keys in the source × count of the disc's key in
-    /// its source). One source is [`Self::inverse_class_frequency`]. This keeps 850 real
-    /// binary-labelled discs from drowning in, or being drowned by, a phantom set of any size.
-    pub fn balanced(sources: &[usize], keys: &[usize]) -> WeightedSampler {
+    /// Every source (manifest) drawn in proportion to its share (`shares[source]`; all equal
+    /// when `shares` is empty), and within a source every label key equally often: weight
+    /// share / (total share × keys in the source × count of the disc's key in its source). One
+    /// source is [`Self::inverse_class_frequency`]. This keeps 850 real binary-labelled discs
+    /// from drowning in, or being drowned by, a phantom set of any size; the shares say how
+    /// much of every epoch each source gets, whatever its size.
+    pub fn balanced(sources: &[usize], keys: &[usize], shares: &[f64]) -> WeightedSampler {
         let mut counts = std::collections::HashMap::new();
         for (&s, &k) in sources.iter().zip(keys) {
             *counts.entry((s, k)).or_insert(0usize) += 1;
@@ -40,12 +42,13 @@ impl WeightedSampler {
         for &(s, _) in counts.keys() {
             *keys_in.entry(s).or_insert(0usize) += 1;
         }
-        let n_sources = keys_in.len() as f64;
+        let share = |s: usize| shares.get(s).copied().unwrap_or(1.0);
+        let total: f64 = keys_in.keys().map(|&s| share(s)).sum();
         Self::new(
             &sources
                 .iter()
                 .zip(keys)
-                .map(|(&s, &k)| 1.0 / (n_sources * keys_in[&s] as f64 * counts[&(s, k)] as f64))
+                .map(|(&s, &k)| share(s) / (total * keys_in[&s] as f64 * counts[&(s, k)] as f64))
                 .collect::<Vec<_>>(),
         )
     }
@@ -118,7 +121,7 @@ mod tests {
             .collect();
         sources.extend([1; 100]);
         keys.extend((0..100).map(|i| if i < 70 { 0 } else { 4 }));
-        let s = WeightedSampler::balanced(&sources, &keys);
+        let s = WeightedSampler::balanced(&sources, &keys, &[]);
         let mut rng = SmallRng::seed_from_u64(5);
         let n = 40_000;
         let mut per = std::collections::HashMap::new();
@@ -130,6 +133,31 @@ mod tests {
             ((0, 3), 0.125),
             ((1, 0), 0.25),
             ((1, 4), 0.25),
+        ] {
+            assert!((per[&key] - want).abs() < 0.01, "{key:?}: {per:?}");
+        }
+    }
+
+    #[test]
+    fn shares_set_each_sources_part_of_the_draws() {
+        // Real discs (source 0, two labels) get three quarters of the draws, phantoms (source
+        // 1, four classes) one quarter, whatever their sizes.
+        let mut sources = vec![0usize; 200];
+        let mut keys: Vec<usize> = (0..200).map(|i| if i < 150 { 0 } else { 4 }).collect();
+        sources.extend([1; 1000]);
+        keys.extend((0..1000).map(|i| i % 4));
+        let s = WeightedSampler::balanced(&sources, &keys, &[3.0, 1.0]);
+        let mut rng = SmallRng::seed_from_u64(9);
+        let n = 40_000;
+        let mut per = std::collections::HashMap::new();
+        for i in s.draw(n, &mut rng) {
+            *per.entry((sources[i], keys[i])).or_insert(0.0) += 1.0 / n as f64;
+        }
+        for (key, want) in [
+            ((0, 0), 0.375),
+            ((0, 4), 0.375),
+            ((1, 0), 0.0625),
+            ((1, 3), 0.0625),
         ] {
             assert!((per[&key] - want).abs() < 0.01, "{key:?}: {per:?}");
         }

@@ -58,6 +58,9 @@ pub struct TrainConfig {
     /// when the data set is loaded ([`super::dataset::CornerJitter`]).
     #[serde(default)]
     pub corner_jitter: Option<super::dataset::CornerJitter>,
+    /// How much of every epoch each manifest gets, in manifest order (empty: equal shares).
+    #[serde(default)]
+    pub source_shares: Vec<f64>,
 }
 
 /// Fold `index` of `of` is the validation set.
@@ -84,6 +87,7 @@ impl Default for TrainConfig {
             fold: None,
             keep_last: false,
             corner_jitter: None,
+            source_shares: Vec::new(),
         }
     }
 }

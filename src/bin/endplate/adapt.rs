@@ -116,7 +116,7 @@ pub fn run(a: AdaptArgs) -> Result<()> {
     } else {
         println!(
             "fitted on {} discs of {} subjects {:?}; held out {} discs of {} subjects {:?}",
-            r.fit.values().filter_map(|v| v.as_u64()).sum::<u64>(),
+            r.fit.values().sum::<usize>(),
             r.subjects[0],
             r.fit,
             r.discs.len(),

@@ -3,9 +3,9 @@
 
 use crate::common::{discs, load_model, rois, threads_or_all, DiscArgs};
 use clap::Args;
-use endplate::image::decode::{decode, DecodeOptions};
+use endplate::image::decode::{decode, decode_file, DecodeOptions};
 use endplate::manifest::{self, Entry, Row};
-use endplate::{Class, Error, Prediction, Result};
+use endplate::{Class, Error, Prediction, Result, Roi, RoiParams, Slice};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -152,6 +152,28 @@ fn manifest_rows(
     Ok((rows, base))
 }
 
+/// The discs of one decoded slice and their ROIs: the `given` rows, or without them the lumbar
+/// discs the detector finds on the slice.
+fn slice_discs(
+    slice: &Slice,
+    name: &str,
+    given: Option<Vec<Row>>,
+    detector: Option<&Path>,
+    p: &RoiParams,
+) -> Result<(Vec<Row>, Vec<Roi>)> {
+    let rows = match given {
+        Some(rows) => rows,
+        None => {
+            let detector = crate::common::load_detector(detector)?;
+            let (found, _) = crate::detect::detect_slice(&detector, slice, name)?;
+            crate::detect::lumbar_rows(&found, name)
+        }
+    };
+    let corners: Vec<_> = rows.iter().map(|r| r.corners).collect();
+    let rois = Roi::extract_many(slice, &corners, p)?;
+    Ok((rows, rois))
+}
+
 pub fn run(mut a: ClassifyArgs) -> Result<()> {
     let picked = match &a.series {
         Some(path) => Some(crate::common::pick_from_series(path, a.slice)?),
@@ -172,30 +194,25 @@ pub fn run(mut a: ClassifyArgs) -> Result<()> {
                     frame: a.disc.frame,
                 },
             )?;
-            let rows = match &a.disc.corners {
+            let given = match &a.disc.corners {
                 Some(_) => {
                     a.disc.image = Some(PathBuf::from(&picked.name));
-                    discs(&a.disc, a.level.as_deref())?.0
+                    Some(discs(&a.disc, a.level.as_deref())?.0)
                 }
-                None => {
-                    let detector = crate::common::load_detector(a.detector.as_deref())?;
-                    let (found, _) = crate::detect::detect_slice(&detector, &slice, &picked.name)?;
-                    crate::detect::lumbar_rows(&found, &picked.name)
-                }
+                None => None,
             };
-            let corners: Vec<_> = rows.iter().map(|r| r.corners).collect();
-            let rois = endplate::Roi::extract_many(&slice, &corners, p)?;
-            (rows, rois)
+            slice_discs(&slice, &picked.name, given, a.detector.as_deref(), p)?
         }
-        // No corners: the detector finds every lumbar disc of the slice, and the ROIs are cut
-        // from the slice it decoded.
+        // No corners: the detector finds every lumbar disc of the slice.
         (None, Some(image), None, None) => {
-            let detector = crate::common::load_detector(a.detector.as_deref())?;
-            let (found, slice, _) = crate::detect::detect_file(&detector, image, a.disc.frame)?;
-            let rows = crate::detect::lumbar_rows(&found, &image.display().to_string());
-            let corners: Vec<_> = rows.iter().map(|r| r.corners).collect();
-            let rois = endplate::Roi::extract_many(&slice, &corners, p)?;
-            (rows, rois)
+            let slice = decode_file(
+                image,
+                DecodeOptions {
+                    frame: a.disc.frame,
+                },
+            )?;
+            let name = image.display().to_string();
+            slice_discs(&slice, &name, None, a.detector.as_deref(), p)?
         }
         _ => {
             let (rows, base) = match &a.manifest {

@@ -75,6 +75,20 @@ pub struct TrainArgs {
     /// Jittered ROIs cut per disc with --corner-jitter (more: more memory, more variety)
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=16))]
     jitter_copies: u32,
+    /// How much of every epoch each --manifest gets, one per --manifest in the same order
+    /// (e.g. `--share 3 --share 1`: three quarters real discs, one quarter phantoms, whatever
+    /// their sizes). Default: equal shares
+    #[arg(long, value_parser = share_value)]
+    share: Vec<f64>,
+}
+
+fn share_value(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f > 0.0 && f.is_finite() => Ok(f),
+        _ => Err(format!(
+            "`{s}`: a positive number, e.g. 3 (relative to the other --share values)"
+        )),
+    }
 }
 
 fn jitter_fraction(s: &str) -> std::result::Result<f64, String> {
@@ -185,6 +199,13 @@ impl endplate::train::Progress for Bars {
 
 pub fn run_train(a: TrainArgs) -> Result<()> {
     use endplate::train::{self, Dataset, TrainConfig, Unfreeze};
+    if !a.share.is_empty() && a.share.len() != a.manifest.len() {
+        return Err(Error::Invalid(format!(
+            "--share: {} values for {} --manifest files; give one per manifest, in the same order",
+            a.share.len(),
+            a.manifest.len()
+        )));
+    }
     let ckpt = a
         .checkpoints
         .clone()
@@ -291,6 +312,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         init: init_desc,
         keep_last: a.keep_last,
         corner_jitter: jitter,
+        source_shares: a.share.clone(),
         ..TrainConfig::default()
     };
     let Some(k) = a.folds else {
