@@ -4,7 +4,7 @@
 //! swapped, as training's flips do), and with its corners moved at random (`copies` draws, sd
 //! 0.03 of the disc's width, as `train --corner-jitter 0.03`), each of those mirrored too. One
 //! CSV row per disc: subject, truth (1 = lesion) and P(lesion) plain, plain+mirror, and over all
-//! variants (logits averaged, then the fold model's calibration). `bench/tta.py` pools them.
+//! variants (logits averaged, then the fold model's calibration). `bench/paired_auc.py` pools them.
 //!
 //! cargo build --all-targets --features train
 //! target/debug/examples/tta_check data/spider/manifest.csv target/real-experiments/real-ft-jitter 4 > tta.csv

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Pooled AUC of P(lesion) per column, with a 95 % bootstrap interval over patients, and the
+paired difference to the first column (the same patients drawn for every column). Label noise:
+SPIDER graded the whole volume, the slice is its middle.
+
+    python3 bench/paired_auc.py tta.csv            # columns of examples/tta_check's CSV
+    python3 bench/paired_auc.py --cv A B [C ...]   # out-of-fold predictions of `train --folds`
+                                                   # reports on the same manifests and seed
+"""
+import csv
+import sys
+import numpy as np
+
+
+def auc(y, p):
+    y = np.asarray(y, bool)
+    p = np.asarray(p, float)
+    order = np.argsort(p, kind="mergesort")
+    ranks = np.empty(len(p))
+    sp = p[order]
+    i = 0
+    while i < len(sp):  # average ranks of ties
+        j = i
+        while j + 1 < len(sp) and sp[j + 1] == sp[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    n1, n0 = y.sum(), (~y).sum()
+    return (ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
+def from_cv(reports):
+    """The real (SPIDER) discs' out-of-fold P(lesion) of each report, disc by disc: the folds
+    and their row order are the same when the manifests and the seed are."""
+    out = []
+    for f in range(1, 100):
+        try:
+            folds = [[r for r in csv.DictReader(open(f"{d}/fold-{f}/predictions.csv"))
+                      if "spider" in r["subject"]] for d in reports]
+        except FileNotFoundError:
+            break
+        assert len({len(x) for x in folds}) == 1, f"fold {f}: reports differ in discs"
+        for discs in zip(*folds):
+            assert len({(d["subject"], d["label"]) for d in discs}) == 1, "reports differ in folds"
+            row = {"subject": discs[0]["subject"].split(":")[-1],
+                   "lesion": int(discs[0]["label"] == "lesion")}
+            for d, r in zip(reports, discs):
+                row[d.rstrip("/").split("/")[-1]] = 1 - float(r["normal"])
+            out.append(row)
+    return out
+
+
+rows = from_cv(sys.argv[2:]) if sys.argv[1] == "--cv" else list(csv.DictReader(open(sys.argv[1])))
+cols = [c for c in rows[0] if c not in ("subject", "lesion")]
+subjects = sorted({r["subject"] for r in rows})
+by = {s: [i for i, r in enumerate(rows) if r["subject"] == s] for s in subjects}
+y = np.array([int(r["lesion"]) for r in rows])
+P = {c: np.array([float(r[c]) for r in rows]) for c in cols}
+rng = np.random.default_rng(1)
+boot = {c: [] for c in cols}
+diff = {c: [] for c in cols}
+for _ in range(2000):
+    idx = np.concatenate([by[s] for s in rng.choice(subjects, len(subjects))])
+    if y[idx].min() == y[idx].max():
+        continue
+    base = auc(y[idx], P[cols[0]][idx])
+    for c in cols:
+        a = auc(y[idx], P[c][idx])
+        boot[c].append(a)
+        diff[c].append(a - base)
+print(f"{len(rows)} discs, {len(subjects)} patients")
+for c in cols:
+    lo, hi = np.percentile(boot[c], [2.5, 97.5])
+    dlo, dhi = np.percentile(diff[c], [2.5, 97.5])
+    print(f"{c:8s} AUC {100*auc(y, P[c]):.1f} ({100*lo:.1f}-{100*hi:.1f})  vs {cols[0]} {100*(auc(y,P[c])-auc(y,P[cols[0]])):+.1f} ({100*dlo:+.1f} to {100*dhi:+.1f})")
