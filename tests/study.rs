@@ -465,6 +465,11 @@ fn zip_bombs_and_lying_zips_are_refused_with_the_limit_they_broke() {
     );
     assert_eq!(study.skipped.len(), 1);
     assert_eq!(study.skipped[0].name, "lying.zip/f0");
+    assert!(
+        study.skipped[0].reason.contains("more than the 100 bytes"),
+        "{}",
+        study.skipped[0].reason
+    );
 
     // Not a zip at all, though it starts like one: a clear error, not a panic.
     let e = Archive::open("cut.zip", good[..good.len() / 2].to_vec())

@@ -143,6 +143,13 @@ impl Archive {
 
     /// Unpack one entry, never to more than its declared size (and the per-entry limit).
     pub fn read(&mut self, entry: &Entry) -> Result<Vec<u8>> {
+        self.read_head(entry, u64::MAX)
+    }
+
+    /// The first `max` bytes of an entry, or all of it when it is no longer: enough for a DICOM
+    /// header without unpacking the pixel data behind it. Read whole, an entry is checked
+    /// against the size it declares.
+    pub fn read_head(&mut self, entry: &Entry, max: u64) -> Result<Vec<u8>> {
         let label = format!("{}/{}", self.name, entry.path);
         let bad = |reason: String| Error::Invalid(format!("{label}: {reason}"));
         let file = self
@@ -150,11 +157,14 @@ impl Archive {
             .by_index(entry.index)
             .map_err(|e| bad(unsupported(&e)))?;
         let cap = entry.size.min(self.limits.entry_bytes);
-        let mut out = Vec::with_capacity(cap.min(64 << 20) as usize);
-        file.take(cap + 1)
+        let whole = max >= cap;
+        // One byte past the declared size tells a lying entry.
+        let want = if whole { cap + 1 } else { max };
+        let mut out = Vec::with_capacity(want.min(64 << 20) as usize);
+        file.take(want)
             .read_to_end(&mut out)
             .map_err(|e| bad(format!("cannot be unpacked ({e})")))?;
-        if out.len() as u64 > cap {
+        if whole && out.len() as u64 > cap {
             return Err(bad(format!(
                 "unpacks to more than the {cap} bytes its header declares (a damaged or \
                  hostile zip)"

@@ -48,15 +48,34 @@ impl Collector {
         self.names.push(name.to_string());
     }
 
-    /// Every file entry of a zip, unpacked one at a time. An entry that cannot be unpacked
-    /// (encrypted, an unsupported method, a lying size) is skipped with the reason.
+    /// Every file entry of a zip, its first [`HEAD_BYTES`] unpacked (the whole entry only when
+    /// its header does not fit in them). An entry that cannot be unpacked (encrypted, an
+    /// unsupported method, a lying size) is skipped with the reason.
     pub fn add_archive(&mut self, archive: &mut Archive) {
         let entries = archive.entries().to_vec();
         for entry in &entries {
             let name = archive.study_name(entry);
-            match archive.read(entry) {
-                Ok(bytes) => self.add(&name, &bytes),
+            match archive.read_head(entry, HEAD_BYTES) {
+                Ok(head) => self.add_head(&name, head, || archive.read(entry)),
                 Err(e) => self.skip_error(&name, &e),
+            }
+        }
+    }
+
+    /// A file known by its first bytes (at most [`HEAD_BYTES`]): its header where it fits in
+    /// them, else the whole file, read by `whole`. One short read serves nearly every file, so
+    /// pixel data are read (and unzipped) only for the slice that is shown.
+    fn add_head(&mut self, name: &str, head: Vec<u8>, whole: impl FnOnce() -> Result<Vec<u8>>) {
+        if is_zip(&head) {
+            return self.add(name, &head);
+        }
+        let read = read_file(&head, name);
+        if read.is_ok() || (head.len() as u64) < HEAD_BYTES {
+            self.take(name, read);
+        } else {
+            match whole() {
+                Ok(bytes) => self.add(name, &bytes),
+                Err(e) => self.skip_error(name, &e),
             }
         }
     }
@@ -142,9 +161,8 @@ impl Sources {
     }
 }
 
-/// How many bytes of a file on disk are read first: headers end long before this in every file
-/// met so far, and a file whose header does not is read whole.
-#[cfg(not(target_arch = "wasm32"))]
+/// How many bytes of a file (on disk or in a zip) are read first: headers end long before this
+/// in every file met so far, and a file whose header does not is read whole.
 const HEAD_BYTES: u64 = 256 << 10;
 
 /// Open a study on disk: a folder (walked; its zips opened too), a zip, or a DICOMDIR (its
@@ -206,18 +224,14 @@ pub fn open(path: &std::path::Path) -> Result<(Study, Sources)> {
                 continue;
             }
         };
-        let whole = |head: Vec<u8>| -> std::io::Result<Vec<u8>> {
-            if (head.len() as u64) < HEAD_BYTES {
+        let whole = || std::fs::read(&p).map_err(|e| Error::io(&p, e));
+        if is_zip(&head) {
+            let bytes = if (head.len() as u64) < HEAD_BYTES {
                 Ok(head)
             } else {
-                std::fs::read(&p)
-            }
-        };
-        if is_zip(&head) {
-            match whole(head)
-                .map_err(|e| Error::io(&p, e))
-                .and_then(|bytes| Archive::open(&name, bytes))
-            {
+                whole()
+            };
+            match bytes.and_then(|bytes| Archive::open(&name, bytes)) {
                 Ok(mut archive) => {
                     collector.add_archive(&mut archive);
                     sources.archives.push(archive);
@@ -226,16 +240,7 @@ pub fn open(path: &std::path::Path) -> Result<(Study, Sources)> {
             }
             continue;
         }
-        // The header alone where it fits in the first bytes; the whole file where it does not.
-        let read = read_file(&head, &name);
-        if read.is_ok() || (head.len() as u64) < HEAD_BYTES {
-            collector.take(&name, read);
-        } else {
-            match whole(head) {
-                Ok(bytes) => collector.add(&name, &bytes),
-                Err(e) => collector.skip(&name, e.to_string()),
-            }
-        }
+        collector.add_head(&name, head, whole);
     }
     Ok((collector.finish(), sources))
 }
