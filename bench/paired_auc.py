@@ -11,22 +11,7 @@ import csv
 import sys
 import numpy as np
 
-
-def auc(y, p):
-    y = np.asarray(y, bool)
-    p = np.asarray(p, float)
-    order = np.argsort(p, kind="mergesort")
-    ranks = np.empty(len(p))
-    sp = p[order]
-    i = 0
-    while i < len(sp):  # average ranks of ties
-        j = i
-        while j + 1 < len(sp) and sp[j + 1] == sp[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    n1, n0 = y.sum(), (~y).sum()
-    return (ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
+from real_baselines import auc  # (score, truth): the same AUC as the baselines
 
 
 def from_cv(reports):
@@ -63,13 +48,13 @@ for _ in range(2000):
     idx = np.concatenate([by[s] for s in rng.choice(subjects, len(subjects))])
     if y[idx].min() == y[idx].max():
         continue
-    base = auc(y[idx], P[cols[0]][idx])
+    base = auc(P[cols[0]][idx], y[idx])
     for c in cols:
-        a = auc(y[idx], P[c][idx])
+        a = auc(P[c][idx], y[idx])
         boot[c].append(a)
         diff[c].append(a - base)
 print(f"{len(rows)} discs, {len(subjects)} patients")
 for c in cols:
     lo, hi = np.percentile(boot[c], [2.5, 97.5])
     dlo, dhi = np.percentile(diff[c], [2.5, 97.5])
-    print(f"{c:8s} AUC {100*auc(y, P[c]):.1f} ({100*lo:.1f}-{100*hi:.1f})  vs {cols[0]} {100*(auc(y,P[c])-auc(y,P[cols[0]])):+.1f} ({100*dlo:+.1f} to {100*dhi:+.1f})")
+    print(f"{c:8s} AUC {100*auc(P[c], y):.1f} ({100*lo:.1f}-{100*hi:.1f})  vs {cols[0]} {100*(auc(P[c], y)-auc(P[cols[0]], y)):+.1f} ({100*dlo:+.1f} to {100*dhi:+.1f})")

@@ -10,9 +10,8 @@
 //! target/debug/examples/tta_check data/spider/manifest.csv target/real-experiments/real-ft-jitter 4 > tta.csv
 
 use endplate::image::decode::DecodeOptions;
-use endplate::{Classifier, Point, Roi, RoiParams};
+use endplate::{Classifier, Roi, RoiParams};
 use rand::SeedableRng;
-use rand_distr::{Distribution, Normal};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -36,6 +35,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let base = manifest.parent().unwrap_or(Path::new("."));
     let p = RoiParams::default();
     let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+    // As `train --corner-jitter 0.03`.
+    let jitter = endplate::train::CornerJitter {
+        fraction: 0.03,
+        copies,
+        seed: 11,
+    };
     println!("subject,lesion,plain,mirror,all");
     for fold in 1.. {
         let dir = report.join(format!("fold-{fold}"));
@@ -72,13 +77,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 for &i in idx {
                     let c = rows[i].corners;
                     let own = Roi::extract(slice, &c, &p)?;
-                    let width = 0.5 * (c[0].distance(c[1]) + c[2].distance(c[3]));
-                    let normal = Normal::new(0.0, 0.03 * width).expect("positive sd");
                     per_disc[i].push(own.clone());
                     for _ in 0..copies {
-                        let moved = c.map(|q| {
-                            Point::new(q.x + normal.sample(&mut rng), q.y + normal.sample(&mut rng))
-                        });
+                        let moved = jitter.moved(c, &mut rng);
                         per_disc[i]
                             .push(Roi::extract(slice, &moved, &p).unwrap_or_else(|_| own.clone()));
                     }

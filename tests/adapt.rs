@@ -5,6 +5,7 @@
 //! manifest; bad input is refused with a message.
 
 mod common;
+use common::endplate;
 
 use endplate::adapt::{adapt, Example};
 use endplate::model::adapt::FitOptions;
@@ -249,31 +250,9 @@ fn written_models_have_the_features_output_and_the_last_layer_reproduces_the_log
     }
 }
 
-fn endplate(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_endplate"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 /// A phantom data set with binary labels (normal / lesion), as a clinic's gradings might be.
 fn binary_phantoms(dir: &std::path::Path, subjects: usize) -> std::path::PathBuf {
-    let out = endplate(&[
-        "synth",
-        "--out",
-        dir.to_str().unwrap(),
-        "--subjects",
-        &subjects.to_string(),
-        "--seed",
-        "31",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = dir.join("manifest.csv");
-    let text = std::fs::read_to_string(&path).unwrap();
+    let (path, text) = common::synth(dir, subjects, 31);
     let binary: String = text
         .lines()
         .map(|l| {

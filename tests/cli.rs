@@ -2,19 +2,13 @@
 //! errors with a non-zero exit status.
 
 mod common;
+use common::endplate;
 
 use endplate::image::decode::{decode_file, DecodeOptions};
 use endplate::model::file::BatchNorm;
 use endplate::{Classifier, Point, Roi, RoiParams};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn endplate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_endplate"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use std::process::Output;
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -586,34 +580,23 @@ fn real_binary_labels_evaluate_by_subject_and_train_beside_phantoms() {
 
 #[test]
 fn train_refuses_shares_that_do_not_match_the_manifests_before_reading_anything() {
-    let o = endplate(&[
-        "train",
-        "--manifest",
-        "absent-a.csv",
-        "--manifest",
-        "absent-b.csv",
-        "--out",
-        "m.onnx",
-        "--share",
-        "3",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("--share: 1 values for 2 --manifest files; give one per manifest"),
-        "{err}"
-    );
-    let o = endplate(&[
-        "train",
-        "--manifest",
-        "m.csv",
-        "--out",
-        "m.onnx",
-        "--share",
-        "0",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("a positive number"));
+    for (manifests, share, want) in [
+        (
+            &["absent-a.csv", "absent-b.csv"][..],
+            "3",
+            "--share: 1 values for 2 --manifest files; give one per manifest",
+        ),
+        (&["m.csv"][..], "0", "a positive number"),
+    ] {
+        let mut args = vec!["train", "--out", "m.onnx", "--share", share];
+        for m in manifests {
+            args.extend(["--manifest", m]);
+        }
+        let o = endplate(&args);
+        assert_eq!(o.status.code(), Some(2), "{share}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "{share}: {err}");
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! commands end to end (a one-epoch run, then a resume).
 
 mod common;
+use common::{endplate, synth};
 
 use endplate::model::card::Training;
 use endplate::model::detector::{write_detector, Detector, DetectorCard};
@@ -11,7 +12,6 @@ use endplate::model::file::BatchNorm;
 use endplate::phantom::{plan_subject, render, ClassMix};
 use endplate::Classifier;
 use std::path::PathBuf;
-use std::process::Command;
 
 fn random_detector(seed: u64, bn: BatchNorm) -> Vec<u8> {
     let arch = DetectorArch::default();
@@ -186,30 +186,6 @@ fn bundled_detector_on_the_real_test_patients() {
     );
     assert!(r.false_discs <= 4, "{} false discs", r.false_discs);
     assert!(median <= 3.0, "corner median {median:.2} mm");
-}
-
-fn endplate(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_endplate"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// `endplate synth` phantoms in `dir`: their manifest's path and text.
-fn synth(dir: &std::path::Path, subjects: usize, seed: u64) -> (PathBuf, String) {
-    let o = endplate(&[
-        "synth",
-        "--out",
-        dir.to_str().unwrap(),
-        "--subjects",
-        &subjects.to_string(),
-        "--seed",
-        &seed.to_string(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let manifest = dir.join("manifest.csv");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    (manifest, text)
 }
 
 #[test]

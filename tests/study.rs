@@ -4,6 +4,7 @@
 //! shuffled file names and instance numbers, a missing and a duplicate slice, a foreign file.
 
 mod common;
+use common::endplate;
 
 use common::study::{
     damaged_dicomdir, dicomdir, slice_file, zip, Image, SeriesSpec, AXIAL, SAGITTAL,
@@ -294,13 +295,6 @@ fn cli_detect_and_classify_take_the_series_and_name_file_and_slice() {
         json["results"][0]["image"].as_str(),
         json["series"]["file"].as_str()
     );
-}
-
-fn endplate(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_endplate"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// The value every pixel of a study's file holds, read back through the study's own sources.

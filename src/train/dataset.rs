@@ -43,6 +43,29 @@ pub struct CornerJitter {
     pub seed: u64,
 }
 
+impl CornerJitter {
+    /// The four corners, each moved by a normal draw of sd `fraction` × the disc's width on
+    /// each axis: what a hand or a detector might have placed instead.
+    pub fn moved(
+        &self,
+        c: [crate::disc::geometry::Point; 4],
+        rng: &mut rand::rngs::SmallRng,
+    ) -> [crate::disc::geometry::Point; 4] {
+        use rand_distr::{Distribution, Normal};
+        let width = 0.5 * (c[0].distance(c[1]) + c[2].distance(c[3]));
+        // Only corners that are not numbers give no distribution: leave those where they are.
+        let Ok(normal) = Normal::new(0.0, (self.fraction * width).max(1e-9)) else {
+            return c;
+        };
+        c.map(|q| {
+            crate::disc::geometry::Point::new(
+                q.x + normal.sample(&mut *rng),
+                q.y + normal.sample(&mut *rng),
+            )
+        })
+    }
+}
+
 impl Dataset {
     /// Decode every image of each manifest once and cut every labelled disc's ROI. Unlabelled
     /// rows are skipped.
@@ -182,9 +205,7 @@ fn jittered_rois(
     j: CornerJitter,
     source: usize,
 ) -> Result<Vec<Vec<Roi>>> {
-    use crate::disc::geometry::Point;
     use rand::SeedableRng;
-    use rand_distr::{Distribution, Normal};
     let mut out: Vec<Vec<Roi>> = vec![Vec::new(); rows.len()];
     crate::manifest::each_slice(
         rows,
@@ -193,19 +214,13 @@ fn jittered_rois(
         |_| (),
         |_, slice, idx| {
             for &i in idx {
-                let c = rows[i].corners;
-                let width = 0.5 * (c[0].distance(c[1]) + c[2].distance(c[3]));
-                let normal = Normal::new(0.0, (j.fraction * width).max(1e-9))
-                    .map_err(|e| Error::Invalid(format!("corner jitter: {e}")))?;
                 let mut rng = rand::rngs::SmallRng::seed_from_u64(
                     j.seed
                         ^ ((source as u64) << 40)
                         ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 );
                 for _ in 0..j.copies {
-                    let moved = c.map(|q| {
-                        Point::new(q.x + normal.sample(&mut rng), q.y + normal.sample(&mut rng))
-                    });
+                    let moved = j.moved(rows[i].corners, &mut rng);
                     out[i].push(
                         crate::disc::roi::Roi::extract(slice, &moved, p)
                             .unwrap_or_else(|_| own[i].clone()),

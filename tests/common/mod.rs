@@ -58,3 +58,28 @@ pub fn encode_png_gray8(w: u32, h: u32, data: &[u8]) -> Vec<u8> {
         .unwrap();
     out
 }
+
+/// Run the `endplate` binary that cargo built for these tests.
+pub fn endplate(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_endplate"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `endplate synth` phantoms in `dir`: their manifest's path and text.
+pub fn synth(dir: &std::path::Path, subjects: usize, seed: u64) -> (PathBuf, String) {
+    let o = endplate(&[
+        "synth",
+        "--out",
+        dir.to_str().unwrap(),
+        "--subjects",
+        &subjects.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let manifest = dir.join("manifest.csv");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    (manifest, text)
+}
