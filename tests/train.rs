@@ -365,3 +365,31 @@ fn corner_jitter_cuts_nearby_seeded_copies_that_training_draws() {
     }
     assert_eq!(seen.len(), 4);
 }
+
+#[test]
+fn the_library_refuses_shares_that_do_not_match_its_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = phantom_set(dir.path(), 2);
+    let data = Dataset::load(std::slice::from_ref(&manifest), &RoiParams::default()).unwrap();
+    let arch = Architecture::resnet18(4);
+    let config = TrainConfig {
+        epochs: 1,
+        source_shares: vec![3.0, 1.0],
+        ..TrainConfig::default()
+    };
+    let Err(e) = train::train(
+        &data,
+        config,
+        arch.random_weights(3),
+        &dir.path().join("ckpt"),
+        false,
+        &mut Quiet(Vec::new()),
+    ) else {
+        panic!("two shares for one manifest were taken");
+    };
+    assert!(
+        e.to_string()
+            .contains("2 source shares for 1 manifests; give one per manifest"),
+        "{e}"
+    );
+}

@@ -272,6 +272,13 @@ pub fn train(
         checkpoint_dir,
         state.optimizer_file.as_deref().filter(|_| resume),
     )?;
+    if !config.source_shares.is_empty() && config.source_shares.len() != data.source_names.len() {
+        return Err(Error::Invalid(format!(
+            "{} source shares for {} manifests; give one per manifest, in the same order",
+            config.source_shares.len(),
+            data.source_names.len()
+        )));
+    }
     let sampler = WeightedSampler::balanced(
         &state
             .train
