@@ -144,18 +144,31 @@ impl Dataset {
     }
 
     /// The self-supervised pretext set ([`rotation_pretext`]) of the discs of several manifests,
-    /// labelled or not, at most `max_discs` (the first rows) of each. Subjects are kept apart per
-    /// manifest, so the by-subject split never mixes two data sets' "subject 1".
+    /// labelled or not, at most `max_discs` (the first rows) of each, and the discs left out.
+    /// Subjects are kept apart per manifest, so the by-subject split never mixes two data sets'
+    /// "subject 1".
+    ///
+    /// Unlabelled rows are where a manifest keeps what it could not grade — a disc whose
+    /// endplates nearly meet, say — so a row whose corners frame no disc is left out and named
+    /// ("manifest: image level: reason") instead of stopping a run that cannot use it anyway.
     pub fn load_pretext(
         manifests: &[PathBuf],
         max_discs: Option<usize>,
         p: &RoiParams,
-    ) -> Result<Dataset> {
+    ) -> Result<(Dataset, Vec<String>)> {
         let mut hasher = Sha256::new();
-        let (mut rois, mut subjects) = (Vec::new(), Vec::new());
+        let (mut rois, mut subjects, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
         for m in manifests {
             let (rows, r) = read_discs(m, p, &mut hasher, |rows| {
-                rows.truncate(max_discs.unwrap_or(usize::MAX))
+                rows.truncate(max_discs.unwrap_or(usize::MAX));
+                rows.retain(|r| {
+                    let frame = crate::disc::geometry::DiscFrame::of(&r.corners);
+                    if let Err(e) = &frame {
+                        let level = r.level.map(|l| l.to_string()).unwrap_or_default();
+                        skipped.push(format!("{}: {} {level}: {e}", m.display(), r.image));
+                    }
+                    frame.is_ok()
+                });
             })?;
             rois.extend(r);
             subjects.extend(
@@ -165,7 +178,7 @@ impl Dataset {
         }
         let mut data = rotation_pretext(&rois, &subjects, &format!("{:x}", hasher.finalize()));
         data.source_names = vec!["rotation pretext".into()];
-        Ok(data)
+        Ok((data, skipped))
     }
 }
 

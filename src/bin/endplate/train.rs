@@ -560,7 +560,11 @@ fn pooled_predictions(report: &Path, k: usize) -> Result<Predictions> {
 
 pub fn run_pretrain(a: PretrainArgs) -> Result<()> {
     use endplate::train::{self, TrainConfig, Unfreeze};
-    let data = train::Dataset::load_pretext(&a.manifest, a.max_discs, &RoiParams::default())?;
+    let (data, skipped) =
+        train::Dataset::load_pretext(&a.manifest, a.max_discs, &RoiParams::default())?;
+    for s in &skipped {
+        eprintln!("left out {s}");
+    }
     eprintln!("{} discs in four quarter turns each", data.rois.len() / 4);
     let config = TrainConfig {
         epochs: a.epochs,
