@@ -7,6 +7,8 @@
    the rest of a radiologist's report already carries. Uses every graded TSE disc of the data set
    (no corners needed) and, for comparison, the discs of our manifest.
 2. The ROI's raw pixels (32x32, from `examples/real_features.rs`) -> P(lesion).
+3. Optionally, a model's frozen pooled features (512, `examples/real_features.rs` with a MODEL):
+   for the phantom-only model, how much of real endplates its backbone has learnt.
 
 L2-regularised logistic regression (Newton steps), features standardised on the training folds,
 the L2 strength chosen by an inner 4-fold patient CV on the training folds only. Reported: AUC
@@ -16,7 +18,7 @@ the slice is its middle.
 
   bench/real_experiments.sh baselines   (or by hand:)
   target/debug/examples/real_features data/spider/manifest.csv target/real_features.csv
-  python3 bench/real_baselines.py data/spider/manifest.csv target/real_features.csv
+  python3 bench/real_baselines.py data/spider/manifest.csv target/real_features.csv [FROZEN.csv]
 """
 import csv, json, os, sys
 import numpy as np
@@ -148,6 +150,13 @@ def grading_features(r):
     return f
 
 
+def read_features(path):
+    """`examples/real_features` CSV: subject, level, lesion, then one column per feature."""
+    rows = list(csv.reader(open(path)))[1:]
+    return (np.array([[float(v) for v in r[3:]] for r in rows]), np.array([float(r[2]) for r in rows]),
+            [r[0] for r in rows])
+
+
 def main():
     manifest, features = sys.argv[1], sys.argv[2]
     results = []
@@ -169,13 +178,14 @@ def main():
     s, pf, ch = cv_predict(x2, y2, p2, lams)
     results.append(report('SPIDER gradings, TSE discs of our manifest', s, y2, p2, pf, ch))
 
-    rows = list(csv.reader(open(features)))
-    head, body = rows[0], rows[1:]
-    xp = np.array([[float(v) for v in r[3:]] for r in body])
-    yp = np.array([float(r[2]) for r in body])
-    pp = [r[0] for r in body]
+    xp, yp, pp = read_features(features)
     s, pf, ch = cv_predict(xp, yp, pp, [10, 100, 1000, 10000])
     results.append(report('raw ROI pixels 32x32, every disc of our manifest', s, yp, pp, pf, ch))
+    if len(sys.argv) > 3:
+        xf, yf, pf_ = read_features(sys.argv[3])
+        s, pf, ch = cv_predict(xf, yf, pf_, [1, 10, 100, 1000, 10000])
+        results.append(report(f'frozen pooled features ({xf.shape[1]}), {os.path.basename(sys.argv[3])}',
+                              s, yf, pf_, pf, ch))
     out = os.environ.get('OUT')
     if out:
         json.dump(results, open(out, 'w'), indent=1)

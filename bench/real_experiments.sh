@@ -54,7 +54,11 @@ case ${1:-} in
       --describe "SPIDER real discs, from the rotation pretext on the same slices (labels unused)" ;;
   baselines)
     cargo build --all-targets --features train && target/debug/examples/real_features "$MANIFEST" "$OUT/real_features.csv"
+    # The phantom model's frozen pooled features (its file predates the `features` output).
+    cp "$PHANTOM_MODEL" "$OUT/phantom-only-features.onnx"
+    target/debug/examples/expose_features "$OUT/phantom-only-features.onnx"
+    target/debug/examples/real_features "$MANIFEST" "$OUT/phantom_features.csv" "$OUT/phantom-only-features.onnx"
     OUT_JSON="$OUT/baselines.json"
-    OUT=$OUT_JSON python3 bench/real_baselines.py "$MANIFEST" "$OUT/real_features.csv" ;;
+    OUT=$OUT_JSON python3 bench/real_baselines.py "$MANIFEST" "$OUT/real_features.csv" "$OUT/phantom_features.csv" ;;
   *) sed -n 2,14p "$0"; exit 2 ;;
 esac

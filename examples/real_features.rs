@@ -1,9 +1,10 @@
-//! Raw-pixel features of every labelled disc of a manifest, for the logistic baselines that an
-//! image model must beat (`bench/real_baselines.py`): one CSV row per disc with its subject,
-//! level, binary truth (1 = lesion) and the ROI downsampled to 32x32.
+//! Features of every labelled disc of a manifest, for the logistic baselines that an image model
+//! must beat (`bench/real_baselines.py`): one CSV row per disc with its subject, level, binary
+//! truth (1 = lesion) and the ROI downsampled to 32x32 or, given a model, that model's frozen
+//! pooled features (its `features` output; `examples/expose_features` adds it to an older file).
 //!
 //! cargo build --all-targets --features train
-//! target/debug/examples/real_features data/spider/manifest.csv target/real_features.csv
+//! target/debug/examples/real_features data/spider/manifest.csv target/real_features.csv [MODEL]
 //! (or `bench/real_experiments.sh baselines`, which runs this and the baselines)
 
 #[path = "common/pooled.rs"]
@@ -15,9 +16,10 @@ use std::path::Path;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (manifest, out) = match &args[..] {
-        [m, o] => (Path::new(m), Path::new(o)),
-        _ => return Err("usage: real_features MANIFEST OUT.csv".into()),
+    let (manifest, out, model) = match &args[..] {
+        [m, o] => (Path::new(m), Path::new(o), None),
+        [m, o, model] => (Path::new(m), Path::new(o), Some(model)),
+        _ => return Err("usage: real_features MANIFEST OUT.csv [MODEL.onnx]".into()),
     };
     let text = std::fs::read_to_string(manifest)?;
     let mut rows = endplate::manifest::parse(&manifest.display().to_string(), &text)?;
@@ -30,17 +32,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &RoiParams::default(),
         |_| {},
     )?;
+    let values: Vec<Vec<f64>> = match model {
+        None => rois.iter().map(pooled::pooled_pixels).collect(),
+        Some(m) => endplate::Classifier::from_bytes(m, &std::fs::read(m)?)?
+            .features(&rois)?
+            .into_iter()
+            .map(|f| f.into_iter().map(f64::from).collect())
+            .collect(),
+    };
     let mut csv = String::from("subject,level,lesion");
-    for k in 0..pooled::SIDE * pooled::SIDE {
-        csv.push_str(&format!(",p{k}"));
+    for k in 0..values.first().map_or(0, Vec::len) {
+        csv.push_str(&format!(",{}{k}", if model.is_some() { 'f' } else { 'p' }));
     }
     csv.push('\n');
-    for (r, roi) in rows.iter().zip(&rois) {
+    for (r, v) in rows.iter().zip(&values) {
         let level = r.level.map(|l| l.id()).unwrap_or("");
         let lesion = r.label.is_some_and(|l| l.is_lesion()) as u8;
         csv.push_str(&format!("{},{level},{lesion}", r.subject));
-        for v in pooled::pooled_pixels(roi) {
-            csv.push_str(&format!(",{v:.4}"));
+        for x in v {
+            csv.push_str(&format!(",{x:.4}"));
         }
         csv.push('\n');
     }
