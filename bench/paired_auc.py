@@ -6,6 +6,8 @@ SPIDER graded the whole volume, the slice is its middle.
     python3 bench/paired_auc.py tta.csv            # columns of examples/tta_check's CSV
     python3 bench/paired_auc.py --cv A B [C ...]   # out-of-fold predictions of `train --folds`
                                                    # reports on the same manifests and seed
+    python3 bench/paired_auc.py --cv --mean A B    # and an ensemble column: their logits of
+                                                   # P(lesion) averaged, disc by disc
 """
 import csv
 import sys
@@ -35,8 +37,14 @@ def from_cv(reports):
     return out
 
 
-rows = from_cv(sys.argv[2:]) if sys.argv[1] == "--cv" else list(csv.DictReader(open(sys.argv[1])))
+args = [a for a in sys.argv[1:] if a != "--mean"]
+rows = from_cv(args[1:]) if args[0] == "--cv" else list(csv.DictReader(open(args[0])))
 cols = [c for c in rows[0] if c not in ("subject", "lesion")]
+if "--mean" in sys.argv:
+    logit = lambda p: np.log(np.clip(p, 1e-7, 1 - 1e-7) / (1 - np.clip(p, 1e-7, 1 - 1e-7)))
+    for r in rows:
+        r["mean"] = 1 / (1 + np.exp(-np.mean([logit(float(r[c])) for c in cols])))
+    cols.append("mean")
 subjects = sorted({r["subject"] for r in rows})
 by = {s: [i for i, r in enumerate(rows) if r["subject"] == s] for s in subjects}
 y = np.array([int(r["lesion"]) for r in rows])
