@@ -7,8 +7,9 @@
    the rest of a radiologist's report already carries. Uses every graded TSE disc of the data set
    (no corners needed) and, for comparison, the discs of our manifest.
 2. The ROI's raw pixels (32x32, from `examples/real_features.rs`) -> P(lesion).
-3. Optionally, a model's frozen pooled features (512, `examples/real_features.rs` with a MODEL):
-   for the phantom-only model, how much of real endplates its backbone has learnt.
+3. Optionally, models' frozen pooled features (512, `examples/real_features.rs` with a MODEL):
+   for the phantom-only model or the rotation pretext's backbone, how much of real endplates
+   the backbone has learnt without a lesion label.
 
 L2-regularised logistic regression (Newton steps), features standardised on the training folds,
 the L2 strength chosen by an inner 4-fold patient CV on the training folds only. Reported: AUC
@@ -18,7 +19,7 @@ the slice is its middle.
 
   bench/real_experiments.sh baselines   (or by hand:)
   target/debug/examples/real_features data/spider/manifest.csv target/real_features.csv
-  python3 bench/real_baselines.py data/spider/manifest.csv target/real_features.csv [FROZEN.csv]
+  python3 bench/real_baselines.py data/spider/manifest.csv target/real_features.csv [FROZEN.csv ...]
 """
 import csv, json, os, sys
 import numpy as np
@@ -181,10 +182,10 @@ def main():
     xp, yp, pp = read_features(features)
     s, pf, ch = cv_predict(xp, yp, pp, [10, 100, 1000, 10000])
     results.append(report('raw ROI pixels 32x32, every disc of our manifest', s, yp, pp, pf, ch))
-    if len(sys.argv) > 3:
-        xf, yf, pf_ = read_features(sys.argv[3])
+    for frozen in sys.argv[3:]:
+        xf, yf, pf_ = read_features(frozen)
         s, pf, ch = cv_predict(xf, yf, pf_, [1, 10, 100, 1000, 10000])
-        results.append(report(f'frozen pooled features ({xf.shape[1]}), {os.path.basename(sys.argv[3])}',
+        results.append(report(f'frozen pooled features ({xf.shape[1]}), {os.path.basename(frozen)}',
                               s, yf, pf_, pf, ch))
     out = os.environ.get('OUT')
     if out:

@@ -58,7 +58,13 @@ case ${1:-} in
     cp "$PHANTOM_MODEL" "$OUT/phantom-only-features.onnx"
     target/debug/examples/expose_features "$OUT/phantom-only-features.onnx"
     target/debug/examples/real_features "$MANIFEST" "$OUT/phantom_features.csv" "$OUT/phantom-only-features.onnx"
+    frozen=("$OUT/phantom_features.csv")
+    # The rotation pretext's backbone, once `pretext` has made it (it saw every slice, no label).
+    if [ -f "$OUT/pretext-backbone.onnx" ]; then
+      target/debug/examples/real_features "$MANIFEST" "$OUT/pretext_features.csv" "$OUT/pretext-backbone.onnx"
+      frozen+=("$OUT/pretext_features.csv")
+    fi
     OUT_JSON="$OUT/baselines.json"
-    OUT=$OUT_JSON python3 bench/real_baselines.py "$MANIFEST" "$OUT/real_features.csv" "$OUT/phantom_features.csv" ;;
+    OUT=$OUT_JSON python3 bench/real_baselines.py "$MANIFEST" "$OUT/real_features.csv" "${frozen[@]}" ;;
   *) sed -n 2,14p "$0"; exit 2 ;;
 esac
