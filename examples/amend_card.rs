@@ -1,12 +1,14 @@
 //! Add to a model's card after training, leaving the weights untouched: sets the card field at
 //! a dotted PATH (e.g. `training.details.schedule_note`, `metrics.real_cross_validation`,
-//! `warning`) to VALUE: the JSON in a file for `@FILE`, else the text as a string. The card is
-//! read back and checked before the file is replaced.
+//! `warning`, a detector's `decode.corner_threshold`) to VALUE: the JSON in a file for `@FILE`,
+//! else the text as a string. The card is read back and checked, as a classifier's or a
+//! detector's by its kind, before the file is replaced.
 //!
 //! cargo run --release --example amend_card -- MODEL.onnx PATH "TEXT"
 //! cargo run --release --example amend_card -- MODEL.onnx metrics.real_cross_validation @cv.json
 
-use endplate::model::file::{encode_with_card, parse_proto, read_card};
+use endplate::model::detector::{DetectorCard, DETECTOR_KIND};
+use endplate::model::file::{card_json, encode_with_card, parse_proto, read_card};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,7 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let bytes = std::fs::read(&path)?;
     let proto = parse_proto(&path, &bytes)?;
-    let mut card = serde_json::to_value(read_card(&path, &proto)?)?;
+    let mut card: serde_json::Value = serde_json::from_str(&card_json(&path, &proto)?)?;
+    let detector = card["kind"] == DETECTOR_KIND;
     let mut at = &mut card;
     for part in key.split('.') {
         if at.is_null() {
@@ -34,7 +37,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     *at = value;
     let out = encode_with_card(&path, proto, &card)?;
-    read_card(&path, &parse_proto(&path, &out)?)?;
+    let written = parse_proto(&path, &out)?;
+    if detector {
+        DetectorCard::from_json(&path, &card_json(&path, &written)?)?;
+    } else {
+        read_card(&path, &written)?;
+    }
     endplate::files::write_atomic(std::path::Path::new(&path), &out)?;
     println!("{path}: {key} set");
     Ok(())

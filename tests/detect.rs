@@ -50,13 +50,72 @@ fn detector_and_classifier_files_refuse_each_others_role() {
         .map(|k| ((k * 7919) % 255) as f32 / 255.0)
         .collect();
     let (a, b) = (keep.maps(input.clone()).unwrap(), fold.maps(input).unwrap());
-    assert_eq!(a.len(), 10 * 64 * 64);
+    assert_eq!(a.len(), 16 * 64 * 64, "ten maps and six corner maps");
     let diff = a
         .iter()
         .zip(&b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0f32, f32::max);
     assert!(diff < 1e-3, "folded BatchNorm moved a map value by {diff}");
+}
+
+#[test]
+fn detectors_from_before_corner_maps_still_load_and_widen_without_changing_their_maps() {
+    // A detector file from before corner maps: ten maps, and a card without `corner_maps`.
+    let old = DetectorArch::with_corner_maps(false);
+    let mut card = DetectorCard::new("old", Training::default());
+    card.decode.corner_maps = false;
+    let weights = old.random_weights(4);
+    let bytes = write_detector(&old, &weights, &card, BatchNorm::Keep).unwrap();
+    let mut json: serde_json::Value = serde_json::to_value(&card).unwrap();
+    json["decode"]
+        .as_object_mut()
+        .unwrap()
+        .remove("corner_maps");
+    let read = DetectorCard::from_json("old", &json.to_string()).unwrap();
+    assert!(
+        !read.decode.corner_maps,
+        "an old card reads as without corner maps"
+    );
+    let det = Detector::from_bytes("old.onnx", &bytes).unwrap();
+    let input: Vec<f32> = (0..256 * 256)
+        .map(|k| ((k * 31) % 251) as f32 / 251.0)
+        .collect();
+    let before = det.maps(input.clone()).unwrap();
+    assert_eq!(before.len(), 10 * 64 * 64);
+
+    // Its card and its network must agree.
+    let e = write_detector(
+        &DetectorArch::default(),
+        &DetectorArch::default().random_weights(4),
+        &card,
+        BatchNorm::Keep,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("corner_maps = false") && e.contains("16 output maps"),
+        "{e}"
+    );
+
+    // Widened for training with corner maps: the ten maps it had are the same values.
+    let new = DetectorArch::default();
+    let mut wide = weights.clone();
+    new.widen(&mut wide, 9);
+    new.check(&wide).unwrap();
+    let bytes = write_detector(
+        &new,
+        &wide,
+        &DetectorCard::new("new", Training::default()),
+        BatchNorm::Keep,
+    )
+    .unwrap();
+    let after = Detector::from_bytes("new.onnx", &bytes)
+        .unwrap()
+        .maps(input)
+        .unwrap();
+    assert_eq!(after.len(), 16 * 64 * 64);
+    assert_eq!(&after[..10 * 64 * 64], &before[..]);
 }
 
 #[test]

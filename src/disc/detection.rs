@@ -59,6 +59,9 @@ pub struct Maps<'a> {
     pub l5s1: &'a [f32],
     /// Eight planes: dx, dy of each corner in SPEC order.
     pub offsets: &'a [f32],
+    /// With corner maps, six planes: the upper and the lower endplates' corner heatmaps, then
+    /// dx, dy of an upper corner and of a lower corner from their cell's centre, in cells.
+    pub corners: Option<&'a [f32]>,
 }
 
 /// Decoding settings, kept in the detector's card.
@@ -70,6 +73,27 @@ pub struct DecodeParams {
     pub threshold: f32,
     /// Lowest L5S1 probability that counts as the sacrum being found.
     pub l5s1_threshold: f32,
+    /// Whether the network has corner maps (absent from the cards of detectors made before
+    /// them, which read as `false`).
+    #[serde(default)]
+    pub corner_maps: bool,
+    /// With corner maps: lowest corner-heatmap probability that moves a regressed corner onto
+    /// that peak.
+    #[serde(default = "default_corner_threshold")]
+    pub corner_threshold: f32,
+    /// With corner maps: how far from its regressed position a corner's peak is looked for, as
+    /// a fraction of the disc's width (the other corner of the same endplate is a whole width
+    /// away, the next disc's a vertebral body).
+    #[serde(default = "default_corner_reach")]
+    pub corner_reach: f64,
+}
+
+fn default_corner_threshold() -> f32 {
+    0.1
+}
+
+fn default_corner_reach() -> f64 {
+    0.25
 }
 
 impl Default for DecodeParams {
@@ -78,6 +102,9 @@ impl Default for DecodeParams {
             offset_unit: 16.0,
             threshold: 0.35,
             l5s1_threshold: 0.3,
+            corner_maps: true,
+            corner_threshold: default_corner_threshold(),
+            corner_reach: default_corner_reach(),
         }
     }
 }
@@ -136,15 +163,70 @@ pub fn candidates(maps: &Maps, p: &DecodeParams) -> Vec<Candidate> {
                 }
             }
             if is_peak {
+                let mut corners = acc.map(|a| Point::new(a[0] / wsum, a[1] / wsum));
+                if let Some(c) = maps.corners {
+                    snap_corners(&mut corners, c, g, maps.stride, p);
+                }
                 out.push(Candidate {
                     score: s,
                     l5s1: l5,
-                    corners: acc.map(|a| Point::new(a[0] / wsum, a[1] / wsum)),
+                    corners,
                 });
             }
         }
     }
     out
+}
+
+/// Move each regressed corner onto the strongest peak of its endplate's corner heatmap within
+/// `p.corner_reach` disc widths, at that peak's own sub-cell offset; a corner without such a
+/// peak keeps its regressed place. Corners 0 and 1 are the upper endplate's, 2 and 3 the lower's,
+/// as the network regresses them.
+fn snap_corners(corners: &mut [Point; 4], maps: &[f32], g: usize, stride: f64, p: &DecodeParams) {
+    let plane = g * g;
+    if maps.len() < 6 * plane {
+        return;
+    }
+    let width = 0.5 * (corners[0].distance(corners[1]) + corners[2].distance(corners[3]));
+    let reach = (p.corner_reach * width / stride).max(1.0);
+    let r = reach.ceil() as isize;
+    for (k, corner) in corners.iter_mut().enumerate() {
+        let e = k / 2; // 0: upper endplate, 1: lower
+        let heat = &maps[e * plane..(e + 1) * plane];
+        let at = |i: isize, j: isize| -> Option<f32> {
+            (i >= 0 && j >= 0 && (i as usize) < g && (j as usize) < g)
+                .then(|| sigmoid(heat[j as usize * g + i as usize]))
+        };
+        let (ci, cj) = (
+            (corner.x / stride - 0.5).round() as isize,
+            (corner.y / stride - 0.5).round() as isize,
+        );
+        let mut best: Option<(f32, isize, isize)> = None;
+        for j in cj - r..=cj + r {
+            for i in ci - r..=ci + r {
+                let Some(h) = at(i, j) else { continue };
+                let (cx, cy) = ((i as f64 + 0.5) * stride, (j as f64 + 0.5) * stride);
+                let far = (cx - corner.x).hypot(cy - corner.y) > reach * stride;
+                if far || h.is_nan() || h < p.corner_threshold {
+                    continue;
+                }
+                if best.is_none_or(|b| h > b.0) {
+                    best = Some((h, i, j));
+                }
+            }
+        }
+        if let Some((_, i, j)) = best {
+            let cell = j as usize * g + i as usize;
+            let off = &maps[(2 + 2 * e) * plane..];
+            let (dx, dy) = (off[cell] as f64, off[plane + cell] as f64);
+            if dx.is_finite() && dy.is_finite() {
+                *corner = Point::new(
+                    (i as f64 + 0.5 + dx.clamp(-1.5, 1.5)) * stride,
+                    (j as f64 + 0.5 + dy.clamp(-1.5, 1.5)) * stride,
+                );
+            }
+        }
+    }
 }
 
 /// SPEC corner order: the upper endplate (smaller mean y) first, each pair with smaller x first.
@@ -333,6 +415,7 @@ mod tests {
             center: &center,
             l5s1: &l5,
             offsets: &off,
+            corners: None,
         };
         let p = DecodeParams::default();
         let c = candidates(&maps, &p);
@@ -342,5 +425,40 @@ mod tests {
         let cx = (18.0 * w.0 + 22.0 * w.1) / (w.0 + w.1);
         assert!((c[0].corners[0].x - (cx - 16.0)).abs() < 0.2, "{:?}", c[0]);
         assert!((c[0].corners[3].y - (14.0 + 8.0)).abs() < 0.2, "{:?}", c[0]);
+
+        // With corner maps, a corner moves onto its endplate's peak within reach, at the peak's
+        // sub-cell offset; a corner whose map has no peak above the threshold stays regressed,
+        // and the lower endplate's map does not move an upper corner.
+        let plane = g * g;
+        let mut corner_maps = vec![-6.0f32; 6 * plane];
+        let (ui, uj) = (0usize, 1usize); // an upper-endplate peak next to corner 0 (~3.4, 6)
+        corner_maps[uj * g + ui] = 2.0;
+        corner_maps[2 * plane + uj * g + ui] = 0.25; // dx in cells
+        corner_maps[3 * plane + uj * g + ui] = -0.5; // dy
+        corner_maps[plane + uj * g + ui] = 4.0; // a lower-endplate peak at the same cell
+        let snapped = candidates(
+            &Maps {
+                corners: Some(&corner_maps),
+                ..maps
+            },
+            &p,
+        );
+        let k = snapped[0].corners;
+        assert!((k[0].x - (0.5 + 0.25) * 4.0).abs() < 1e-9, "{k:?}");
+        assert!((k[0].y - (1.5 - 0.5) * 4.0).abs() < 1e-9, "{k:?}");
+        assert_eq!(k[1..], c[0].corners[1..], "no peak of their own in reach");
+        // Out of reach (a quarter of the 32 px width = 8 px): a peak at (14, 6), 10 px from
+        // corner 0, moves nothing.
+        let mut far = vec![-6.0f32; 6 * plane];
+        far[uj * g + 3 + ui] = 2.0;
+        let k = candidates(
+            &Maps {
+                corners: Some(&far),
+                ..maps
+            },
+            &p,
+        )[0]
+        .corners;
+        assert_eq!(k, c[0].corners);
     }
 }

@@ -7,7 +7,7 @@
 //! ones. Training draws views at both scales, so one network serves both.
 
 use super::card::{Training, CARD_VERSION};
-use super::detector_net::{DetectorArch, MAPS, STRIDE};
+use super::detector_net::{DetectorArch, CORNER_MAPS, MAPS, STRIDE};
 use super::file::GraphBuilder;
 use super::file::{self, BatchNorm};
 use super::onnx::{model_bytes, node, value_info};
@@ -159,6 +159,12 @@ pub fn write_detector(
     batchnorm: BatchNorm,
 ) -> Result<Vec<u8>> {
     arch.check(weights)?;
+    if arch.corner_maps() != card.decode.corner_maps {
+        return Err(Error::Invalid(format!(
+            "the detector's card says decode.corner_maps = {} but its network has {} output maps",
+            card.decode.corner_maps, arch.maps
+        )));
+    }
     let mut g = GraphBuilder::new(weights, batchnorm);
     let mut skips = Vec::new();
     let mut x = DETECTOR_INPUT.to_string();
@@ -218,7 +224,7 @@ pub fn write_detector(
         )],
         output: vec![value_info(
             DETECTOR_OUTPUT,
-            &[None, Some(MAPS as i64), Some(cells), Some(cells)],
+            &[None, Some(arch.maps as i64), Some(cells), Some(cells)],
         )],
         ..Default::default()
     };
@@ -253,7 +259,10 @@ fn view_candidates(
         stride: STRIDE as f64,
         center: &maps[..plane],
         l5s1: &maps[plane..2 * plane],
-        offsets: &maps[2 * plane..],
+        offsets: &maps[2 * plane..MAPS * plane],
+        corners: decode
+            .corner_maps
+            .then(|| &maps[MAPS * plane..(MAPS + CORNER_MAPS) * plane]),
     };
     candidates(&m, decode)
         .into_iter()
@@ -302,14 +311,20 @@ impl Detector {
         let json = file::card_json(source_name, &proto)?;
         let card = DetectorCard::from_json(source_name, &json)?;
         let (s, g) = (card.input.size, card.input.size / STRIDE);
+        let maps = DetectorArch::with_corner_maps(card.decode.corner_maps).maps;
+        let what = if card.decode.corner_maps {
+            "centre, L5S1, eight offset maps and six corner maps, as its card's decode.corner_maps says"
+        } else {
+            "centre, L5S1 and eight offset maps"
+        };
         let (plan, _) = super::inference::runnable(
             source_name,
             proto,
             (DETECTOR_INPUT, [1, 1, s, s]),
             (
                 DETECTOR_OUTPUT,
-                &[1, MAPS, g, g],
-                &format!("float32 [N, {MAPS}, {g}, {g}] (centre, L5S1 and eight offset maps)"),
+                &[1, maps, g, g],
+                &format!("float32 [N, {maps}, {g}, {g}] ({what})"),
             ),
             None,
         )?;

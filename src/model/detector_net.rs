@@ -6,7 +6,11 @@
 //! cells a view of most of the slice, which naming L5S1 needs (the sacrum's shape decides it);
 //! three top-down steps (1 x 1 projection, nearest 2x upsampling, sum with the encoder's map,
 //! 3 x 3 conv) bring that context back to stride 4, where a 3 x 3 and a 1 x 1 convolution give
-//! ten maps: disc centre, L5S1, and the eight corner offsets ([`crate::disc::detection`]).
+//! ten maps: disc centre, L5S1, and the eight corner offsets ([`crate::disc::detection`]), and
+//! in detectors with corner maps six more: a heatmap of the upper endplates' corners, one of
+//! the lower endplates', and each one's offset within its cell. A corner regressed from the
+//! disc's centre, 15–30 input pixels away, lands about two pixels off; a corner found where it
+//! is, as a peak of its own map, needs no long reach.
 
 use super::resnet::{check_shapes, ConvBn, WeightTensor, Weights};
 use crate::error::Result;
@@ -14,8 +18,11 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
-/// Output maps: centre, L5S1, eight offsets.
+/// Output maps of every detector: centre, L5S1, eight offsets.
 pub const MAPS: usize = 10;
+/// Output maps after those in a detector with corner maps: upper and lower corner heatmaps,
+/// then dx, dy of the upper and of the lower corner within its cell.
+pub const CORNER_MAPS: usize = 6;
 /// Input pixels per output cell.
 pub const STRIDE: usize = 4;
 /// Channels of the encoder stages (strides 2, 4, 8, 16, 32).
@@ -52,6 +59,8 @@ pub struct DetectorArch {
     pub head: ConvBn,
     /// The last 1 x 1 convolution (with a bias, no BatchNorm): `out.weight`, `out.bias`.
     pub out_in: usize,
+    /// Its output maps: [`MAPS`], or [`MAPS`] + [`CORNER_MAPS`] with corner maps.
+    pub maps: usize,
 }
 
 impl Default for DetectorArch {
@@ -80,11 +89,55 @@ impl Default for DetectorArch {
             top_down,
             head: cb("head", HEAD, HEAD, 3, 1),
             out_in: HEAD,
+            maps: MAPS + CORNER_MAPS,
         }
     }
 }
 
 impl DetectorArch {
+    /// The architecture with or without corner maps (a detector file's card says which).
+    pub fn with_corner_maps(corner_maps: bool) -> DetectorArch {
+        DetectorArch {
+            maps: MAPS + if corner_maps { CORNER_MAPS } else { 0 },
+            ..Default::default()
+        }
+    }
+
+    pub fn corner_maps(&self) -> bool {
+        self.maps > MAPS
+    }
+
+    /// The indices of the output's heatmaps (centre, L5S1, and the corner heatmaps), whose
+    /// biases start at the focal-loss prior.
+    fn heatmap(&self, k: usize) -> bool {
+        k < 2 || (self.corner_maps() && (k == MAPS || k == MAPS + 1))
+    }
+
+    /// Give weights made without corner maps (a detector trained before them) this
+    /// architecture's output layer: the existing maps keep their weights, the corner maps start
+    /// as [`DetectorArch::random_weights`] starts them. Weights that already fit are unchanged.
+    pub fn widen(&self, w: &mut Weights, seed: u64) {
+        let fresh = self.random_weights(seed);
+        for name in ["out.weight", "out.bias"] {
+            let (Some(old), Some(new)) = (w.get(name), fresh.get(name)) else {
+                continue;
+            };
+            if old.shape[0] >= new.shape[0] {
+                continue;
+            }
+            let per: usize = old.shape[1..].iter().product();
+            let mut data = old.data.clone();
+            data.extend_from_slice(&new.data[old.data.len().min(old.shape[0] * per)..]);
+            w.insert(
+                name.to_string(),
+                WeightTensor {
+                    shape: new.shape.clone(),
+                    data,
+                },
+            );
+        }
+    }
+
     pub fn conv_bns(&self) -> impl Iterator<Item = &ConvBn> {
         self.encoder
             .iter()
@@ -95,8 +148,8 @@ impl DetectorArch {
 
     pub fn parameter_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let mut out: Vec<_> = self.conv_bns().flat_map(ConvBn::parameter_shapes).collect();
-        out.push(("out.weight".into(), vec![MAPS, self.out_in, 1, 1]));
-        out.push(("out.bias".into(), vec![MAPS]));
+        out.push(("out.weight".into(), vec![self.maps, self.out_in, 1, 1]));
+        out.push(("out.bias".into(), vec![self.maps]));
         out
     }
 
@@ -106,8 +159,8 @@ impl DetectorArch {
     }
 
     /// Seeded starting weights: Kaiming-normal convolutions, identity BatchNorm, and an output
-    /// layer whose centre and L5S1 biases start at a probability of 1 % (the focal-loss prior:
-    /// almost every cell is background, and starting there keeps the first steps stable).
+    /// layer whose heatmap biases start at a probability of 1 % (the focal-loss prior: almost
+    /// every cell is background, and starting there keeps the first steps stable).
     pub fn random_weights(&self, seed: u64) -> Weights {
         let mut rng = SmallRng::seed_from_u64(seed);
         let mut w = Weights::new();
@@ -115,7 +168,9 @@ impl DetectorArch {
             let n: usize = shape.iter().product();
             let data = if name == "out.bias" {
                 let prior = -(99.0f32).ln();
-                (0..n).map(|k| if k < 2 { prior } else { 0.0 }).collect()
+                (0..n)
+                    .map(|k| if self.heatmap(k) { prior } else { 0.0 })
+                    .collect()
             } else if name.ends_with("running_var")
                 || (shape.len() == 1 && name.ends_with(".weight"))
             {

@@ -26,6 +26,28 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::Ordering;
 
+/// CenterNet's penalty-reduced focal loss of heatmap `logits` against Gaussian-peaked `heat`
+/// (1 exactly at each peak), background cells weighted by `weight`, per peak.
+fn focal(logits: Tensor<4>, heat: Tensor<4>, weight: Tensor<4>, peaks: usize) -> Tensor<1> {
+    let p = sigmoid(logits).clamp(1e-4, 1.0 - 1e-4);
+    let pos = heat.clone().equal_elem(1.0).float();
+    let neg = pos.clone().neg().add_scalar(1.0);
+    let one_minus_p = p.clone().neg().add_scalar(1.0);
+    let pos_loss = p.clone().log() * one_minus_p.clone().powf_scalar(2.0) * pos;
+    let neg_w = heat.neg().add_scalar(1.0).powf_scalar(4.0) * neg * weight;
+    let neg_loss = one_minus_p.log() * p.powf_scalar(2.0) * neg_w;
+    (pos_loss.sum() + neg_loss.sum())
+        .neg()
+        .div_scalar(peaks.max(1) as f32)
+}
+
+/// Mean absolute error over the cells where `mask` is 1.
+fn masked_l1(pred: Tensor<4>, target: Tensor<4>, mask: Tensor<4>, mask_sum: f32) -> Tensor<1> {
+    ((pred - target).abs() * mask)
+        .sum()
+        .div_scalar(mask_sum.max(1.0))
+}
+
 /// The best epoch's weights in a detector checkpoint folder.
 const BEST: &str = "detector-best.onnx";
 
@@ -183,21 +205,26 @@ pub fn train_detector(
                 .sum();
             let maps = model.forward(x);
             let logits = maps.clone().slice([0..n, 0..2, 0..g, 0..g]);
-            let offs = maps.slice([0..n, 2..MAPS, 0..g, 0..g]);
-            let p = sigmoid(logits).clamp(1e-4, 1.0 - 1e-4);
-            let pos = heat.clone().equal_elem(1.0).float();
-            let neg = pos.clone().neg().add_scalar(1.0);
-            let one_minus_p = p.clone().neg().add_scalar(1.0);
-            let pos_loss = p.clone().log() * one_minus_p.clone().powf_scalar(2.0) * pos;
-            let neg_w = heat.neg().add_scalar(1.0).powf_scalar(4.0) * neg * weight;
-            let neg_loss = one_minus_p.log() * p.powf_scalar(2.0) * neg_w;
-            let focal = (pos_loss.sum() + neg_loss.sum())
-                .neg()
-                .div_scalar(peaks.max(1) as f32);
-            let l1 = ((offs - off_t).abs() * off_m)
-                .sum()
-                .div_scalar(mask_sum.max(1.0));
-            let loss = focal + l1;
+            let offs = maps.clone().slice([0..n, 2..MAPS, 0..g, 0..g]);
+            let mut loss = focal(logits, heat, weight.clone(), peaks)
+                + masked_l1(offs, off_t, off_m, mask_sum);
+            if arch.corner_maps() {
+                let heat = to_tensor(cat(|t| &t.corner_heat), [n, 2, g, g], &device);
+                let off_t = to_tensor(cat(|t| &t.corner_offsets), [n, 4, g, g], &device);
+                let off_m = to_tensor(cat(|t| &t.corner_mask), [n, 4, g, g], &device);
+                let peaks: usize = batch.iter().map(|t| t.corner_peaks).sum();
+                let mask_sum: f32 = batch
+                    .iter()
+                    .map(|t| t.corner_mask.iter().sum::<f32>())
+                    .sum();
+                // The centre map's weights (zero above a real slice's marked discs) for both.
+                let weight = weight.slice([0..n, 0..1, 0..g, 0..g]).repeat_dim(1, 2);
+                let logits = maps.clone().slice([0..n, MAPS..MAPS + 2, 0..g, 0..g]);
+                let offs = maps.slice([0..n, MAPS + 2..MAPS + 6, 0..g, 0..g]);
+                loss = loss
+                    + focal(logits, heat, weight, peaks)
+                    + masked_l1(offs, off_t, off_m, mask_sum);
+            }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);
             let l = loss

@@ -126,6 +126,14 @@ pub(super) struct Targets {
     pub(super) offsets: Vec<f32>,
     pub(super) offset_mask: Vec<f32>,
     pub(super) peaks: usize,
+    /// The upper and the lower endplates' corner heatmaps, each corner's peak on the cell that
+    /// holds it.
+    pub(super) corner_heat: Vec<f32>,
+    /// dx, dy (in cells) from each of the 3 x 3 cells around a corner's peak to the corner: two
+    /// planes for upper corners, two for lower.
+    pub(super) corner_offsets: Vec<f32>,
+    pub(super) corner_mask: Vec<f32>,
+    pub(super) corner_peaks: usize,
 }
 
 pub(super) fn targets(
@@ -159,6 +167,10 @@ pub(super) fn targets(
         offsets: vec![0.0; 8 * plane],
         offset_mask: vec![0.0; 8 * plane],
         peaks: 0,
+        corner_heat: vec![0.0; 2 * plane],
+        corner_offsets: vec![0.0; 4 * plane],
+        corner_mask: vec![0.0; 4 * plane],
+        corner_peaks: 0,
     };
     let stride = STRIDE as f64;
     // The topmost marked disc's frame, for real slices whose truth stops at L1L2.
@@ -171,6 +183,9 @@ pub(super) fn targets(
         let Ok(f) = DiscFrame::of(&c) else { continue };
         if s.partial_truth && top.as_ref().is_none_or(|t| d.from_sacrum > t.0) {
             top = Some((d.from_sacrum, f));
+        }
+        for (q, p) in c.iter().enumerate() {
+            corner_target(&mut t, q / 2, *p, g);
         }
         let (ci, cj) = ((f.center.x / stride).floor(), (f.center.y / stride).floor());
         if ci < 0.0 || cj < 0.0 || ci >= g as f64 || cj >= g as f64 {
@@ -206,7 +221,8 @@ pub(super) fn targets(
         }
     }
     // Above the topmost marked disc of a real slice (half a disc width past its centre, up the
-    // spine, against v which points to the feet), nothing is scored.
+    // spine, against v which points to the feet), nothing is scored; the corner heatmaps take
+    // the centre map's weights.
     if let Some((_, f)) = top {
         for j in 0..g {
             for i in 0..g {
@@ -222,4 +238,89 @@ pub(super) fn targets(
         }
     }
     t
+}
+
+/// One corner's targets on endplate `e`'s (0 upper, 1 lower) heatmap and offsets. A corner is
+/// a point, not a disc, so its peak is narrow (sigma 0.8 cells) whatever the disc's size.
+fn corner_target(t: &mut Targets, e: usize, p: Point, g: usize) {
+    let stride = STRIDE as f64;
+    let plane = g * g;
+    let (fi, fj) = (p.x / stride, p.y / stride);
+    if fi < 0.0 || fj < 0.0 || fi >= g as f64 || fj >= g as f64 {
+        return;
+    }
+    let (ci, cj) = (fi.floor() as usize, fj.floor() as usize);
+    t.corner_peaks += 1;
+    let sigma = 0.8f64;
+    for j in cj.saturating_sub(2)..(cj + 3).min(g) {
+        for i in ci.saturating_sub(2)..(ci + 3).min(g) {
+            let (di, dj) = (i as f64 - ci as f64, j as f64 - cj as f64);
+            let h = if (i, j) == (ci, cj) {
+                1.0
+            } else {
+                (-(di * di + dj * dj) / (2.0 * sigma * sigma)).exp() as f32 * 0.99
+            };
+            let k = e * plane + j * g + i;
+            t.corner_heat[k] = t.corner_heat[k].max(h);
+            if di.abs() <= 1.0 && dj.abs() <= 1.0 {
+                let cell = j * g + i;
+                let (dx, dy) = (fi - (i as f64 + 0.5), fj - (j as f64 + 0.5));
+                t.corner_offsets[2 * e * plane + cell] = dx as f32;
+                t.corner_offsets[(2 * e + 1) * plane + cell] = dy as f32;
+                t.corner_mask[2 * e * plane + cell] = 1.0;
+                t.corner_mask[(2 * e + 1) * plane + cell] = 1.0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corner_peaks_on_its_cell_and_its_offsets_lead_back_to_it() {
+        let g = 16;
+        let plane = g * g;
+        let mut t = Targets {
+            input: Vec::new(),
+            heat: Vec::new(),
+            weight: Vec::new(),
+            offsets: Vec::new(),
+            offset_mask: Vec::new(),
+            peaks: 0,
+            corner_heat: vec![0.0; 2 * plane],
+            corner_offsets: vec![0.0; 4 * plane],
+            corner_mask: vec![0.0; 4 * plane],
+            corner_peaks: 0,
+        };
+        // A lower-endplate corner at (21.0, 30.5) input px: cell (5, 7) of 4 px cells.
+        let p = Point::new(21.0, 30.5);
+        corner_target(&mut t, 1, p, g);
+        assert_eq!(t.corner_peaks, 1);
+        assert_eq!(t.corner_heat[plane + 7 * g + 5], 1.0);
+        assert!(
+            t.corner_heat[..plane].iter().all(|&h| h == 0.0),
+            "upper map untouched"
+        );
+        let ones = t.corner_heat.iter().filter(|&&h| h == 1.0).count();
+        assert_eq!(ones, 1, "one exact peak");
+        // Every one of the 3 x 3 cells around the peak points at the corner.
+        let mut cells = 0;
+        for j in 6..=8 {
+            for i in 4..=6 {
+                let c = j * g + i;
+                assert_eq!(t.corner_mask[2 * plane + c], 1.0);
+                let x = (i as f64 + 0.5 + t.corner_offsets[2 * plane + c] as f64) * 4.0;
+                let y = (j as f64 + 0.5 + t.corner_offsets[3 * plane + c] as f64) * 4.0;
+                assert!((x - p.x).abs() < 1e-5 && (y - p.y).abs() < 1e-5, "{x} {y}");
+                cells += 1;
+            }
+        }
+        assert_eq!(cells, 9);
+        assert_eq!(t.corner_mask.iter().sum::<f32>(), 18.0);
+        // A corner outside the view scores nothing.
+        corner_target(&mut t, 0, Point::new(-3.0, 10.0), g);
+        assert_eq!(t.corner_peaks, 1);
+    }
 }

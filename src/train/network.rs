@@ -2,7 +2,7 @@
 //! detector — each built from and exported to the named weight tensors of
 //! [`crate::model::resnet`] and [`crate::model::detector_net`], so the ONNX writer, `--init` and checkpoints all speak one format.
 
-use crate::model::detector_net::{DetectorArch, MAPS};
+use crate::model::detector_net::DetectorArch;
 use crate::model::resnet::{Architecture, ConvBn, WeightTensor, Weights};
 use burn::module::{Module, Param, ParamId, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -341,7 +341,7 @@ impl DetectorNet {
                 smooth: conv_bn_layer(&t.smooth, w, device),
             })
             .collect();
-        let mut out = Conv2dConfig::new([arch.out_in, MAPS], [1, 1]).init(device);
+        let mut out = Conv2dConfig::new([arch.out_in, arch.maps], [1, 1]).init(device);
         out.weight = param("out.weight", tensor(&w["out.weight"], device));
         out.bias = Some(param("out.bias", tensor(&w["out.bias"], device)));
         Ok(DetectorNet {

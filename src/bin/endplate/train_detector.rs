@@ -177,7 +177,19 @@ pub fn run_train_detector(a: TrainDetectorArgs) -> Result<()> {
     // The starting weights first: a wrong --init fails before minutes of rendering.
     let arch = DetectorArch::default();
     let (init, init_name) = match &a.init {
-        Some(p) => (init_weights(p)?, p.display().to_string()),
+        Some(p) => {
+            let mut w = init_weights(p)?;
+            if w.get("out.bias").is_some_and(|b| b.shape[0] < arch.maps) {
+                // A detector from before corner maps: its maps are kept, the corner maps start
+                // fresh.
+                arch.widen(&mut w, a.seed);
+                eprintln!(
+                    "{}: no corner maps; they start from random weights",
+                    p.display()
+                );
+            }
+            (w, p.display().to_string())
+        }
         None => (
             arch.random_weights(a.seed),
             format!("random (seed {})", a.seed),
