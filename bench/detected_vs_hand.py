@@ -8,7 +8,7 @@ same level (a manifest row with empty corners). Reports the share of discs whose
 changes, whose lesion call (P(lesion) >= 0.5) changes, the largest and median change of any
 calibrated probability, and the discs the detector did not find at their level.
 
-  python3 bench/detected_vs_hand.py [MANIFEST] [--model M.onnx] [--bin target/debug/endplate]
+  python3 bench/detected_vs_hand.py [MANIFEST] [--model M.onnx] [--detector D.onnx] [--bin target/debug/endplate]
 """
 import csv, json, os, subprocess, sys, tempfile
 
@@ -17,6 +17,7 @@ opt = lambda k, d: args[args.index(k) + 1] if k in args else d
 manifest = next((a for a in args if a.endswith('.csv')), 'data/spider/corners-heldout.csv')
 binary = opt('--bin', 'target/debug/endplate')
 model = ['--model', opt('--model', '')] if '--model' in args else []
+model += ['--detector', opt('--detector', '')] if '--detector' in args else []
 base = os.path.dirname(os.path.abspath(manifest))
 rows = list(csv.DictReader(open(manifest)))
 cols = ['image', 'subject', 'level', 'label', 'x1', 'y1', 'x2', 'y2', 'x3', 'y3', 'x4', 'y4']
