@@ -114,7 +114,11 @@ impl Default for DecodeParams {
 pub struct Candidate {
     pub score: f32,
     pub l5s1: f32,
+    /// Regressed from the centre: they move together with the disc, so its frame (axis, width)
+    /// comes from them, and so does the level chain.
     pub corners: [Point; 4],
+    /// With corner maps, the same corners moved onto their peaks: where the disc is reported.
+    pub placed: Option<[Point; 4]>,
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -163,14 +167,17 @@ pub fn candidates(maps: &Maps, p: &DecodeParams) -> Vec<Candidate> {
                 }
             }
             if is_peak {
-                let mut corners = acc.map(|a| Point::new(a[0] / wsum, a[1] / wsum));
-                if let Some(c) = maps.corners {
-                    snap_corners(&mut corners, c, g, maps.stride, p);
-                }
+                let corners = acc.map(|a| Point::new(a[0] / wsum, a[1] / wsum));
+                let placed = maps.corners.map(|c| {
+                    let mut placed = corners;
+                    snap_corners(&mut placed, c, g, maps.stride, p);
+                    placed
+                });
                 out.push(Candidate {
                     score: s,
                     l5s1: l5,
                     corners,
+                    placed,
                 });
             }
         }
@@ -260,8 +267,20 @@ pub fn name_levels(mut cands: Vec<Candidate>, p: &DecodeParams) -> Vec<DetectedD
             .iter()
             .any(|(_, k)| k.center.distance(f.center) < 0.4 * f.width.max(k.width));
         if !dup {
+            // Reported at the placed corners when they still frame a disc.
+            let placed = c
+                .placed
+                .filter(|q| DiscFrame::of(q).is_ok())
+                .unwrap_or(c.corners);
             let corners = spec_order(c.corners);
-            kept.push((Candidate { corners, ..c }, f));
+            kept.push((
+                Candidate {
+                    corners,
+                    placed: Some(spec_order(placed)),
+                    ..c
+                },
+                f,
+            ));
         }
     }
     if kept.is_empty() {
@@ -309,7 +328,7 @@ pub fn name_levels(mut cands: Vec<Candidate>, p: &DecodeParams) -> Vec<DetectedD
         .map(|(k, &i)| DetectedDisc {
             level: sacrum.map(|_| level_name(k)),
             score: kept[i].0.score,
-            corners: kept[i].0.corners,
+            corners: kept[i].0.placed.unwrap_or(kept[i].0.corners),
         })
         .collect()
 }
@@ -332,9 +351,25 @@ mod tests {
                         Point::new(200.0, y + 4.0),
                         Point::new(240.0, y + 4.0),
                     ],
+                    placed: None,
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn levels_follow_the_regressed_corners_and_discs_are_reported_at_the_placed_ones() {
+        let mut c = spine(3);
+        // The chain and the levels come from the regressed corners; each disc is reported at
+        // its placed corners, or at the regressed ones where the placed frame no disc.
+        c[1].placed = Some(c[1].corners.map(|p| Point::new(p.x + 2.0, p.y + 1.0)));
+        c[2].placed = Some([Point::new(0.0, 0.0); 4]); // no disc: falls back to the regressed
+        let discs = name_levels(c.clone(), &DecodeParams::default());
+        let levels: Vec<_> = discs.iter().map(|d| d.level.clone().unwrap()).collect();
+        assert_eq!(levels, ["L3L4", "L4L5", "L5S1"]);
+        assert_eq!(discs[1].corners, c[1].placed.unwrap());
+        assert_eq!(discs[0].corners, c[2].corners);
+        assert_eq!(discs[2].corners, c[0].corners);
     }
 
     #[test]
@@ -443,7 +478,11 @@ mod tests {
             },
             &p,
         );
-        let k = snapped[0].corners;
+        assert_eq!(
+            snapped[0].corners, c[0].corners,
+            "the regressed corners stay"
+        );
+        let k = snapped[0].placed.unwrap();
         assert!((k[0].x - (0.5 + 0.25) * 4.0).abs() < 1e-9, "{k:?}");
         assert!((k[0].y - (1.5 - 0.5) * 4.0).abs() < 1e-9, "{k:?}");
         assert_eq!(k[1..], c[0].corners[1..], "no peak of their own in reach");
@@ -458,7 +497,8 @@ mod tests {
             },
             &p,
         )[0]
-        .corners;
+        .placed
+        .unwrap();
         assert_eq!(k, c[0].corners);
     }
 }

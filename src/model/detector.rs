@@ -266,12 +266,18 @@ fn view_candidates(
     };
     candidates(&m, decode)
         .into_iter()
-        .map(|c| Candidate {
-            corners: c.corners.map(|p| {
-                let (x, y) = to_slice.apply(p.x, p.y);
-                Point::new(x, y)
-            }),
-            ..c
+        .map(|c| {
+            let to = |q: [Point; 4]| {
+                q.map(|p| {
+                    let (x, y) = to_slice.apply(p.x, p.y);
+                    Point::new(x, y)
+                })
+            };
+            Candidate {
+                corners: to(c.corners),
+                placed: c.placed.map(to),
+                ..c
+            }
         })
         .collect()
 }
