@@ -42,10 +42,10 @@ fn focal(logits: Tensor<4>, heat: Tensor<4>, weight: Tensor<4>, peaks: usize) ->
 }
 
 /// Mean absolute error over the cells where `mask` is 1.
-fn masked_l1(pred: Tensor<4>, target: Tensor<4>, mask: Tensor<4>, mask_sum: f32) -> Tensor<1> {
-    ((pred - target).abs() * mask)
+fn masked_l1(pred: Tensor<4>, target: Tensor<4>, mask: Tensor<4>) -> Tensor<1> {
+    ((pred - target).abs() * mask.clone())
         .sum()
-        .div_scalar(mask_sum.max(1.0))
+        .div(mask.sum().clamp_min(1.0))
 }
 
 /// The best epoch's weights in a detector checkpoint folder.
@@ -199,31 +199,21 @@ pub fn train_detector(
             let off_t = to_tensor(cat(|t| &t.offsets), [n, 8, g, g], &device);
             let off_m = to_tensor(cat(|t| &t.offset_mask), [n, 8, g, g], &device);
             let peaks: usize = batch.iter().map(|t| t.peaks).sum();
-            let mask_sum: f32 = batch
-                .iter()
-                .map(|t| t.offset_mask.iter().sum::<f32>())
-                .sum();
             let maps = model.forward(x);
             let logits = maps.clone().slice([0..n, 0..2, 0..g, 0..g]);
             let offs = maps.clone().slice([0..n, 2..MAPS, 0..g, 0..g]);
-            let mut loss = focal(logits, heat, weight.clone(), peaks)
-                + masked_l1(offs, off_t, off_m, mask_sum);
+            let mut loss =
+                focal(logits, heat, weight.clone(), peaks) + masked_l1(offs, off_t, off_m);
             if arch.corner_maps() {
                 let heat = to_tensor(cat(|t| &t.corner_heat), [n, 2, g, g], &device);
                 let off_t = to_tensor(cat(|t| &t.corner_offsets), [n, 4, g, g], &device);
                 let off_m = to_tensor(cat(|t| &t.corner_mask), [n, 4, g, g], &device);
                 let peaks: usize = batch.iter().map(|t| t.corner_peaks).sum();
-                let mask_sum: f32 = batch
-                    .iter()
-                    .map(|t| t.corner_mask.iter().sum::<f32>())
-                    .sum();
                 // The centre map's weights (zero above a real slice's marked discs) for both.
                 let weight = weight.slice([0..n, 0..1, 0..g, 0..g]).repeat_dim(1, 2);
                 let logits = maps.clone().slice([0..n, MAPS..MAPS + 2, 0..g, 0..g]);
                 let offs = maps.slice([0..n, MAPS + 2..MAPS + 6, 0..g, 0..g]);
-                loss = loss
-                    + focal(logits, heat, weight, peaks)
-                    + masked_l1(offs, off_t, off_m, mask_sum);
+                loss = loss + focal(logits, heat, weight, peaks) + masked_l1(offs, off_t, off_m);
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);
