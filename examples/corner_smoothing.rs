@@ -44,11 +44,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          c: [endplate::disc::geometry::Point; 4]|
          -> Result<endplate::model::inference::Prediction, Box<dyn std::error::Error>> {
             let own = Roi::extract(slice, &c, &p)?;
-            let mut rois = vec![own.clone()];
-            for _ in 0..copies {
-                let moved = jitter.moved(c, &mut rng);
-                rois.push(Roi::extract(slice, &moved, &p).unwrap_or_else(|_| own.clone()));
-            }
+            let moved = jitter.copies(slice, c, &own, &p, &mut rng);
+            let rois: Vec<Roi> = std::iter::once(own).chain(moved).collect();
             let input = endplate::disc::roi::network_input(&rois, &model.card().preprocessing);
             let l = model.logits(input, rois.len())?;
             let mut m = [0f32; 4];

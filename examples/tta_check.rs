@@ -77,12 +77,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 for &i in idx {
                     let c = rows[i].corners;
                     let own = Roi::extract(slice, &c, &p)?;
-                    per_disc[i].push(own.clone());
-                    for _ in 0..copies {
-                        let moved = jitter.moved(c, &mut rng);
-                        per_disc[i]
-                            .push(Roi::extract(slice, &moved, &p).unwrap_or_else(|_| own.clone()));
-                    }
+                    let moved = jitter.copies(slice, c, &own, &p, &mut rng);
+                    per_disc[i].push(own);
+                    per_disc[i].extend(moved);
                 }
                 Ok(())
             },

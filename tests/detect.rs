@@ -101,7 +101,8 @@ fn detectors_from_before_corner_maps_still_load_and_widen_without_changing_their
     // Widened for training with corner maps: the ten maps it had are the same values.
     let new = DetectorArch::default();
     let mut wide = weights.clone();
-    new.widen(&mut wide, 9);
+    assert!(new.widen(&mut wide, 9), "ten maps widened to sixteen");
+    assert!(!new.widen(&mut wide, 9), "weights that fit are left alone");
     new.check(&wide).unwrap();
     let bytes = write_detector(
         &new,

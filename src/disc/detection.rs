@@ -267,20 +267,14 @@ pub fn name_levels(mut cands: Vec<Candidate>, p: &DecodeParams) -> Vec<DetectedD
             .iter()
             .any(|(_, k)| k.center.distance(f.center) < 0.4 * f.width.max(k.width));
         if !dup {
-            // Reported at the placed corners when they still frame a disc.
-            let placed = c
+            // The frame above (so the chain) is the regressed corners'; the disc is reported at
+            // its placed corners when they still frame a disc.
+            let reported = c
                 .placed
                 .filter(|q| DiscFrame::of(q).is_ok())
                 .unwrap_or(c.corners);
-            let corners = spec_order(c.corners);
-            kept.push((
-                Candidate {
-                    corners,
-                    placed: Some(spec_order(placed)),
-                    ..c
-                },
-                f,
-            ));
+            let corners = spec_order(reported);
+            kept.push((Candidate { corners, ..c }, f));
         }
     }
     if kept.is_empty() {
@@ -328,7 +322,7 @@ pub fn name_levels(mut cands: Vec<Candidate>, p: &DecodeParams) -> Vec<DetectedD
         .map(|(k, &i)| DetectedDisc {
             level: sacrum.map(|_| level_name(k)),
             score: kept[i].0.score,
-            corners: kept[i].0.placed.unwrap_or(kept[i].0.corners),
+            corners: kept[i].0.corners,
         })
         .collect()
 }

@@ -161,7 +161,8 @@ pub fn write_detector(
     arch.check(weights)?;
     if arch.corner_maps() != card.decode.corner_maps {
         return Err(Error::Invalid(format!(
-            "the detector's card says decode.corner_maps = {} but its network has {} output maps",
+            "the detector's card says decode.corner_maps = {} but its network has {} output maps; \
+             build the network with DetectorArch::with_corner_maps(card.decode.corner_maps)",
             card.decode.corner_maps, arch.maps
         )));
     }
@@ -317,7 +318,7 @@ impl Detector {
         let json = file::card_json(source_name, &proto)?;
         let card = DetectorCard::from_json(source_name, &json)?;
         let (s, g) = (card.input.size, card.input.size / STRIDE);
-        let maps = DetectorArch::with_corner_maps(card.decode.corner_maps).maps;
+        let maps = super::detector_net::output_maps(card.decode.corner_maps);
         let what = if card.decode.corner_maps {
             "centre, L5S1, eight offset maps and six corner maps, as its card's decode.corner_maps says"
         } else {

@@ -23,6 +23,11 @@ pub const MAPS: usize = 10;
 /// Output maps after those in a detector with corner maps: upper and lower corner heatmaps,
 /// then dx, dy of the upper and of the lower corner within its cell.
 pub const CORNER_MAPS: usize = 6;
+/// The output maps of a detector with or without corner maps.
+pub fn output_maps(corner_maps: bool) -> usize {
+    MAPS + if corner_maps { CORNER_MAPS } else { 0 }
+}
+
 /// Input pixels per output cell.
 pub const STRIDE: usize = 4;
 /// Channels of the encoder stages (strides 2, 4, 8, 16, 32).
@@ -98,7 +103,7 @@ impl DetectorArch {
     /// The architecture with or without corner maps (a detector file's card says which).
     pub fn with_corner_maps(corner_maps: bool) -> DetectorArch {
         DetectorArch {
-            maps: MAPS + if corner_maps { CORNER_MAPS } else { 0 },
+            maps: output_maps(corner_maps),
             ..Default::default()
         }
     }
@@ -115,27 +120,23 @@ impl DetectorArch {
 
     /// Give weights made without corner maps (a detector trained before them) this
     /// architecture's output layer: the existing maps keep their weights, the corner maps start
-    /// as [`DetectorArch::random_weights`] starts them. Weights that already fit are unchanged.
-    pub fn widen(&self, w: &mut Weights, seed: u64) {
+    /// as [`DetectorArch::random_weights`] starts them. Weights that already fit are unchanged;
+    /// returns whether any were widened.
+    pub fn widen(&self, w: &mut Weights, seed: u64) -> bool {
         let fresh = self.random_weights(seed);
+        let mut widened = false;
         for name in ["out.weight", "out.bias"] {
-            let (Some(old), Some(new)) = (w.get(name), fresh.get(name)) else {
+            let (Some(old), Some(new)) = (w.get_mut(name), fresh.get(name)) else {
                 continue;
             };
-            if old.shape[0] >= new.shape[0] {
-                continue;
+            // Output channels come first, so the new maps' weights follow the old ones'.
+            if old.shape[0] < new.shape[0] && old.data.len() < new.data.len() {
+                old.data.extend_from_slice(&new.data[old.data.len()..]);
+                old.shape = new.shape.clone();
+                widened = true;
             }
-            let per: usize = old.shape[1..].iter().product();
-            let mut data = old.data.clone();
-            data.extend_from_slice(&new.data[old.data.len().min(old.shape[0] * per)..]);
-            w.insert(
-                name.to_string(),
-                WeightTensor {
-                    shape: new.shape.clone(),
-                    data,
-                },
-            );
         }
+        widened
     }
 
     pub fn conv_bns(&self) -> impl Iterator<Item = &ConvBn> {

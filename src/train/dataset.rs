@@ -64,6 +64,24 @@ impl CornerJitter {
             )
         })
     }
+
+    /// `copies` ROIs of a disc cut with its corners [`moved`](Self::moved): what training learns
+    /// from and what the checks that average over moved corners see. A move that leaves no disc
+    /// to cut (the endplates crossing on a thin disc) gives the disc's `own` ROI instead.
+    pub fn copies(
+        &self,
+        slice: &crate::image::slice::Slice,
+        corners: [crate::disc::geometry::Point; 4],
+        own: &Roi,
+        p: &RoiParams,
+        rng: &mut rand::rngs::SmallRng,
+    ) -> Vec<Roi> {
+        (0..self.copies)
+            .map(|_| {
+                Roi::extract(slice, &self.moved(corners, rng), p).unwrap_or_else(|_| own.clone())
+            })
+            .collect()
+    }
 }
 
 impl Dataset {
@@ -207,9 +225,8 @@ fn rotation_pretext(rois: &[Roi], subjects: &[String], source_hash: &str) -> Dat
     out
 }
 
-/// `j.copies` ROIs of every row's disc with its corners moved at random (seeded by the run's
-/// seed, the manifest and the row). A move that leaves no disc to cut (the endplates crossing on
-/// a thin disc) falls back to the disc's own ROI.
+/// [`CornerJitter::copies`] of every row's disc, seeded by the run's seed, the manifest and the
+/// row.
 fn jittered_rois(
     rows: &[Row],
     own: &[Roi],
@@ -232,13 +249,7 @@ fn jittered_rois(
                         ^ ((source as u64) << 40)
                         ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 );
-                for _ in 0..j.copies {
-                    let moved = j.moved(rows[i].corners, &mut rng);
-                    out[i].push(
-                        crate::disc::roi::Roi::extract(slice, &moved, p)
-                            .unwrap_or_else(|_| own[i].clone()),
-                    );
-                }
+                out[i] = j.copies(slice, rows[i].corners, &own[i], p, &mut rng);
             }
             Ok(())
         },

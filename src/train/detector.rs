@@ -16,7 +16,7 @@ use super::network::DetectorNet;
 use crate::disc::detection::DecodeParams;
 use crate::error::{Error, Result};
 use crate::model::detector::{write_detector, DetectorCard, DetectorInput};
-use crate::model::detector_net::{DetectorArch, MAPS, STRIDE};
+use crate::model::detector_net::{DetectorArch, CORNER_MAPS, MAPS, STRIDE};
 use crate::model::file::BatchNorm;
 use crate::model::resnet::Weights;
 use burn::optim::GradientsParams;
@@ -202,19 +202,19 @@ pub fn train_detector(
             let maps = model.forward(x);
             let logits = maps.clone().slice([0..n, 0..2, 0..g, 0..g]);
             let offs = maps.clone().slice([0..n, 2..MAPS, 0..g, 0..g]);
-            let mut loss =
+            let disc_loss =
                 focal(logits, heat, weight.clone(), peaks) + masked_l1(offs, off_t, off_m);
-            if arch.corner_maps() {
-                let heat = to_tensor(cat(|t| &t.corner_heat), [n, 2, g, g], &device);
-                let off_t = to_tensor(cat(|t| &t.corner_offsets), [n, 4, g, g], &device);
-                let off_m = to_tensor(cat(|t| &t.corner_mask), [n, 4, g, g], &device);
-                let peaks: usize = batch.iter().map(|t| t.corner_peaks).sum();
-                // The centre map's weights (zero above a real slice's marked discs) for both.
-                let weight = weight.slice([0..n, 0..1, 0..g, 0..g]).repeat_dim(1, 2);
-                let logits = maps.clone().slice([0..n, MAPS..MAPS + 2, 0..g, 0..g]);
-                let offs = maps.slice([0..n, MAPS + 2..MAPS + 6, 0..g, 0..g]);
-                loss = loss + focal(logits, heat, weight, peaks) + masked_l1(offs, off_t, off_m);
-            }
+            // The corner maps (every detector trained now has them, `DetectorArch::default`).
+            let heat = to_tensor(cat(|t| &t.corner_heat), [n, 2, g, g], &device);
+            let off_t = to_tensor(cat(|t| &t.corner_offsets), [n, 4, g, g], &device);
+            let off_m = to_tensor(cat(|t| &t.corner_mask), [n, 4, g, g], &device);
+            let peaks: usize = batch.iter().map(|t| t.corner_peaks).sum();
+            // The centre map's weights (zero above a real slice's marked discs) for both.
+            let weight = weight.slice([0..n, 0..1, 0..g, 0..g]).repeat_dim(1, 2);
+            let logits = maps.clone().slice([0..n, MAPS..MAPS + 2, 0..g, 0..g]);
+            let offs = maps.slice([0..n, MAPS + 2..MAPS + CORNER_MAPS, 0..g, 0..g]);
+            let loss =
+                disc_loss + focal(logits, heat, weight, peaks) + masked_l1(offs, off_t, off_m);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);
             let l = loss

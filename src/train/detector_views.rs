@@ -187,38 +187,26 @@ pub(super) fn targets(
         for (q, p) in c.iter().enumerate() {
             corner_target(&mut t, q / 2, *p, g);
         }
-        let (ci, cj) = ((f.center.x / stride).floor(), (f.center.y / stride).floor());
-        if ci < 0.0 || cj < 0.0 || ci >= g as f64 || cj >= g as f64 {
-            continue;
-        }
-        let (ci, cj) = (ci as usize, cj as usize);
-        t.peaks += 1;
         let sigma = (f.width / stride * 0.1).max(0.7);
         let r = (3.0 * sigma).ceil() as usize;
-        for j in cj.saturating_sub(r)..(cj + r + 1).min(g) {
-            for i in ci.saturating_sub(r)..(ci + r + 1).min(g) {
-                let (di, dj) = (i as f64 - ci as f64, j as f64 - cj as f64);
-                let h = if (i, j) == (ci, cj) {
-                    1.0
-                } else {
-                    (-(di * di + dj * dj) / (2.0 * sigma * sigma)).exp() as f32 * 0.99
-                };
-                let k = j * g + i;
-                t.heat[k] = t.heat[k].max(h);
-                if d.from_sacrum == 0 {
-                    t.heat[plane + k] = t.heat[plane + k].max(h);
-                }
-                if di.abs() <= 1.0 && dj.abs() <= 1.0 {
-                    let (x0, y0) = ((i as f64 + 0.5) * stride, (j as f64 + 0.5) * stride);
-                    for (q, p) in c.iter().enumerate() {
-                        t.offsets[2 * q * plane + k] = ((p.x - x0) / unit) as f32;
-                        t.offsets[(2 * q + 1) * plane + k] = ((p.y - y0) / unit) as f32;
-                        t.offset_mask[2 * q * plane + k] = 1.0;
-                        t.offset_mask[(2 * q + 1) * plane + k] = 1.0;
-                    }
+        let (cx, cy) = (f.center.x / stride, f.center.y / stride);
+        let on_grid = gaussian_peak(cx, cy, g, sigma, r, |i, j, near, h| {
+            let k = j * g + i;
+            t.heat[k] = t.heat[k].max(h);
+            if d.from_sacrum == 0 {
+                t.heat[plane + k] = t.heat[plane + k].max(h);
+            }
+            if near {
+                let (x0, y0) = ((i as f64 + 0.5) * stride, (j as f64 + 0.5) * stride);
+                for (q, p) in c.iter().enumerate() {
+                    t.offsets[2 * q * plane + k] = ((p.x - x0) / unit) as f32;
+                    t.offsets[(2 * q + 1) * plane + k] = ((p.y - y0) / unit) as f32;
+                    t.offset_mask[2 * q * plane + k] = 1.0;
+                    t.offset_mask[(2 * q + 1) * plane + k] = 1.0;
                 }
             }
-        }
+        });
+        t.peaks += on_grid as usize;
     }
     // Above the topmost marked disc of a real slice (half a disc width past its centre, up the
     // spine, against v which points to the feet), nothing is scored; the corner heatmaps take
@@ -243,35 +231,53 @@ pub(super) fn targets(
 /// One corner's targets on endplate `e`'s (0 upper, 1 lower) heatmap and offsets. A corner is
 /// a point, not a disc, so its peak is narrow (sigma 0.8 cells) whatever the disc's size.
 fn corner_target(t: &mut Targets, e: usize, p: Point, g: usize) {
-    let stride = STRIDE as f64;
     let plane = g * g;
-    let (fi, fj) = (p.x / stride, p.y / stride);
-    if fi < 0.0 || fj < 0.0 || fi >= g as f64 || fj >= g as f64 {
-        return;
+    let (fi, fj) = (p.x / STRIDE as f64, p.y / STRIDE as f64);
+    let on_grid = gaussian_peak(fi, fj, g, 0.8, 2, |i, j, near, h| {
+        let cell = j * g + i;
+        let k = e * plane + cell;
+        t.corner_heat[k] = t.corner_heat[k].max(h);
+        if near {
+            let (dx, dy) = (fi - (i as f64 + 0.5), fj - (j as f64 + 0.5));
+            t.corner_offsets[2 * e * plane + cell] = dx as f32;
+            t.corner_offsets[(2 * e + 1) * plane + cell] = dy as f32;
+            t.corner_mask[2 * e * plane + cell] = 1.0;
+            t.corner_mask[(2 * e + 1) * plane + cell] = 1.0;
+        }
+    });
+    t.corner_peaks += on_grid as usize;
+}
+
+/// A Gaussian peak (sd `sigma` cells) on a `g` x `g` grid for the point `(x, y)`, in cells:
+/// `visit(i, j, near, value)` for each cell within `r` of the cell that holds the point, where
+/// that cell's value is exactly 1 (the focal loss's positive) and every other's at most 0.99,
+/// and `near` marks the 3 x 3 cells around it, which regress offsets. Returns false, visiting
+/// nothing, for a point off the grid. Disc centres and corners both take their targets here.
+fn gaussian_peak(
+    x: f64,
+    y: f64,
+    g: usize,
+    sigma: f64,
+    r: usize,
+    mut visit: impl FnMut(usize, usize, bool, f32),
+) -> bool {
+    let (ci, cj) = (x.floor(), y.floor());
+    if ci < 0.0 || cj < 0.0 || ci >= g as f64 || cj >= g as f64 {
+        return false;
     }
-    let (ci, cj) = (fi.floor() as usize, fj.floor() as usize);
-    t.corner_peaks += 1;
-    let sigma = 0.8f64;
-    for j in cj.saturating_sub(2)..(cj + 3).min(g) {
-        for i in ci.saturating_sub(2)..(ci + 3).min(g) {
+    let (ci, cj) = (ci as usize, cj as usize);
+    for j in cj.saturating_sub(r)..(cj + r + 1).min(g) {
+        for i in ci.saturating_sub(r)..(ci + r + 1).min(g) {
             let (di, dj) = (i as f64 - ci as f64, j as f64 - cj as f64);
             let h = if (i, j) == (ci, cj) {
                 1.0
             } else {
                 (-(di * di + dj * dj) / (2.0 * sigma * sigma)).exp() as f32 * 0.99
             };
-            let k = e * plane + j * g + i;
-            t.corner_heat[k] = t.corner_heat[k].max(h);
-            if di.abs() <= 1.0 && dj.abs() <= 1.0 {
-                let cell = j * g + i;
-                let (dx, dy) = (fi - (i as f64 + 0.5), fj - (j as f64 + 0.5));
-                t.corner_offsets[2 * e * plane + cell] = dx as f32;
-                t.corner_offsets[(2 * e + 1) * plane + cell] = dy as f32;
-                t.corner_mask[2 * e * plane + cell] = 1.0;
-                t.corner_mask[(2 * e + 1) * plane + cell] = 1.0;
-            }
+            visit(i, j, di.abs() <= 1.0 && dj.abs() <= 1.0, h);
         }
     }
+    true
 }
 
 #[cfg(test)]

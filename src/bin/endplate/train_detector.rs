@@ -179,10 +179,8 @@ pub fn run_train_detector(a: TrainDetectorArgs) -> Result<()> {
     let (init, init_name) = match &a.init {
         Some(p) => {
             let mut w = init_weights(p)?;
-            if w.get("out.bias").is_some_and(|b| b.shape[0] < arch.maps) {
-                // A detector from before corner maps: its maps are kept, the corner maps start
-                // fresh.
-                arch.widen(&mut w, a.seed);
+            // A detector from before corner maps: its maps are kept, the corner maps start fresh.
+            if arch.widen(&mut w, a.seed) {
                 eprintln!(
                     "{}: no corner maps; they start from random weights",
                     p.display()
