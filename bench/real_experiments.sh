@@ -3,7 +3,7 @@
 # SPIDER's graded discs (data/spider/manifest.csv), each a documented command with checkpoints;
 # `RESUME=1` continues a cut-off run (folds already done are kept). Two cores: run one at a time.
 #
-#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | real-phantoms-jitter | scratch | pretext | baselines
+#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | real-phantoms-jitter | scratch | scratch-jitter | staged-head | staged-top2 | pretext | baselines
 #
 # OUT (default target/real-experiments) receives one folder per experiment with its fold
 # reports and cross_validation.json. PHANTOM_MODEL is the phantom-only model that the fine-tunes
@@ -47,6 +47,21 @@ case ${1:-} in
   scratch)
     run scratch --manifest "$MANIFEST" --unfreeze all --epochs 6 --lr 1e-3 \
       --describe "SPIDER real discs, from random weights" ;;
+  staged-head)
+    # Stage 3 on top of `real-ft-jitter`'s fold models (run that first): the head alone learns the
+    # phantoms' four classes beside the real discs, the backbone that learnt real discs stays.
+    run staged-head --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --share 3 --share 1 \
+      --init "$OUT/real-ft-jitter" --unfreeze top0 --epochs 3 --lr 1e-3 --corner-jitter 0.03 \
+      --describe "SPIDER real discs (3/4 of every epoch) + 1200 phantom discs (1/4), head only, from each fold's real-ft-jitter model" ;;
+  staged-top2)
+    # As staged-head, with the last two stages learning too (the head alone keeps the real
+    # backbone but reaches only 59 % on held-out phantoms in fold 1).
+    run staged-top2 --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --share 3 --share 1 \
+      --init "$OUT/real-ft-jitter" --unfreeze top2 --epochs 3 --lr 3e-4 --corner-jitter 0.03 \
+      --describe "SPIDER real discs (3/4 of every epoch) + 1200 phantom discs (1/4), head + layer3-4, from each fold's real-ft-jitter model" ;;
+  scratch-jitter)
+    run scratch-jitter --manifest "$MANIFEST" --unfreeze all --epochs 8 --lr 1e-3 --corner-jitter 0.03 \
+      --describe "SPIDER real discs, from random weights, 4 corner-jittered ROIs per disc" ;;
   pretext)
     "$BIN" pretrain --manifest "$MANIFEST" --epochs 3 --out "$OUT/pretext-backbone.onnx" ${RESUME:+--resume} \
       2>&1 | tee "$OUT/pretext-backbone.log"

@@ -392,6 +392,73 @@ fn train_with_folds_cross_validates_and_pretrain_makes_an_init_backbone() {
         }
     }
 
+    // A second stage cross-validated on top of the first: fold K starts from the first stage's
+    // fold-K model, the head alone learning.
+    let stage = |seed: &str, folds: Option<&str>| {
+        let staged = dir.path().join(format!("staged-{seed}.onnx"));
+        let mut args = vec![
+            "train",
+            "--manifest",
+            data.join("manifest.csv").to_str().unwrap(),
+            "--out",
+            staged.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--batch",
+            "8",
+            "--unfreeze",
+            "top0",
+            "--split-by",
+            "subject",
+            "--seed",
+            seed,
+            "--init",
+            report.to_str().unwrap(),
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        if let Some(k) = folds {
+            args.extend(["--folds".into(), k.into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        (endplate(&args), staged)
+    };
+    let (o, staged) = stage("1", Some("2"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    for fold in ["fold-1", "fold-2"] {
+        let m = staged
+            .with_extension("report")
+            .join(fold)
+            .join("model.onnx");
+        let model = Classifier::from_bytes(fold, &std::fs::read(m).unwrap()).unwrap();
+        let init = &model.card().training.init;
+        let from = report.join(fold).join("model.onnx");
+        assert!(init.contains(&from.display().to_string()), "{init}");
+        assert_eq!(
+            model.card().training.details["unfreeze"]["Top"],
+            0,
+            "{init}"
+        );
+    }
+    // Other folds (another seed) would start fold 1 from a model that learnt one of its
+    // held-out subjects: refused, naming the subject.
+    let (o, _) = stage("3", Some("2"));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("was trained on") && stderr(&o).contains("same --seed"),
+        "{}",
+        stderr(&o)
+    );
+    // A folder without --folds has no fold to pick.
+    let (o, _) = stage("1", None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("only makes sense with --folds"),
+        "{}",
+        stderr(&o)
+    );
+
     // Self-supervised pretraining on the same discs, labels unused, then a backbone for --init.
     // An unlabelled row whose endplates nearly meet (as a real manifest keeps a disc it could
     // not grade) is left out and named, not fatal.

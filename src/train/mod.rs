@@ -212,6 +212,22 @@ pub fn unfold_for_training(
     Ok(Some(model.export(arch)))
 }
 
+/// A run's training and validation discs (indices into `data`): the held-out fold, or the
+/// paper's 80/20 split, stratified by label and drawn for each manifest on its own
+/// ([`split::per_source`]).
+pub fn split_discs(data: &Dataset, config: &TrainConfig) -> (Vec<usize>, Vec<usize>) {
+    let groups = config.split_by_subject.then_some(data.subjects.as_slice());
+    split::per_source(
+        &data.strata(),
+        groups,
+        &data.sources,
+        |strata, groups| match config.fold {
+            Some(f) => split::fold_split(strata, groups, f.of, f.index, config.seed),
+            None => split::train_validation(strata, groups, config.seed),
+        },
+    )
+}
+
 /// The outcome of a run.
 pub struct Trained {
     pub weights: Weights,
@@ -238,12 +254,7 @@ pub fn train(
     let (mut state, weights, mut best) = if resume {
         load_checkpoint(checkpoint_dir, &data.hash)?
     } else {
-        let strata = data.strata();
-        let groups = config.split_by_subject.then_some(data.subjects.as_slice());
-        let (train, val) = match config.fold {
-            Some(f) => split::fold_split(&strata, groups, f.of, f.index, config.seed),
-            None => split::train_validation(&strata, groups, config.seed),
-        };
+        let (train, val) = split_discs(data, &config);
         let state = RunState {
             plateau: ReduceOnPlateau::new(config.lr, 0.1, config.patience),
             config: config.clone(),

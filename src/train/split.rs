@@ -90,6 +90,36 @@ pub fn fold_split(
     (train, val)
 }
 
+/// `split` applied to each source's items on its own, the indices mapped back (each side in
+/// ascending order). A data set's folds then do not depend on which other data sets share the
+/// run: real discs trained next to phantoms hold out the same patients in fold K as real discs
+/// alone, so two recipes can be paired disc by disc, or one continue from the other's fold
+/// models without a held-out patient ever having been learnt. One source splits as before.
+pub fn per_source(
+    strata: &[usize],
+    groups: Option<&[String]>,
+    sources: &[usize],
+    split: impl Fn(&[usize], Option<&[String]>) -> (Vec<usize>, Vec<usize>),
+) -> (Vec<usize>, Vec<usize>) {
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for s in sources
+        .iter()
+        .copied()
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let idx: Vec<usize> = (0..strata.len()).filter(|&i| sources[i] == s).collect();
+        let own: Vec<usize> = idx.iter().map(|&i| strata[i]).collect();
+        let own_groups: Option<Vec<String>> =
+            groups.map(|g| idx.iter().map(|&i| g[i].clone()).collect());
+        let (t, v) = split(&own, own_groups.as_deref());
+        train.extend(t.into_iter().map(|j| idx[j]));
+        val.extend(v.into_iter().map(|j| idx[j]));
+    }
+    train.sort_unstable();
+    val.sort_unstable();
+    (train, val)
+}
+
 /// The paper's split: 80 % training, 20 % validation (fold 0 of 5 is validation).
 pub fn train_validation(
     classes: &[usize],
@@ -130,6 +160,41 @@ mod tests {
             (val.len() as f64 / 500.0 - 0.2).abs() < 0.05,
             "{}",
             val.len()
+        );
+    }
+
+    #[test]
+    fn a_source_holds_out_the_same_subjects_whatever_else_shares_the_run() {
+        // 60 "real" items of 20 subjects alone, then with 90 "phantom" items of 30 subjects
+        // in front of them (source 1 then comes second in the arrays).
+        let real_classes: Vec<usize> = (0..60).map(|i| (i / 3) % 2).collect();
+        let real_groups: Vec<String> = (0..60).map(|i| format!("r{}", i / 3)).collect();
+        let alone = per_source(&real_classes, Some(&real_groups), &[0; 60], |c, g| {
+            fold_split(c, g, 5, 2, 7)
+        });
+        let mut classes: Vec<usize> = (0..90).map(|i| 10 + (i / 3) % 4).collect();
+        let mut groups: Vec<String> = (0..90).map(|i| format!("p{}", i / 3)).collect();
+        let mut sources = vec![0usize; 90];
+        classes.extend(&real_classes);
+        groups.extend(real_groups.iter().cloned());
+        sources.extend([1; 60]);
+        let (train, val) = per_source(&classes, Some(&groups), &sources, |c, g| {
+            fold_split(c, g, 5, 2, 7)
+        });
+        let real = |v: &[usize]| -> Vec<usize> {
+            v.iter().filter(|&&i| i >= 90).map(|&i| i - 90).collect()
+        };
+        assert_eq!(real(&val), alone.1);
+        assert_eq!(real(&train), alone.0);
+        // Both sources are split: phantom subjects on both sides, never on both at once.
+        assert!(val.iter().any(|&i| i < 90) && train.iter().any(|&i| i < 90));
+        assert_eq!(train.len() + val.len(), 150);
+        let held: std::collections::HashSet<&String> = val.iter().map(|&i| &groups[i]).collect();
+        assert!(train.iter().all(|&i| !held.contains(&groups[i])));
+        // One source: exactly the plain split.
+        assert_eq!(
+            alone,
+            fold_split(&real_classes, Some(&real_groups), 5, 2, 7)
         );
     }
 

@@ -35,12 +35,17 @@ pub struct TrainArgs {
     /// Keep each subject on one side of the split
     #[arg(long, default_value = "disc", value_parser = ["disc", "subject"])]
     split_by: String,
-    /// progressive (the paper: head first, deeper stages later), all (from scratch), or top1 to
-    /// top4 (the head and the last 1-4 stages for the whole run: fine-tuning a backbone that
-    /// already knows spines, two to three times faster on a CPU)
-    #[arg(long, default_value = "progressive", value_parser = ["progressive", "all", "top1", "top2", "top3", "top4"])]
+    /// progressive (the paper: head first, deeper stages later), all (from scratch), top0 (the
+    /// head alone: a model that already knows real discs learns the phantoms' lesion types
+    /// beside them) or top1 to top4 (the head and the last 1-4 stages for the whole run:
+    /// fine-tuning a backbone that already knows spines, two to three times faster on a CPU)
+    #[arg(long, default_value = "progressive", value_parser = ["progressive", "all", "top0", "top1", "top2", "top3", "top4"])]
     unfreeze: String,
-    /// Backbone weights: a torchvision ResNet18 exported to ONNX (do_constant_folding=False)
+    /// Starting weights: a torchvision ResNet18 exported to ONNX (do_constant_folding=False) or
+    /// an endplate model. With --folds also an earlier cross-validation's report folder: fold K
+    /// then starts from its fold-K/model.onnx, so a recipe in stages is cross-validated without
+    /// a held-out patient having been learnt in an earlier stage (same --seed and --split-by;
+    /// checked against that folder's predictions)
     #[arg(long)]
     init: Option<PathBuf>,
     /// Continue the run whose checkpoint is in --checkpoints
@@ -212,51 +217,29 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         .unwrap_or_else(|| beside(&a.out, "checkpoints"));
     let report = a.report.clone().unwrap_or_else(|| beside(&a.out, "report"));
     let arch = endplate::model::resnet::Architecture::resnet18(4);
-    // The init file's weights, and whether they are a folded model to unfold once the data
-    // are read.
-    let (init, init_desc, folded) = match &a.init {
-        Some(path) => {
-            // Read once: the bytes are hashed for the card as well.
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            let proto = endplate::model::file::parse_proto(&path.display().to_string(), &bytes)?;
-            let proto = endplate::model::storage::widen_stored_weights(proto);
-            let mut w =
-                endplate::model::file::read_initializers(&path.display().to_string(), &proto)?;
-            // Keep the backbone, start a fresh 4-class head unless the file is one of ours
-            // (a classifier with its card, whose head already knows the four classes).
-            let ours = endplate::model::file::read_card(&path.display().to_string(), &proto)
-                .is_ok_and(|c| c.classes.len() == 4);
-            if !ours {
-                let fresh = arch.random_weights(a.seed);
-                for k in ["fc.weight", "fc.bias"] {
-                    w.insert(k.into(), fresh[k].clone());
-                }
+    // Fold-by-fold starting weights come from an earlier cross-validation's report folder.
+    let init_folds = a.init.as_ref().filter(|p| p.is_dir());
+    if let Some(dir) = init_folds {
+        let Some(k) = a.folds else {
+            return Err(Error::Invalid(format!(
+                "--init {}: a folder only makes sense with --folds (fold K starts from its fold-K/model.onnx); give a model file for a single run",
+                dir.display()
+            )));
+        };
+        for f in 1..=k {
+            let m = dir.join(format!("fold-{f}")).join("model.onnx");
+            if !m.is_file() {
+                return Err(Error::Invalid(format!(
+                    "--init {}: {} is missing; the folder must hold a finished {k}-fold cross-validation (train --folds {k} --report {})",
+                    dir.display(), m.display(), dir.display()
+                )));
             }
-            let folded = arch.check(&w).is_err();
-            if folded && endplate::model::resnet::unfold_batchnorm(&w, &arch).is_none() {
-                arch.check(&w).map_err(|e| {
-                    Error::model(
-                        path.display(),
-                        format!("neither a torchvision ResNet18 nor an endplate model: {e}"),
-                    )
-                })?;
-            }
-            (
-                w,
-                format!(
-                    "{}{} (sha256 {:x})",
-                    path.display(),
-                    if ours { ", head kept" } else { "" },
-                    <sha2::Sha256 as sha2::Digest>::digest(&bytes)
-                ),
-                folded,
-            )
         }
-        None => (
-            arch.random_weights(a.seed),
-            format!("random Kaiming init (seed {})", a.seed),
-            false,
-        ),
+    }
+    // Read before the data, so a bad file fails at once; a folder's fold models are read per fold.
+    let single_init = match &a.init {
+        Some(path) if init_folds.is_none() => Some(read_init(path, &arch, a.seed)?),
+        _ => None,
     };
     let names: Vec<String> = a.manifest.iter().map(|m| m.display().to_string()).collect();
     eprintln!("reading {}", names.join(", "));
@@ -285,11 +268,27 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             c[4]
         );
     }
-    let init = if folded {
+    let unfold = |(w, desc, folded): (endplate::model::resnet::Weights, String, bool)| {
+        if !folded {
+            return Ok((w, desc));
+        }
         eprintln!("unfolding the init model's BatchNorms and measuring their statistics on 256 of the discs (images only)");
-        endplate::train::unfold_for_training(&init, &arch, &data)?.expect("checked above")
-    } else {
-        init
+        let w =
+            endplate::train::unfold_for_training(&w, &arch, &data)?.expect("checked on reading");
+        Ok::<_, Error>((w, desc))
+    };
+    let (init, init_desc) = match single_init {
+        Some(i) => unfold(i)?,
+        None => match init_folds {
+            Some(dir) => (
+                arch.random_weights(a.seed), // replaced fold by fold below
+                format!("{}/fold-K/model.onnx for fold K", dir.display()),
+            ),
+            None => (
+                arch.random_weights(a.seed),
+                format!("random Kaiming init (seed {})", a.seed),
+            ),
+        },
     };
     let config = TrainConfig {
         epochs: a.epochs,
@@ -300,7 +299,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         unfreeze: match a.unfreeze.as_str() {
             "all" => Unfreeze::All,
             "progressive" => Unfreeze::Progressive,
-            top => Unfreeze::Top(top[3..].parse().expect("clap checked top1..top4")),
+            top => Unfreeze::Top(top[3..].parse().expect("clap checked top0..top4")),
         },
         split_by_subject: a.split_by == "subject",
         data_description: if a.describe.is_empty() {
@@ -349,8 +348,17 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             fold: Some(train::Fold { index: f, of: k }),
             ..config.clone()
         };
+        let (fold_init, cfg) = match init_folds {
+            Some(dir) => {
+                let from = dir.join(&name).join("model.onnx");
+                never_learnt_held_out(dir, f, k, &data, &cfg)?;
+                let (w, desc) = unfold(read_init(&from, &arch, a.seed)?)?;
+                (w, TrainConfig { init: desc, ..cfg })
+            }
+            None => (init.clone(), cfg),
+        };
         let (bytes, metrics) =
-            train_and_report(&data, cfg, init.clone(), &fold_ckpt, resume, &fold_report)?;
+            train_and_report(&data, cfg, fold_init, &fold_ckpt, resume, &fold_report)?;
         endplate::files::write_atomic(&fold_model, &bytes)?;
         folds.push(metrics);
         if train::STOP.load(std::sync::atomic::Ordering::Relaxed) {
@@ -530,10 +538,100 @@ fn write_predictions(
 type Predictions = (Vec<Label>, Vec<[f32; 4]>, Vec<String>);
 
 /// The held-out predictions of all `k` folds.
+/// Weights to start from: the file's, with a fresh four-class head unless it is one of our
+/// classifiers (whose head already knows the classes); its description for the card; and
+/// whether its BatchNorms are folded (an endplate model), to be unfolded once discs are read.
+fn read_init(
+    path: &Path,
+    arch: &endplate::model::resnet::Architecture,
+    seed: u64,
+) -> Result<(endplate::model::resnet::Weights, String, bool)> {
+    // Read once: the bytes are hashed for the card as well.
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let name = path.display().to_string();
+    let proto = endplate::model::file::parse_proto(&name, &bytes)?;
+    let proto = endplate::model::storage::widen_stored_weights(proto);
+    let mut w = endplate::model::file::read_initializers(&name, &proto)?;
+    let ours = endplate::model::file::read_card(&name, &proto).is_ok_and(|c| c.classes.len() == 4);
+    if !ours {
+        let fresh = arch.random_weights(seed);
+        for k in ["fc.weight", "fc.bias"] {
+            w.insert(k.into(), fresh[k].clone());
+        }
+    }
+    let folded = arch.check(&w).is_err();
+    if folded && endplate::model::resnet::unfold_batchnorm(&w, arch).is_none() {
+        arch.check(&w).map_err(|e| {
+            Error::model(
+                path.display(),
+                format!("neither a torchvision ResNet18 nor an endplate model: {e}"),
+            )
+        })?;
+    }
+    let desc = format!(
+        "{}{} (sha256 {:x})",
+        path.display(),
+        if ours { ", head kept" } else { "" },
+        <sha2::Sha256 as sha2::Digest>::digest(&bytes)
+    );
+    Ok((w, desc, folded))
+}
+
+/// Refuse to start fold `f` from `dir`'s fold model if that model learnt a subject this fold
+/// holds out: the subjects `dir`'s folds held out (its predictions) outside its fold `f` are the
+/// ones its fold-`f` model trained on. Subjects it never saw (phantoms added in this stage) are
+/// fine.
+fn never_learnt_held_out(
+    dir: &Path,
+    f: usize,
+    k: usize,
+    data: &endplate::train::Dataset,
+    cfg: &endplate::train::TrainConfig,
+) -> Result<()> {
+    let mut learnt = std::collections::BTreeSet::new();
+    for g in (0..k).filter(|&g| g != f) {
+        let (_, _, subjects) = fold_predictions(&dir.join(format!("fold-{}", g + 1)))?;
+        learnt.extend(subjects);
+    }
+    if !data.subjects.iter().any(|s| learnt.contains(s)) {
+        eprintln!(
+            "warning: none of this run's subjects appear in {}'s predictions (manifests named differently?), so fold {} cannot be checked for patients learnt in the earlier stage",
+            dir.display(),
+            f + 1
+        );
+    }
+    let (_, val) = endplate::train::split_discs(data, cfg);
+    if let Some(s) = val
+        .iter()
+        .map(|&i| &data.subjects[i])
+        .find(|s| learnt.contains(*s))
+    {
+        return Err(Error::Invalid(format!(
+            "--init {}: its fold-{} model was trained on {s}, whom fold {} holds out here; run both stages with the same --seed, --split-by and --folds",
+            dir.display(),
+            f + 1,
+            f + 1
+        )));
+    }
+    Ok(())
+}
+
 fn pooled_predictions(report: &Path, k: usize) -> Result<Predictions> {
     let (mut truth, mut probs, mut subjects) = (Vec::new(), Vec::new(), Vec::new());
     for f in 0..k {
-        let path = report.join(format!("fold-{}", f + 1)).join(PREDICTIONS);
+        let (t, p, s) = fold_predictions(&report.join(format!("fold-{}", f + 1)))?;
+        truth.extend(t);
+        probs.extend(p);
+        subjects.extend(s);
+    }
+    Ok((truth, probs, subjects))
+}
+
+/// One fold's held-out discs as its report wrote them: labels, probabilities and subjects.
+fn fold_predictions(fold: &Path) -> Result<Predictions> {
+    let (mut truth, mut probs, mut subjects) = (Vec::new(), Vec::new(), Vec::new());
+    {
+        let path = fold.join(PREDICTIONS);
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         let bad = |line: usize, why: String| Error::Manifest {
             file: path.display().to_string(),
