@@ -3,7 +3,7 @@
 # SPIDER's graded discs (data/spider/manifest.csv), each a documented command with checkpoints;
 # `RESUME=1` continues a cut-off run (folds already done are kept). Two cores: run one at a time.
 #
-#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | real-phantoms-jitter | scratch | scratch-jitter | staged-head | staged-top2 | pretext | baselines
+#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | real-phantoms-jitter | scratch | scratch-jitter | scratch-cosine | staged-head | staged-top2 | pretext | baselines
 #
 # OUT (default target/real-experiments) receives one folder per experiment with its fold
 # reports and cross_validation.json. PHANTOM_MODEL is the phantom-only model that the fine-tunes
@@ -59,6 +59,11 @@ case ${1:-} in
     run staged-top2 --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --share 3 --share 1 \
       --init "$OUT/real-ft-jitter" --unfreeze top2 --epochs 3 --lr 3e-4 --corner-jitter 0.03 \
       --describe "SPIDER real discs (3/4 of every epoch) + 1200 phantom discs (1/4), head + layer3-4, from each fold's real-ft-jitter model" ;;
+  scratch-cosine)
+    # `scratch` with the learning rate falling along half a cosine over the run, so the kept
+    # last epoch is not one taken at full rate.
+    run scratch-cosine --manifest "$MANIFEST" --unfreeze all --epochs 6 --lr 1e-3 --lr-schedule cosine \
+      --describe "SPIDER real discs, from random weights, cosine learning rate" ;;
   scratch-jitter)
     run scratch-jitter --manifest "$MANIFEST" --unfreeze all --epochs 8 --lr 1e-3 --corner-jitter 0.03 \
       --describe "SPIDER real discs, from random weights, 4 corner-jittered ROIs per disc" ;;

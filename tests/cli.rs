@@ -414,6 +414,8 @@ fn train_with_folds_cross_validates_and_pretrain_makes_an_init_backbone() {
             seed,
             "--init",
             report.to_str().unwrap(),
+            "--lr-schedule",
+            "cosine",
         ]
         .into_iter()
         .map(String::from)
@@ -440,6 +442,7 @@ fn train_with_folds_cross_validates_and_pretrain_makes_an_init_backbone() {
             0,
             "{init}"
         );
+        assert_eq!(model.card().training.details["lr_schedule"], "cosine");
     }
     // Other folds (another seed) would start fold 1 from a model that learnt one of its
     // held-out subjects: refused, naming the subject.

@@ -24,7 +24,7 @@ pub mod split;
 
 pub use checkpoint::{checkpoint_state_path, EpochLog, RunState};
 pub use dataset::{CornerJitter, Dataset};
-pub use schedule::{stages_open, Fold, TrainConfig, Unfreeze};
+pub use schedule::{stages_open, Fold, LrSchedule, TrainConfig, Unfreeze};
 
 use crate::class::{Class, Label};
 use crate::disc::roi::{network_input, Roi, RoiParams};
@@ -324,7 +324,17 @@ pub fn train(
             .collect();
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
         let total = draws.len();
-        for chunk in draws.chunks(config.batch.max(1)) {
+        let batches = total.div_ceil(config.batch.max(1));
+        let mut lr = state.plateau.lr;
+        for (b, chunk) in draws.chunks(config.batch.max(1)).enumerate() {
+            lr = config.lr_schedule.rate(
+                state.plateau.lr,
+                config.lr,
+                epoch,
+                config.epochs,
+                b,
+                batches,
+            );
             let augmented: Vec<Roi> = chunk
                 .iter()
                 .map(|&i| {
@@ -337,7 +347,7 @@ pub fn train(
             let logits = model.forward(batch_tensor(&refs, &p, &device));
             let loss = label_set_loss(logits.clone(), admitted(&truth, &device));
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(state.plateau.lr, model, grads);
+            model = optim.step(lr, model, grads);
             let l = scalar(loss.inner());
             let v = logits
                 .inner()
@@ -355,7 +365,7 @@ pub fn train(
                 total,
                 loss_sum / seen as f64,
                 correct as f64 / seen as f64,
-                state.plateau.lr,
+                lr,
             );
             if STOP.load(Ordering::Relaxed) {
                 stopped = true;
@@ -370,7 +380,7 @@ pub fn train(
         let secs = start.elapsed().as_secs_f64();
         let log = EpochLog {
             epoch,
-            lr: state.plateau.lr,
+            lr,
             stages_open: open,
             train_loss: loss_sum / seen.max(1) as f64,
             train_accuracy: correct as f64 / seen.max(1) as f64,
@@ -416,8 +426,8 @@ pub fn train(
             init: config.init.clone(),
             code_version: crate::VERSION.into(),
             details: serde_json::json!({
-                "split": {"train": state.train.len(), "validation": state.val.len(), "by_subject": config.split_by_subject, "stratified": true},
-                "batch": config.batch, "lr": config.lr, "plateau": {"factor": 0.1, "patience": config.patience},
+                "split": {"train": state.train.len(), "validation": state.val.len(), "by_subject": config.split_by_subject, "stratified": true, "per_manifest": true},
+                "batch": config.batch, "lr": config.lr, "plateau": {"factor": 0.1, "patience": config.patience}, "lr_schedule": config.lr_schedule,
                 "unfreeze": config.unfreeze, "sampler": "weighted random, with replacement",
                 "augment": config.augment, "optimizer": "Adam", "best_epoch": state.best_epoch,
                 "kept": if config.keep_last { "last epoch" } else { "epoch of lowest validation loss" },

@@ -29,6 +29,11 @@ pub struct TrainArgs {
     /// Epochs without validation improvement before the learning rate drops
     #[arg(long, default_value_t = 10)]
     patience: usize,
+    /// plateau (the paper: --lr divided by ten after --patience epochs without improvement) or
+    /// cosine (half a cosine from --lr to zero over the run, batch by batch: the last epoch,
+    /// which --keep-last keeps, is then taken at a small rate)
+    #[arg(long, default_value = "plateau", value_parser = ["plateau", "cosine"])]
+    lr_schedule: String,
     /// Seed of the split, sampler, augmentation and random init
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -312,6 +317,11 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         keep_last: a.keep_last,
         corner_jitter: jitter,
         source_shares: a.share.clone(),
+        lr_schedule: if a.lr_schedule == "cosine" {
+            endplate::train::LrSchedule::Cosine
+        } else {
+            endplate::train::LrSchedule::Plateau
+        },
         ..TrainConfig::default()
     };
     let Some(k) = a.folds else {
