@@ -327,14 +327,8 @@ pub fn train(
         let batches = total.div_ceil(config.batch.max(1));
         let mut lr = state.plateau.lr;
         for (b, chunk) in draws.chunks(config.batch.max(1)).enumerate() {
-            lr = config.lr_schedule.rate(
-                state.plateau.lr,
-                config.lr,
-                epoch,
-                config.epochs,
-                b,
-                batches,
-            );
+            let done = (epoch * batches + b) as f64 / (config.epochs * batches).max(1) as f64;
+            lr = config.lr_schedule.rate(state.plateau.lr, config.lr, done);
             let augmented: Vec<Roi> = chunk
                 .iter()
                 .map(|&i| {

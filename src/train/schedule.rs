@@ -82,23 +82,13 @@ pub enum LrSchedule {
 }
 
 impl LrSchedule {
-    /// The rate for batch `batch` of `batches` in epoch `epoch` of `epochs`, given the rate the
-    /// plateau rule holds now.
-    pub fn rate(
-        self,
-        plateau_lr: f64,
-        initial: f64,
-        epoch: usize,
-        epochs: usize,
-        batch: usize,
-        batches: usize,
-    ) -> f64 {
+    /// The rate once `done` of the run's batches (0 to 1) are behind, given the rate the plateau
+    /// rule holds now.
+    pub fn rate(self, plateau_lr: f64, initial: f64, done: f64) -> f64 {
         match self {
             LrSchedule::Plateau => plateau_lr,
             LrSchedule::Cosine => {
-                let t = (epoch * batches.max(1) + batch) as f64
-                    / (epochs.max(1) * batches.max(1)) as f64;
-                0.5 * initial * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+                0.5 * initial * (1.0 + (std::f64::consts::PI * done.clamp(0.0, 1.0)).cos())
             }
         }
     }
@@ -141,17 +131,19 @@ mod tests {
     #[test]
     fn cosine_falls_from_the_initial_rate_to_near_zero_and_plateau_keeps_its_own() {
         let c = LrSchedule::Cosine;
-        assert_eq!(c.rate(5.0, 1e-3, 0, 6, 0, 10), 1e-3);
+        // Six epochs of ten batches: batch b of epoch e has (10 e + b) / 60 of the run behind it.
+        let at = |e: usize, b: usize| (10 * e + b) as f64 / 60.0;
+        assert_eq!(c.rate(5.0, 1e-3, at(0, 0)), 1e-3);
         // Half-way through the run (epoch 3 of 6): half the rate.
-        assert!((c.rate(5.0, 1e-3, 3, 6, 0, 10) - 5e-4).abs() < 1e-12);
+        assert!((c.rate(5.0, 1e-3, at(3, 0)) - 5e-4).abs() < 1e-12);
         // The last batch of the last epoch: 1 - cos(pi / 60) of it, about 0.07 %.
-        let last = c.rate(5.0, 1e-3, 5, 6, 9, 10);
+        let last = c.rate(5.0, 1e-3, at(5, 9));
         assert!(last > 0.0 && last < 1e-6, "{last}");
         // Strictly falling, batch after batch.
         let all: Vec<f64> = (0..6)
-            .flat_map(|e| (0..10).map(move |b| c.rate(0.0, 1e-3, e, 6, b, 10)))
+            .flat_map(|e| (0..10).map(move |b| c.rate(0.0, 1e-3, at(e, b))))
             .collect();
         assert!(all.windows(2).all(|w| w[1] < w[0]));
-        assert_eq!(LrSchedule::Plateau.rate(2e-4, 1e-3, 3, 6, 4, 10), 2e-4);
+        assert_eq!(LrSchedule::Plateau.rate(2e-4, 1e-3, at(3, 4)), 2e-4);
     }
 }

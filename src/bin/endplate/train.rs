@@ -4,6 +4,7 @@
 use crate::evaluate::print_table3;
 use clap::Args;
 use endplate::{Class, Error, Label, Result, RoiParams};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -222,25 +223,21 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         .unwrap_or_else(|| beside(&a.out, "checkpoints"));
     let report = a.report.clone().unwrap_or_else(|| beside(&a.out, "report"));
     let arch = endplate::model::resnet::Architecture::resnet18(4);
-    // Fold-by-fold starting weights come from an earlier cross-validation's report folder.
-    let init_folds = a.init.as_ref().filter(|p| p.is_dir());
-    if let Some(dir) = init_folds {
-        let Some(k) = a.folds else {
-            return Err(Error::Invalid(format!(
-                "--init {}: a folder only makes sense with --folds (fold K starts from its fold-K/model.onnx); give a model file for a single run",
-                dir.display()
-            )));
-        };
-        for f in 1..=k {
-            let m = dir.join(format!("fold-{f}")).join("model.onnx");
-            if !m.is_file() {
+    // With --folds, --init may be an earlier cross-validation's report folder: fold K starts
+    // from its fold-K model. The subjects each of its folds held out are read here, once, so a
+    // folder that cannot serve fails before the data are read.
+    let init_folds = match a.init.as_ref().filter(|p| p.is_dir()) {
+        None => None,
+        Some(dir) => {
+            let Some(k) = a.folds else {
                 return Err(Error::Invalid(format!(
-                    "--init {}: {} is missing; the folder must hold a finished {k}-fold cross-validation (train --folds {k} --report {})",
-                    dir.display(), m.display(), dir.display()
+                    "--init {}: a folder only makes sense with --folds (fold K starts from its fold-K/model.onnx); give a model file for a single run",
+                    dir.display()
                 )));
-            }
+            };
+            Some((dir, init_folder_held_out(dir, k as usize)?))
         }
-    }
+    };
     // Read before the data, so a bad file fails at once; a folder's fold models are read per fold.
     let single_init = match &a.init {
         Some(path) if init_folds.is_none() => Some(read_init(path, &arch, a.seed)?),
@@ -282,18 +279,32 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             endplate::train::unfold_for_training(&w, &arch, &data)?.expect("checked on reading");
         Ok::<_, Error>((w, desc))
     };
-    let (init, init_desc) = match single_init {
-        Some(i) => unfold(i)?,
-        None => match init_folds {
-            Some(dir) => (
-                arch.random_weights(a.seed), // replaced fold by fold below
+    // No weights here when each fold reads its own from the init folder.
+    let (init, init_desc) = match (single_init, &init_folds) {
+        (Some(i), _) => {
+            let (w, desc) = unfold(i)?;
+            (Some(w), desc)
+        }
+        (None, Some((dir, held))) => {
+            if !data
+                .subjects
+                .iter()
+                .any(|s| held.iter().any(|h| h.contains(s)))
+            {
+                eprintln!(
+                    "warning: none of this run's subjects appear in {}'s predictions (manifests named by other paths?), so its fold models cannot be checked for patients that the folds here hold out",
+                    dir.display()
+                );
+            }
+            (
+                None,
                 format!("{}/fold-K/model.onnx for fold K", dir.display()),
-            ),
-            None => (
-                arch.random_weights(a.seed),
-                format!("random Kaiming init (seed {})", a.seed),
-            ),
-        },
+            )
+        }
+        (None, None) => (
+            Some(arch.random_weights(a.seed)),
+            format!("random Kaiming init (seed {})", a.seed),
+        ),
     };
     let config = TrainConfig {
         epochs: a.epochs,
@@ -325,6 +336,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         ..TrainConfig::default()
     };
     let Some(k) = a.folds else {
+        let init = init.expect("an init folder without --folds was refused above");
         let (bytes, _) = train_and_report(&data, config, init, &ckpt, a.resume, &report)?;
         endplate::files::write_atomic(&a.out, &bytes)?;
         eprintln!(
@@ -358,14 +370,18 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             fold: Some(train::Fold { index: f, of: k }),
             ..config.clone()
         };
-        let (fold_init, cfg) = match init_folds {
-            Some(dir) => {
-                let from = dir.join(&name).join("model.onnx");
-                never_learnt_held_out(dir, f, k, &data, &cfg)?;
-                let (w, desc) = unfold(read_init(&from, &arch, a.seed)?)?;
+        let (fold_init, cfg) = match (&init_folds, &init) {
+            (Some((dir, held)), _) => {
+                refuse_learnt_held_out(dir, held, f, &data, &cfg)?;
+                let (w, desc) = unfold(read_init(
+                    &dir.join(&name).join("model.onnx"),
+                    &arch,
+                    a.seed,
+                )?)?;
                 (w, TrainConfig { init: desc, ..cfg })
             }
-            None => (init.clone(), cfg),
+            (None, Some(w)) => (w.clone(), cfg),
+            (None, None) => unreachable!("weights are read unless an init folder gives them"),
         };
         let (bytes, metrics) =
             train_and_report(&data, cfg, fold_init, &fold_ckpt, resume, &fold_report)?;
@@ -587,43 +603,52 @@ fn read_init(
     Ok((w, desc, folded))
 }
 
+/// The subjects each fold of an earlier cross-validation held out (its `predictions.csv`), after
+/// checking that every fold left its model: what [`refuse_learnt_held_out`] needs.
+fn init_folder_held_out(dir: &Path, k: usize) -> Result<Vec<BTreeSet<String>>> {
+    (1..=k)
+        .map(|f| {
+            let fold = dir.join(format!("fold-{f}"));
+            let model = fold.join("model.onnx");
+            if !model.is_file() {
+                return Err(Error::Invalid(format!(
+                    "--init {}: {} is missing; the folder must hold a finished {k}-fold cross-validation (train --folds {k} --report {})",
+                    dir.display(),
+                    model.display(),
+                    dir.display()
+                )));
+            }
+            let (_, _, subjects) = fold_predictions(&fold)?;
+            Ok(subjects.into_iter().collect())
+        })
+        .collect()
+}
+
 /// Refuse to start fold `f` from `dir`'s fold model if that model learnt a subject this fold
-/// holds out: the subjects `dir`'s folds held out (its predictions) outside its fold `f` are the
-/// ones its fold-`f` model trained on. Subjects it never saw (phantoms added in this stage) are
-/// fine.
-fn never_learnt_held_out(
+/// holds out: the subjects `dir`'s other folds held out (`held`) are the ones its fold-`f` model
+/// trained on. Subjects it never saw (phantoms added in this stage) are fine.
+fn refuse_learnt_held_out(
     dir: &Path,
+    held: &[BTreeSet<String>],
     f: usize,
-    k: usize,
     data: &endplate::train::Dataset,
     cfg: &endplate::train::TrainConfig,
 ) -> Result<()> {
-    let mut learnt = std::collections::BTreeSet::new();
-    for g in (0..k).filter(|&g| g != f) {
-        let (_, _, subjects) = fold_predictions(&dir.join(format!("fold-{}", g + 1)))?;
-        learnt.extend(subjects);
-    }
-    if !data.subjects.iter().any(|s| learnt.contains(s)) {
-        eprintln!(
-            "warning: none of this run's subjects appear in {}'s predictions (manifests named differently?), so fold {} cannot be checked for patients learnt in the earlier stage",
-            dir.display(),
-            f + 1
-        );
-    }
+    let learnt = |s: &String| {
+        held.iter()
+            .enumerate()
+            .any(|(g, h)| g != f && h.contains(s))
+    };
     let (_, val) = endplate::train::split_discs(data, cfg);
-    if let Some(s) = val
-        .iter()
-        .map(|&i| &data.subjects[i])
-        .find(|s| learnt.contains(*s))
-    {
-        return Err(Error::Invalid(format!(
+    match val.iter().map(|&i| &data.subjects[i]).find(|s| learnt(s)) {
+        Some(s) => Err(Error::Invalid(format!(
             "--init {}: its fold-{} model was trained on {s}, whom fold {} holds out here; run both stages with the same --seed, --split-by and --folds",
             dir.display(),
             f + 1,
             f + 1
-        )));
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn pooled_predictions(report: &Path, k: usize) -> Result<Predictions> {
@@ -640,28 +665,26 @@ fn pooled_predictions(report: &Path, k: usize) -> Result<Predictions> {
 /// One fold's held-out discs as its report wrote them: labels, probabilities and subjects.
 fn fold_predictions(fold: &Path) -> Result<Predictions> {
     let (mut truth, mut probs, mut subjects) = (Vec::new(), Vec::new(), Vec::new());
+    let path = fold.join(PREDICTIONS);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let bad = |line: usize, why: String| Error::Manifest {
+        file: path.display().to_string(),
+        row: line,
+        field: "row".into(),
+        reason: why,
+    };
+    for (i, rec) in csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .enumerate()
     {
-        let path = fold.join(PREDICTIONS);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let bad = |line: usize, why: String| Error::Manifest {
-            file: path.display().to_string(),
-            row: line,
-            field: "row".into(),
-            reason: why,
-        };
-        for (i, rec) in csv::Reader::from_reader(text.as_bytes())
-            .records()
-            .enumerate()
-        {
-            let rec = rec.map_err(|e| bad(i + 2, e.to_string()))?;
-            let p: Vec<f32> = (2..6)
-                .map(|c| rec.get(c).and_then(|v| v.parse().ok()))
-                .collect::<Option<_>>()
-                .ok_or_else(|| bad(i + 2, "four probabilities expected".into()))?;
-            subjects.push(rec.get(0).unwrap_or("").to_string());
-            truth.push(rec.get(1).unwrap_or("").parse::<Label>()?);
-            probs.push([p[0], p[1], p[2], p[3]]);
-        }
+        let rec = rec.map_err(|e| bad(i + 2, e.to_string()))?;
+        let p: Vec<f32> = (2..6)
+            .map(|c| rec.get(c).and_then(|v| v.parse().ok()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad(i + 2, "four probabilities expected".into()))?;
+        subjects.push(rec.get(0).unwrap_or("").to_string());
+        truth.push(rec.get(1).unwrap_or("").parse::<Label>()?);
+        probs.push([p[0], p[1], p[2], p[3]]);
     }
     Ok((truth, probs, subjects))
 }
