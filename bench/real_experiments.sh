@@ -3,7 +3,7 @@
 # SPIDER's graded discs (data/spider/manifest.csv), each a documented command with checkpoints;
 # `RESUME=1` continues a cut-off run (folds already done are kept). Two cores: run one at a time.
 #
-#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | real-phantoms-jitter | scratch | scratch-jitter | scratch-cosine | staged-head | staged-top2 | pretext | baselines
+#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | real-phantoms-jitter | scratch | scratch-jitter | scratch-cosine | real-ft-aux | scratch-aux | staged-head | staged-top2 | pretext | baselines
 #
 # OUT (default target/real-experiments) receives one folder per experiment with its fold
 # reports and cross_validation.json. PHANTOM_MODEL is the phantom-only model that the fine-tunes
@@ -21,6 +21,8 @@ PHANTOM_MODEL=${PHANTOM_MODEL:-$OUT/phantom-only.onnx}
 # The bundled model's phantoms (build.sh model): 1,200 discs of 240 subjects, seed 1.
 PHANTOMS=${PHANTOMS:-$OUT/phantoms-240}
 [ -f "$PHANTOMS/manifest.csv" ] || "$BIN" synth --out "$PHANTOMS" --subjects 240 --seed 1 --bits 16 --class-mix paper
+# SPIDER's other gradings of each disc, columns of the manifest (data/spider/build_manifest.py).
+AUXILIARY=${AUXILIARY:-up_endplate,low_endplate,modic,narrowing,herniation,bulging,spondylolisthesis,pfirrmann_3plus,pfirrmann_4plus,pfirrmann_5}
 CV=(--folds 5 --split-by subject --keep-last --seed 1 ${RESUME:+--resume})
 run() { local name=$1; shift; "$BIN" train --out "$OUT/$name.onnx" --report "$OUT/$name" \
   --checkpoints "$OUT/$name.checkpoints" "${CV[@]}" "$@" 2>&1 | tee "$OUT/$name.log"; }
@@ -64,6 +66,16 @@ case ${1:-} in
     # last epoch is not one taken at full rate.
     run scratch-cosine --manifest "$MANIFEST" --unfreeze all --epochs 6 --lr 1e-3 --lr-schedule cosine \
       --describe "SPIDER real discs, from random weights, cosine learning rate" ;;
+  real-ft-aux | scratch-aux)
+    # `real-ft` and `scratch` also learning SPIDER's other gradings of each disc (one extra
+    # output per column during training, dropped from the fold models; `train --auxiliary`).
+    if [ "$1" = real-ft-aux ]; then
+      recipe=(--init "$PHANTOM_MODEL" --unfreeze top2 --epochs 5 --lr 3e-4); from="fine-tuned from the phantom-only model"
+    else
+      recipe=(--unfreeze all --epochs 6 --lr 1e-3); from="from random weights"
+    fi
+    run "$1" --manifest "$MANIFEST" "${recipe[@]}" --auxiliary "$AUXILIARY" \
+      --describe "SPIDER real discs, $from, learning SPIDER's other gradings beside the label" ;;
   scratch-jitter)
     run scratch-jitter --manifest "$MANIFEST" --unfreeze all --epochs 8 --lr 1e-3 --corner-jitter 0.03 \
       --describe "SPIDER real discs, from random weights, 4 corner-jittered ROIs per disc" ;;

@@ -211,6 +211,23 @@ pub fn parse_entries(file: &str, text: &str) -> Result<Vec<Entry>> {
 /// the cell empty): pixel spacing for formats that do not carry it (PNG, JPEG), so detector
 /// errors can be given in millimetres.
 pub fn spacing_column(file: &str, text: &str) -> Result<Vec<Option<f64>>> {
+    let column = number_column(file, text, "spacing_mm", |v| {
+        (v > 0.0)
+            .then_some(v)
+            .ok_or("a positive number of millimetres per pixel")
+    })?;
+    Ok(column.unwrap_or_else(|| vec![None; data_rows(text)]))
+}
+
+/// An extra numeric column by name, one entry per data row (`None` where the cell is empty),
+/// or `None` when the header has no such column. `check` accepts a finite value or says what
+/// the column must hold, for the error that names the row.
+pub fn number_column(
+    file: &str,
+    text: &str,
+    name: &str,
+    check: impl Fn(f64) -> std::result::Result<f64, &'static str>,
+) -> Result<Option<Vec<Option<f64>>>> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
@@ -224,7 +241,10 @@ pub fn spacing_column(file: &str, text: &str) -> Result<Vec<Option<f64>>> {
             reason: e.to_string(),
         })?
         .iter()
-        .position(|h| h.eq_ignore_ascii_case("spacing_mm"));
+        .position(|h| h.eq_ignore_ascii_case(name));
+    let Some(col) = col else {
+        return Ok(None);
+    };
     reader
         .records()
         .enumerate()
@@ -235,22 +255,38 @@ pub fn spacing_column(file: &str, text: &str) -> Result<Vec<Option<f64>>> {
                 field: "row".into(),
                 reason: e.to_string(),
             })?;
-            match col.and_then(|c| r.get(c)).filter(|s| !s.is_empty()) {
+            match r.get(col).filter(|s| !s.is_empty()) {
                 None => Ok(None),
                 Some(s) => s
                     .parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite() && *v > 0.0)
+                    .map_err(|_| "a number")
+                    .and_then(|v| {
+                        if v.is_finite() {
+                            check(v)
+                        } else {
+                            Err("a finite number")
+                        }
+                    })
                     .map(Some)
-                    .ok_or_else(|| Error::Manifest {
+                    .map_err(|what| Error::Manifest {
                         file: file.into(),
                         row: i + 2,
-                        field: "spacing_mm".into(),
-                        reason: format!("`{s}` is not a positive number of millimetres per pixel"),
+                        field: name.into(),
+                        reason: format!("`{s}` is not {what}"),
                     }),
             }
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// Data rows of a manifest text (records after the header).
+fn data_rows(text: &str) -> usize {
+    csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes())
+        .records()
+        .count()
 }
 
 /// Write rows as manifest CSV (the ids of SPEC.md, corners with 0.01 px precision), with any

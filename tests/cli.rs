@@ -565,8 +565,27 @@ fn real_subset(dir: &Path, patients: usize) -> Option<(std::path::PathBuf, usize
             .display()
             .to_string();
     }
+    // Two of SPIDER's other gradings ride along, for `train --auxiliary`.
+    let all = endplate::manifest::parse("manifest.csv", &text).unwrap();
+    let graded = |name: &str| {
+        endplate::manifest::number_column("manifest.csv", &text, name, Ok)
+            .unwrap()
+            .unwrap()
+    };
+    let (up, modic) = (graded("up_endplate"), graded("modic"));
+    let cell = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+    let extra: Vec<Vec<String>> = all
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.label.is_some() && keep.contains(&r.subject))
+        .map(|(i, _)| vec![cell(up[i]), cell(modic[i])])
+        .collect();
     let path = dir.join("real.csv");
-    std::fs::write(&path, endplate::manifest::write(&rows, &[], &[])).unwrap();
+    std::fs::write(
+        &path,
+        endplate::manifest::write(&rows, &["up_endplate", "modic"], &extra),
+    )
+    .unwrap();
     Some((path, rows.len(), keep.len()))
 }
 
@@ -625,11 +644,20 @@ fn real_binary_labels_evaluate_by_subject_and_train_beside_phantoms() {
         "3",
         "--share",
         "1",
+        "--auxiliary",
+        "up_endplate,modic",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
         err.contains("unfolding the init model") && err.contains("lesion of unknown type"),
+        "{err}"
+    );
+    // The phantoms have no gradings: only the real discs learn them.
+    assert!(
+        err.contains(&format!(
+            "auxiliary targets (weight 0.5): up_endplate on {n_real} discs, modic on {n_real} discs"
+        )),
         "{err}"
     );
     let report = dir.path().join("mixed.report");
@@ -668,6 +696,58 @@ fn real_binary_labels_evaluate_by_subject_and_train_beside_phantoms() {
         n_real as u64
     );
     assert!(model.card().training.init.contains("head kept"));
+    assert_eq!(
+        details["auxiliary"]["columns"],
+        serde_json::json!(["up_endplate", "modic"])
+    );
+    // The fold model learnt on its training half of the real discs; it still has four classes.
+    let known = details["auxiliary"]["known_training_discs"][0]
+        .as_u64()
+        .unwrap();
+    assert!(known > 0 && known < n_real as u64, "{known} of {n_real}");
+    assert_eq!(model.card().classes.len(), 4);
+}
+
+#[test]
+fn train_refuses_an_auxiliary_column_no_manifest_has_before_reading_an_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m.csv");
+    std::fs::write(
+        &m,
+        "image,subject,level,label,x1,y1,x2,y2,x3,y3,x4,y4,modic\nabsent.png,s1,L4L5,lesion,1,1,9,1,1,5,9,5,1\n",
+    )
+    .unwrap();
+    for (column, want) in [
+        ("modik", "--auxiliary modik: no manifest of this run"),
+        ("subject", "is not a number"),
+    ] {
+        let o = endplate(&[
+            "train",
+            "--manifest",
+            m.to_str().unwrap(),
+            "--out",
+            "m.onnx",
+            "--auxiliary",
+            column,
+        ]);
+        assert!(!o.status.success(), "{column}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(want) && !err.contains("absent.png"),
+            "{column}: {err}"
+        );
+    }
+    let o = endplate(&[
+        "train",
+        "--manifest",
+        m.to_str().unwrap(),
+        "--out",
+        "m.onnx",
+        "--auxiliary-weight",
+        "11",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("a weight in [0, 10]"));
 }
 
 #[test]

@@ -92,3 +92,63 @@ fn every_labelled_disc_carries_spiders_grading_and_cuts_an_roi() {
     .unwrap();
     assert_eq!(rois.len(), labelled);
 }
+
+#[test]
+fn the_auxiliary_columns_are_spiders_other_gradings_of_the_same_disc() {
+    let Some(data) = spider() else { return };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/spider/manifest.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let rows = endplate::manifest::parse("manifest.csv", &text).unwrap();
+    let column = |name: &str| {
+        endplate::manifest::number_column("manifest.csv", &text, name, |v| {
+            [0.0, 1.0].contains(&v).then_some(v).ok_or("0 or 1")
+        })
+        .unwrap()
+        .unwrap_or_else(|| panic!("no column {name}"))
+    };
+    let (up, low, modic, p3, p4, p5) = (
+        column("up_endplate"),
+        column("low_endplate"),
+        column("modic"),
+        column("pfirrmann_3plus"),
+        column("pfirrmann_4plus"),
+        column("pfirrmann_5"),
+    );
+    // SPIDER's row per (patient, level): up, low, Modic type, Pfirrmann grade.
+    let mut spider = HashMap::new();
+    let mut reader = csv::Reader::from_path(data.join("radiological_gradings.csv")).unwrap();
+    for rec in reader.records() {
+        let rec = rec.unwrap();
+        let ivd: usize = rec[1].parse().unwrap();
+        if (1..=5).contains(&ivd) {
+            let pfirrmann: u8 = rec[9].parse().unwrap();
+            spider.insert(
+                (rec[0].to_string(), endplate::Level::ALL[5 - ivd]),
+                (&rec[3] == "1", &rec[4] == "1", &rec[2] != "0", pfirrmann),
+            );
+        }
+    }
+    let mut checked = 0;
+    for (i, r) in rows.iter().enumerate() {
+        let patient = r.subject.strip_prefix("spider_").unwrap().to_string();
+        let Some(&(u, l, m, p)) = spider.get(&(patient, r.level.unwrap())) else {
+            assert_eq!(up[i], None, "row {}: a grading SPIDER does not have", i + 2);
+            continue;
+        };
+        let b = |x: bool| Some(x as u8 as f64);
+        assert_eq!(
+            (up[i], low[i], modic[i], p3[i], p4[i], p5[i]),
+            (b(u), b(l), b(m), b(p >= 3), b(p >= 4), b(p >= 5)),
+            "row {} ({} {:?})",
+            i + 2,
+            r.subject,
+            r.level
+        );
+        // The label is the two endplate gradings together.
+        if let Some(label) = r.label {
+            assert_eq!(label.is_lesion(), u || l, "row {}", i + 2);
+        }
+        checked += 1;
+    }
+    assert!(checked >= 990, "only {checked} discs graded");
+}

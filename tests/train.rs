@@ -393,3 +393,143 @@ fn the_library_refuses_shares_that_do_not_match_its_manifests() {
         "{e}"
     );
 }
+
+/// `phantom_set`'s manifest with an extra 0/1 column `dark` (1 for Schmorl's nodes), empty for
+/// every third disc.
+fn with_dark_column(manifest: &std::path::Path) -> usize {
+    let text = std::fs::read_to_string(manifest).unwrap();
+    let rows = endplate::manifest::parse("manifest.csv", &text).unwrap();
+    let extra: Vec<Vec<String>> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let schmorl = r.label == Some(endplate::Class::Schmorl.into());
+            vec![if i % 3 == 2 {
+                String::new()
+            } else {
+                (schmorl as u8).to_string()
+            }]
+        })
+        .collect();
+    std::fs::write(
+        manifest,
+        endplate::manifest::write(&rows, &["dark"], &extra),
+    )
+    .unwrap();
+    extra.iter().filter(|e| !e[0].is_empty()).count()
+}
+
+#[test]
+fn auxiliary_columns_are_read_checked_and_named_when_wrong() {
+    use endplate::train::dataset::auxiliary_targets;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = phantom_set(&dir.path().join("a"), 2);
+    let known = with_dark_column(&manifest);
+    let plain = phantom_set(&dir.path().join("b"), 1);
+    let both = [manifest.clone(), plain.clone()];
+    let t = auxiliary_targets(&both, &["DARK".into()]).unwrap();
+    // One entry per labelled disc of both manifests; the one without the column knows none.
+    assert_eq!(t.len(), 15);
+    assert_eq!(t.iter().filter(|v| v[0].is_some()).count(), known);
+    assert!(t[10..].iter().all(|v| v[0].is_none()));
+    assert_eq!(t[2][0], None);
+
+    let e = auxiliary_targets(&both, &["drak".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("--auxiliary drak: no manifest of this run")
+            && e.contains("has a column `drak`"),
+        "{e}"
+    );
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines[3] = format!("{}2", lines[3].trim_end_matches(|c: char| c != ','));
+    std::fs::write(&manifest, lines.join("\n")).unwrap();
+    let e = auxiliary_targets(&both, &["dark".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("row 4") && e.contains("dark") && e.contains("`2` is not 0, 1 or a probability"),
+        "{e}"
+    );
+}
+
+#[test]
+fn auxiliary_targets_change_what_the_backbone_learns_and_the_model_keeps_four_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = phantom_set(dir.path(), 3);
+    let known = with_dark_column(&manifest);
+    let mut data = Dataset::load(std::slice::from_ref(&manifest), &RoiParams::default()).unwrap();
+    let arch = Architecture::resnet18(4);
+    let base = TrainConfig {
+        epochs: 1,
+        batch: 8,
+        seed: 3,
+        unfreeze: Unfreeze::All,
+        synthetic: true,
+        ..TrainConfig::default()
+    };
+    let run = |data: &Dataset, config: TrainConfig, name: &str| {
+        train::train(
+            data,
+            config,
+            arch.random_weights(3),
+            &dir.path().join(name),
+            false,
+            &mut Quiet(Vec::new()),
+        )
+    };
+    let plain = run(&data, base.clone(), "plain").unwrap();
+    let aux = TrainConfig {
+        auxiliary: vec!["dark".into()],
+        ..base.clone()
+    };
+    // Named columns without their targets loaded: refused, not trained on nothing.
+    let e = run(&data, aux.clone(), "none").err().unwrap().to_string();
+    assert!(
+        e.contains("auxiliary columns [\"dark\"]") && e.contains("auxiliary_targets"),
+        "{e}"
+    );
+
+    data.auxiliary =
+        train::dataset::auxiliary_targets(std::slice::from_ref(&manifest), &aux.auxiliary).unwrap();
+    // Weight 0: the extra output gets no gradient and the backbone learns exactly as without it.
+    let zero = run(
+        &data,
+        TrainConfig {
+            auxiliary_weight: 0.0,
+            ..aux.clone()
+        },
+        "zero",
+    )
+    .unwrap();
+    assert_eq!(zero.weights, plain.weights);
+    let learnt = run(&data, aux, "aux").unwrap();
+    assert_ne!(
+        learnt.weights["layer1.0.conv1.weight"],
+        plain.weights["layer1.0.conv1.weight"]
+    );
+    // The model written keeps the four classes and the card says what was learnt beside them.
+    assert_eq!(learnt.weights["fc.weight"].shape, vec![4, 512]);
+    let a = &learnt.card.training.details["auxiliary"];
+    assert_eq!(a["columns"], serde_json::json!(["dark"]));
+    // Counted over the discs it trained on, not the validation ones.
+    let trained_known = learnt
+        .state
+        .train
+        .iter()
+        .filter(|&&i| data.auxiliary[i][0].is_some())
+        .count();
+    assert!(trained_known < known);
+    assert_eq!(
+        a["known_training_discs"],
+        serde_json::json!([trained_known])
+    );
+    assert_eq!(a["weight"], serde_json::json!(0.5));
+    assert!(plain.card.training.details["auxiliary"].is_null());
+    let bytes = write_model(&arch, &learnt.weights, &learnt.card, BatchNorm::Fold).unwrap();
+    let model = Classifier::from_bytes("aux.onnx", &bytes).unwrap();
+    let roi = &data.rois[0];
+    assert_eq!(model.classify(std::slice::from_ref(roi)).unwrap().len(), 1);
+}

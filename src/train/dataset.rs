@@ -27,6 +27,10 @@ pub struct Dataset {
     /// Per disc, more ROIs cut with its corners moved at random ([`CornerJitter`]); empty
     /// when the run asked for none. Training draws among the disc's ROI and these.
     pub variants: Vec<Vec<Roi>>,
+    /// Per disc, its auxiliary targets in the run's column order ([`auxiliary_targets`]),
+    /// `None` where its manifest leaves the cell empty or has no such column; empty when the
+    /// run names no auxiliary column.
+    pub auxiliary: Vec<Vec<Option<f32>>>,
 }
 
 /// Corners moved at random before extra ROIs are cut, so the network learns to give the same
@@ -106,6 +110,7 @@ impl Dataset {
             source_names: manifests.iter().map(|m| m.display().to_string()).collect(),
             hash: String::new(),
             variants: Vec::new(),
+            auxiliary: Vec::new(),
         };
         for (source, m) in manifests.iter().enumerate() {
             let (labelled, rois) =
@@ -200,6 +205,55 @@ impl Dataset {
     }
 }
 
+/// Every labelled disc's auxiliary targets ([`Dataset::auxiliary`]), in the order
+/// [`Dataset::load`] reads the same manifests: binary columns (`0`, `1`, or a probability
+/// between) that describe the disc in other ways — SPIDER's other gradings, say — which training
+/// may learn next to the label from the same pooled features
+/// ([`super::TrainConfig::auxiliary`]). Reads the manifests' text only, so a bad column fails
+/// before any image is decoded. A manifest without a column (phantoms) leaves its discs without
+/// that target; a column no manifest has is refused, so a misspelt name cannot silently train
+/// nothing.
+pub fn auxiliary_targets(
+    manifests: &[PathBuf],
+    columns: &[String],
+) -> Result<Vec<Vec<Option<f32>>>> {
+    let mut found = vec![false; columns.len()];
+    let mut out = Vec::new();
+    for m in manifests {
+        let name = m.display().to_string();
+        let text = std::fs::read_to_string(m).map_err(|e| Error::io(m, e))?;
+        let labelled: Vec<bool> = crate::manifest::parse(&name, &text)?
+            .iter()
+            .map(|r| r.label.is_some())
+            .collect();
+        let mut values = Vec::with_capacity(columns.len());
+        for (c, f) in columns.iter().zip(&mut found) {
+            let column = crate::manifest::number_column(&name, &text, c, |v| {
+                (0.0..=1.0)
+                    .contains(&v)
+                    .then_some(v)
+                    .ok_or("0, 1 or a probability between them")
+            })?;
+            *f |= column.is_some();
+            values.push(column.unwrap_or_else(|| vec![None; labelled.len()]));
+        }
+        for (row, _) in labelled.iter().enumerate().filter(|(_, &l)| l) {
+            out.push(values.iter().map(|v| v[row].map(|x| x as f32)).collect());
+        }
+    }
+    if let Some((c, _)) = columns.iter().zip(&found).find(|(_, f)| !**f) {
+        return Err(Error::Invalid(format!(
+                "--auxiliary {c}: no manifest of this run ({}) has a column `{c}`; name a column of the header (case does not matter)",
+                manifests
+                    .iter()
+                    .map(|m| m.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+    }
+    Ok(out)
+}
+
 /// The self-supervised pretext data set: every ROI in its four quarter turns, labelled by the
 /// turn (class index k = k quarter turns, reusing the four-way head). A network that can tell
 /// which way up a disc region is must learn endplates, vertebral bodies, the disc and the CSF
@@ -214,6 +268,7 @@ fn rotation_pretext(rois: &[Roi], subjects: &[String], source_hash: &str) -> Dat
         source_names: Vec::new(),
         hash: format!("{:x}", Sha256::digest(format!("rotation:{source_hash}"))),
         variants: Vec::new(),
+        auxiliary: Vec::new(),
     };
     for (roi, subject) in rois.iter().zip(subjects) {
         for (k, class) in Class::ALL.iter().enumerate() {

@@ -33,9 +33,10 @@ use crate::model::calibration::Calibration;
 use crate::model::card::{ModelCard, Training, CARD_VERSION, PHANTOM_WARNING};
 use crate::model::file::{write_model, BatchNorm};
 use crate::model::inference::rows_of_four;
-use crate::model::resnet::{Architecture, Weights};
+use crate::model::resnet::{Architecture, WeightTensor, Weights};
 use burn::module::Module;
 use burn::optim::GradientsParams;
+use burn::tensor::activation::log_sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 use checkpoint::{load_checkpoint, save_checkpoint};
 use network::ResNet18;
@@ -90,6 +91,62 @@ fn label_set_loss(logits: Tensor<2>, admitted: Tensor<2>) -> Tensor<1> {
     (log_sum_exp(logits) - log_sum_exp(masked)).mean()
 }
 
+/// Binary cross-entropy of each auxiliary output against its target, averaged over the
+/// (disc, column) pairs whose target is known; `None` when the batch knows none (phantoms).
+fn auxiliary_loss(
+    outputs: Tensor<2>,
+    targets: &[&[Option<f32>]],
+    device: &Device,
+) -> Option<Tensor<1>> {
+    let [n, k] = outputs.dims();
+    let cells = targets.iter().flat_map(|t| t.iter());
+    let known: Vec<f32> = cells.clone().map(|t| t.map_or(0.0, |_| 1.0)).collect();
+    let count: f32 = known.iter().sum();
+    if count == 0.0 {
+        return None;
+    }
+    let target: Vec<f32> = cells.map(|t| t.unwrap_or(0.0)).collect();
+    let t = Tensor::<2>::from_data(TensorData::new(target, [n, k]), device);
+    let known = Tensor::<2>::from_data(TensorData::new(known, [n, k]), device);
+    let bce =
+        -(t.clone() * log_sigmoid(outputs.clone()) + (t.neg() + 1.0) * log_sigmoid(outputs.neg()));
+    Some((bce * known).sum() / count)
+}
+
+/// The head widened by `extra` outputs for the auxiliary targets, their weights drawn as a
+/// fresh head's (uniform within ±1/√512), seeded; the four classes' rows stay as they are.
+fn widen_head(mut w: Weights, extra: usize, seed: u64) -> Weights {
+    if extra == 0 {
+        return w;
+    }
+    let wider = Architecture::resnet18(4 + extra).random_weights(seed ^ 0xA0C5);
+    for name in ["fc.weight", "fc.bias"] {
+        let (old, new) = (&w[name], &wider[name]);
+        let keep = old.data.len();
+        let mut data = old.data.clone();
+        data.extend_from_slice(&new.data[keep..]);
+        w.insert(
+            name.into(),
+            WeightTensor {
+                shape: new.shape.clone(),
+                data,
+            },
+        );
+    }
+    w
+}
+
+/// The four classes' model inside a run's wider head: the auxiliary rows dropped.
+fn class_head(mut w: Weights) -> Weights {
+    for name in ["fc.weight", "fc.bias"] {
+        let t = w.get_mut(name).expect("a ResNet18 has a head");
+        let per_row: usize = t.shape[1..].iter().product();
+        t.shape[0] = 4;
+        t.data.truncate(4 * per_row);
+    }
+    w
+}
+
 fn scalar(t: Tensor<1>) -> f64 {
     t.into_data()
         .convert::<f32>()
@@ -109,7 +166,9 @@ pub fn predict(
     let mut out = Vec::with_capacity(idx.len());
     for chunk in idx.chunks(64) {
         let rois: Vec<&Roi> = chunk.iter().map(|&i| &data.rois[i]).collect();
-        let logits = model.forward(batch_tensor(&rois, p, &device.clone().inner()));
+        let logits = model
+            .forward(batch_tensor(&rois, p, &device.clone().inner()))
+            .narrow(1, 0, 4);
         let v = logits
             .into_data()
             .convert::<f32>()
@@ -247,7 +306,21 @@ pub fn train(
     resume: bool,
     progress: &mut dyn Progress,
 ) -> Result<Trained> {
-    let arch = Architecture::resnet18(4);
+    let extra = config.auxiliary.len();
+    if extra > 0
+        && (data.auxiliary.len() != data.rois.len()
+            || data.auxiliary.iter().any(|t| t.len() != extra))
+    {
+        return Err(Error::Invalid(format!(
+            "the run names auxiliary columns {:?} but the data carry targets for {} of its {} discs; fill Dataset::auxiliary from dataset::auxiliary_targets of the same manifests, in the same order",
+            config.auxiliary,
+            data.auxiliary.len(),
+            data.rois.len()
+        )));
+    }
+    // The head has one output per auxiliary column after the four classes while training;
+    // the model written at the end keeps the four.
+    let arch = Architecture::resnet18(4 + extra);
     let p = RoiParams::default();
     let device = Device::flex().autodiff();
 
@@ -268,6 +341,7 @@ pub fn train(
             weights_file: String::new(),
             optimizer_file: None,
         };
+        let init = widen_head(init, extra, config.seed);
         (state, init.clone(), init)
     };
     let config = state.config.clone();
@@ -338,11 +412,23 @@ pub fn train(
                 .collect();
             let refs: Vec<&Roi> = augmented.iter().collect();
             let truth: Vec<Label> = chunk.iter().map(|&i| data.labels[i]).collect();
-            let logits = model.forward(batch_tensor(&refs, &p, &device));
-            let loss = label_set_loss(logits.clone(), admitted(&truth, &device));
+            let outputs = model.forward(batch_tensor(&refs, &p, &device));
+            let logits = outputs.clone().narrow(1, 0, 4);
+            let class_loss = label_set_loss(logits.clone(), admitted(&truth, &device));
+            // The log's loss is the label's alone, comparable with runs without auxiliary columns.
+            let l = scalar(class_loss.clone().inner());
+            let mut loss = class_loss;
+            if extra > 0 {
+                let targets: Vec<&[Option<f32>]> = chunk
+                    .iter()
+                    .map(|&i| data.auxiliary[i].as_slice())
+                    .collect();
+                if let Some(aux) = auxiliary_loss(outputs.narrow(1, 4, extra), &targets, &device) {
+                    loss = loss + aux * config.auxiliary_weight;
+                }
+            }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);
-            let l = scalar(loss.inner());
             let v = logits
                 .inner()
                 .into_data()
@@ -405,6 +491,7 @@ pub fn train(
     let best_model = ResNet18::from_weights(&arch, &best, &device)?;
     let val_logits = predict(&best_model, data, &state.val, &p, &device);
     let calibration = Calibration::fit_platt(&val_logits, &val_truth)?;
+    let best = class_head(best);
     let card = ModelCard {
         format_version: CARD_VERSION,
         name: format!("endplate-resnet18-{}", &data.hash[..8]),
@@ -434,6 +521,11 @@ pub fn train(
                     format!("each manifest in proportion to its share {:?}, and within it each label equally often", config.source_shares)
                 },
                 "stopped_early": stopped,
+                "auxiliary": (extra > 0).then(|| serde_json::json!({
+                    "columns": config.auxiliary, "weight": config.auxiliary_weight,
+                    "loss": "binary cross-entropy of one extra head output per column over the discs that have it; those outputs are dropped from the written model",
+                    "known_training_discs": (0..extra).map(|c| state.train.iter().filter(|&&i| data.auxiliary[i][c].is_some()).count()).collect::<Vec<_>>(),
+                })),
             }),
         },
         metrics: serde_json::Value::Null,
@@ -448,4 +540,40 @@ pub fn train(
         val_truth,
         stopped_early: stopped,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auxiliary_loss_is_the_binary_cross_entropy_of_the_known_targets_only() {
+        let device = Device::flex();
+        let outputs = Tensor::<2>::from_data(
+            TensorData::new(vec![0.0f32, 2.0, -1.0, 0.0], [2, 2]),
+            &device,
+        );
+        let targets: [&[Option<f32>]; 2] = [&[Some(1.0), None], &[Some(0.0), Some(1.0)]];
+        // ln 2 (0 against 1), ln(1 + e^-1) (-1 against 0), ln 2; the unknown cell adds nothing.
+        let want = (2.0 * 2f64.ln() + (1.0 + (-1f64).exp()).ln()) / 3.0;
+        let got = scalar(auxiliary_loss(outputs.clone(), &targets, &device).unwrap());
+        assert!((got - want).abs() < 1e-5, "{got} against {want}");
+        let none: [&[Option<f32>]; 2] = [&[None, None], &[None, None]];
+        assert!(auxiliary_loss(outputs, &none, &device).is_none());
+    }
+
+    #[test]
+    fn a_widened_head_keeps_the_class_rows_and_narrows_back_to_them() {
+        let w = Architecture::resnet18(4).random_weights(5);
+        let wide = widen_head(w.clone(), 3, 5);
+        assert_eq!(wide["fc.weight"].shape, vec![7, 512]);
+        assert_eq!(wide["fc.bias"].shape, vec![7]);
+        assert_eq!(wide["fc.weight"].data[..4 * 512], w["fc.weight"].data[..]);
+        // The new rows are a fresh head's: small, not zero, not copies of the class rows.
+        let extra = &wide["fc.weight"].data[4 * 512..];
+        let bound = 1.0 / 512f32.sqrt();
+        assert!(extra.iter().all(|v| v.abs() <= bound) && extra.iter().any(|v| *v != 0.0));
+        assert_eq!(class_head(wide), w);
+        assert_eq!(widen_head(w.clone(), 0, 5), w);
+    }
 }

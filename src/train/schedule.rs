@@ -64,6 +64,17 @@ pub struct TrainConfig {
     /// How the learning rate moves over the run.
     #[serde(default)]
     pub lr_schedule: LrSchedule,
+    /// Manifest columns learnt next to the label ([`super::Dataset::with_auxiliary`]): each
+    /// gets its own output of a wider head during training, with a binary cross-entropy over
+    /// the discs that have it. The written model keeps only the four classes. Why: a disc's
+    /// other gradings (disc degeneration, Modic changes, each endplate on its own) say more
+    /// about it than one noisy binary label, and a backbone made to see them too has more to
+    /// learn from per disc.
+    #[serde(default)]
+    pub auxiliary: Vec<String>,
+    /// Weight of the auxiliary loss (the mean over the columns) against the label's loss.
+    #[serde(default)]
+    pub auxiliary_weight: f64,
 }
 
 /// The learning rate over a run.
@@ -120,6 +131,8 @@ impl Default for TrainConfig {
             corner_jitter: None,
             source_shares: Vec::new(),
             lr_schedule: LrSchedule::Plateau,
+            auxiliary: Vec::new(),
+            auxiliary_weight: 0.5,
         }
     }
 }

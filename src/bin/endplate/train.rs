@@ -91,6 +91,22 @@ pub struct TrainArgs {
     /// their sizes). Default: equal shares
     #[arg(long, value_parser = share_value)]
     share: Vec<f64>,
+    /// Also learn these manifest columns (0, 1 or a probability; empty where unknown), one extra
+    /// output each during training, dropped from the written model: other gradings of the same
+    /// disc give the backbone more to learn from than one noisy label (repeatable, or
+    /// comma-separated; a manifest without the column leaves its discs out of that target)
+    #[arg(long, value_delimiter = ',')]
+    auxiliary: Vec<String>,
+    /// Weight of the auxiliary columns' mean loss against the label's loss
+    #[arg(long, default_value_t = 0.5, value_parser = auxiliary_weight)]
+    auxiliary_weight: f64,
+}
+
+fn auxiliary_weight(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=10.0).contains(&f) => Ok(f),
+        _ => Err(format!("`{s}`: a weight in [0, 10], e.g. 0.5")),
+    }
 }
 
 fn share_value(s: &str) -> std::result::Result<f64, String> {
@@ -258,7 +274,24 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             j.copies, j.fraction
         );
     }
-    let data = Dataset::load_jittered(&a.manifest, &endplate::RoiParams::default(), jitter)?;
+    let auxiliary = endplate::train::dataset::auxiliary_targets(&a.manifest, &a.auxiliary)?;
+    let mut data = Dataset::load_jittered(&a.manifest, &endplate::RoiParams::default(), jitter)?;
+    if !a.auxiliary.is_empty() {
+        data.auxiliary = auxiliary;
+        eprintln!(
+            "auxiliary targets (weight {}): {}",
+            a.auxiliary_weight,
+            a.auxiliary
+                .iter()
+                .enumerate()
+                .map(|(c, name)| format!(
+                    "{name} on {} discs",
+                    data.auxiliary.iter().filter(|t| t[c].is_some()).count()
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     for (name, c) in names.iter().zip(data.counts()) {
         eprintln!(
             "{name}: {} labelled discs (normal {}, wavy {}, notched {}, schmorl {}, lesion of unknown type {})",
@@ -333,6 +366,8 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         } else {
             endplate::train::LrSchedule::Plateau
         },
+        auxiliary: a.auxiliary.clone(),
+        auxiliary_weight: a.auxiliary_weight,
         ..TrainConfig::default()
     };
     let Some(k) = a.folds else {
