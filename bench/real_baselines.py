@@ -20,6 +20,7 @@ the slice is its middle.
   bench/real_experiments.sh baselines   (or by hand:)
   target/debug/examples/real_features data/spider/manifest.csv target/real_features.csv
   python3 bench/real_baselines.py data/spider/manifest.csv target/real_features.csv [FROZEN.csv ...]
+  python3 bench/real_baselines.py --pixels-only target/real_features.csv   (item 2 alone)
 """
 import csv, json, os, sys
 import numpy as np
@@ -159,6 +160,11 @@ def read_features(path):
 
 
 def main():
+    if sys.argv[1] == '--pixels-only':
+        xp, yp, pp = read_features(sys.argv[2])
+        s, pf, ch = cv_predict(xp, yp, pp, [10, 100, 1000, 10000])
+        report(f'raw ROI pixels 32x32, {sys.argv[2]}', s, yp, pp, pf, ch)
+        return
     manifest, features = sys.argv[1], sys.argv[2]
     results = []
     g = gradings()

@@ -6,6 +6,10 @@
 //! cargo build --all-targets --features train
 //! target/debug/examples/real_features data/spider/manifest.csv target/real_features.csv [MODEL]
 //! (or `bench/real_experiments.sh baselines`, which runs this and the baselines)
+//!
+//! `VERTEBRA_FRACTION=0.6` cuts ROIs that show more of each adjacent vertebral body than the
+//! model card's 0.30 (SPEC.md), to ask cheaply whether more context carries more of the label:
+//! `python3 bench/real_baselines.py --pixels-only OUT.csv` then scores the raw pixels alone.
 
 #[path = "common/pooled.rs"]
 mod pooled;
@@ -29,7 +33,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &rows,
         base,
         DecodeOptions::default(),
-        &RoiParams::default(),
+        &RoiParams {
+            vertebra_fraction: match std::env::var("VERTEBRA_FRACTION") {
+                Ok(v) => v
+                    .parse()
+                    .map_err(|_| format!("VERTEBRA_FRACTION={v}: a number such as 0.6"))?,
+                Err(_) => RoiParams::default().vertebra_fraction,
+            },
+            ..RoiParams::default()
+        },
         |_| {},
     )?;
     let values: Vec<Vec<f64>> = match model {
