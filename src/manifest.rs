@@ -211,22 +211,25 @@ pub fn parse_entries(file: &str, text: &str) -> Result<Vec<Entry>> {
 /// the cell empty): pixel spacing for formats that do not carry it (PNG, JPEG), so detector
 /// errors can be given in millimetres.
 pub fn spacing_column(file: &str, text: &str) -> Result<Vec<Option<f64>>> {
-    let column = number_column(file, text, "spacing_mm", |v| {
-        (v > 0.0)
-            .then_some(v)
-            .ok_or("a positive number of millimetres per pixel")
-    })?;
+    let column = number_column(
+        file,
+        text,
+        "spacing_mm",
+        |v| v > 0.0,
+        "a positive number of millimetres per pixel",
+    )?;
     Ok(column.unwrap_or_else(|| vec![None; data_rows(text)]))
 }
 
 /// An extra numeric column by name, one entry per data row (`None` where the cell is empty),
-/// or `None` when the header has no such column. `check` accepts a finite value or says what
-/// the column must hold, for the error that names the row.
+/// or `None` when the header has no such column. A cell that is not a finite number `valid`
+/// accepts is refused with its row and `what` the column must hold.
 pub fn number_column(
     file: &str,
     text: &str,
     name: &str,
-    check: impl Fn(f64) -> std::result::Result<f64, &'static str>,
+    valid: impl Fn(f64) -> bool,
+    what: &str,
 ) -> Result<Option<Vec<Option<f64>>>> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -259,16 +262,10 @@ pub fn number_column(
                 None => Ok(None),
                 Some(s) => s
                     .parse::<f64>()
-                    .map_err(|_| "a number")
-                    .and_then(|v| {
-                        if v.is_finite() {
-                            check(v)
-                        } else {
-                            Err("a finite number")
-                        }
-                    })
+                    .ok()
+                    .filter(|v| v.is_finite() && valid(*v))
                     .map(Some)
-                    .map_err(|what| Error::Manifest {
+                    .ok_or_else(|| Error::Manifest {
                         file: file.into(),
                         row: i + 2,
                         field: name.into(),

@@ -568,7 +568,7 @@ fn real_subset(dir: &Path, patients: usize) -> Option<(std::path::PathBuf, usize
     // Two of SPIDER's other gradings ride along, for `train --auxiliary`.
     let all = endplate::manifest::parse("manifest.csv", &text).unwrap();
     let graded = |name: &str| {
-        endplate::manifest::number_column("manifest.csv", &text, name, Ok)
+        endplate::manifest::number_column("manifest.csv", &text, name, |_| true, "a number")
             .unwrap()
             .unwrap()
     };
@@ -719,7 +719,7 @@ fn train_refuses_an_auxiliary_column_no_manifest_has_before_reading_an_image() {
     .unwrap();
     for (column, want) in [
         ("modik", "--auxiliary modik: no manifest of this run"),
-        ("subject", "is not a number"),
+        ("subject", "`s1` is not 0, 1 or a probability between them"),
     ] {
         let o = endplate(&[
             "train",
@@ -731,6 +731,7 @@ fn train_refuses_an_auxiliary_column_no_manifest_has_before_reading_an_image() {
             column,
         ]);
         assert!(!o.status.success(), "{column}");
+        assert_eq!(o.status.code(), Some(2), "{column}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(
             err.contains(want) && !err.contains("absent.png"),

@@ -16,6 +16,23 @@ fn spider() -> Option<PathBuf> {
     }
 }
 
+/// SPIDER's gradings row of every lumbar disc, by (patient, level): `IVD label` 1 is L5/S1
+/// and 5 is L1/L2. Columns: Patient, IVD label, Modic, UP endplate, LOW endplate, ...,
+/// Pfirrman grade (the last).
+fn spider_gradings(data: &Path) -> HashMap<(String, endplate::Level), csv::StringRecord> {
+    let mut reader = csv::Reader::from_path(data.join("radiological_gradings.csv")).unwrap();
+    reader
+        .records()
+        .map(Result::unwrap)
+        .filter_map(|rec| {
+            let ivd: usize = rec[1].parse().unwrap();
+            (1..=5)
+                .contains(&ivd)
+                .then(|| ((rec[0].to_string(), endplate::Level::ALL[5 - ivd]), rec))
+        })
+        .collect()
+}
+
 #[test]
 fn every_labelled_disc_carries_spiders_grading_and_cuts_an_roi() {
     let Some(data) = spider() else { return };
@@ -24,19 +41,10 @@ fn every_labelled_disc_carries_spiders_grading_and_cuts_an_roi() {
     let rows = endplate::manifest::parse("manifest.csv", &text).unwrap();
 
     // SPIDER's label per (patient, level): lesion when either endplate is graded 1.
-    let mut grades = HashMap::new();
-    let mut reader = csv::Reader::from_path(data.join("radiological_gradings.csv")).unwrap();
-    for rec in reader.records() {
-        let rec = rec.unwrap();
-        let ivd: usize = rec[1].parse().unwrap();
-        if (1..=5).contains(&ivd) {
-            let level = endplate::Level::ALL[5 - ivd];
-            grades.insert(
-                (rec[0].to_string(), level),
-                &rec[3] == "1" || &rec[4] == "1",
-            );
-        }
-    }
+    let grades: HashMap<_, bool> = spider_gradings(&data)
+        .into_iter()
+        .map(|(k, rec)| (k, &rec[3] == "1" || &rec[4] == "1"))
+        .collect();
     let mut labelled = 0;
     let mut lesions = 0;
     for r in &rows {
@@ -100,9 +108,13 @@ fn the_auxiliary_columns_are_spiders_other_gradings_of_the_same_disc() {
     let text = std::fs::read_to_string(&path).unwrap();
     let rows = endplate::manifest::parse("manifest.csv", &text).unwrap();
     let column = |name: &str| {
-        endplate::manifest::number_column("manifest.csv", &text, name, |v| {
-            [0.0, 1.0].contains(&v).then_some(v).ok_or("0 or 1")
-        })
+        endplate::manifest::number_column(
+            "manifest.csv",
+            &text,
+            name,
+            |v| [0.0, 1.0].contains(&v),
+            "0 or 1",
+        )
         .unwrap()
         .unwrap_or_else(|| panic!("no column {name}"))
     };
@@ -115,19 +127,16 @@ fn the_auxiliary_columns_are_spiders_other_gradings_of_the_same_disc() {
         column("pfirrmann_5"),
     );
     // SPIDER's row per (patient, level): up, low, Modic type, Pfirrmann grade.
-    let mut spider = HashMap::new();
-    let mut reader = csv::Reader::from_path(data.join("radiological_gradings.csv")).unwrap();
-    for rec in reader.records() {
-        let rec = rec.unwrap();
-        let ivd: usize = rec[1].parse().unwrap();
-        if (1..=5).contains(&ivd) {
+    let spider: HashMap<_, _> = spider_gradings(&data)
+        .into_iter()
+        .map(|(k, rec)| {
             let pfirrmann: u8 = rec[9].parse().unwrap();
-            spider.insert(
-                (rec[0].to_string(), endplate::Level::ALL[5 - ivd]),
+            (
+                k,
                 (&rec[3] == "1", &rec[4] == "1", &rec[2] != "0", pfirrmann),
-            );
-        }
-    }
+            )
+        })
+        .collect();
     let mut checked = 0;
     for (i, r) in rows.iter().enumerate() {
         let patient = r.subject.strip_prefix("spider_").unwrap().to_string();

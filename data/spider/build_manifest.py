@@ -62,14 +62,18 @@ def add(r, source):
         return
     rows[(image, r['level'])] = dict(r, image=image, source=source)
 
-if sys.argv[1:2] == ['--from-manifest']:
-    for r in csv.DictReader(open(sys.argv[2])):
+rounds = sys.argv[1:]
+if rounds[:1] == ['--from-manifest']:
+    if len(rounds) != 2:
+        sys.exit('usage: build_manifest.py --from-manifest data/spider/manifest.csv > new.csv')
+    for r in csv.DictReader(open(rounds[1])):
         add(r, r['source'])
+    rounds = []
 else:
     for name in ('corners-train.csv', 'corners-heldout.csv'):
         for r in csv.DictReader(open(os.path.join(HERE, name))):
             add(r, r.get('source') or 'hand')
-for path in sys.argv[1:] if sys.argv[1:2] != ['--from-manifest'] else []:
+for path in rounds:
     for r in csv.DictReader(open(path)):
         src = (r.get('source') or '').strip()
         if src not in ('detected', 'corrected', 'hand'):

@@ -101,7 +101,7 @@ pub fn write(
     Ok(())
 }
 
-/// The report of [`super::metrics::evaluate_labelled`]: with four-class truth, [`write`] plus
+/// The report of [`super::labelled::evaluate_labelled`]: with four-class truth, [`write`] plus
 /// the lesion-vs-normal ROC; with binary truth, `metrics.json`, the lesion-vs-normal ROC
 /// (`roc_lesion.svg`) and `charts`.
 pub fn write_labelled(

@@ -113,8 +113,7 @@ impl Dataset {
             auxiliary: Vec::new(),
         };
         for (source, m) in manifests.iter().enumerate() {
-            let (labelled, rois) =
-                read_discs(m, p, &mut hasher, |rows| rows.retain(|r| r.label.is_some()))?;
+            let (labelled, rois) = read_discs(m, p, &mut hasher, |rows| rows.retain(learnt_from))?;
             if rois.is_empty() {
                 return Err(Error::Invalid(format!(
                     "{}: no labelled rows to learn from (the label column is empty everywhere)",
@@ -205,6 +204,12 @@ impl Dataset {
     }
 }
 
+/// The rows training learns from: the labelled ones. [`Dataset::load`] keeps these, and
+/// [`auxiliary_targets`] must line its targets up with them.
+fn learnt_from(r: &Row) -> bool {
+    r.label.is_some()
+}
+
 /// Every labelled disc's auxiliary targets ([`Dataset::auxiliary`]), in the order
 /// [`Dataset::load`] reads the same manifests: binary columns (`0`, `1`, or a probability
 /// between) that describe the disc in other ways — SPIDER's other gradings, say — which training
@@ -212,11 +217,14 @@ impl Dataset {
 /// ([`super::TrainConfig::auxiliary`]). Reads the manifests' text only, so a bad column fails
 /// before any image is decoded. A manifest without a column (phantoms) leaves its discs without
 /// that target; a column no manifest has is refused, so a misspelt name cannot silently train
-/// nothing.
+/// nothing. No columns: no targets, and no manifest is read.
 pub fn auxiliary_targets(
     manifests: &[PathBuf],
     columns: &[String],
 ) -> Result<Vec<Vec<Option<f32>>>> {
+    if columns.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut found = vec![false; columns.len()];
     let mut out = Vec::new();
     for m in manifests {
@@ -224,16 +232,17 @@ pub fn auxiliary_targets(
         let text = std::fs::read_to_string(m).map_err(|e| Error::io(m, e))?;
         let labelled: Vec<bool> = crate::manifest::parse(&name, &text)?
             .iter()
-            .map(|r| r.label.is_some())
+            .map(learnt_from)
             .collect();
         let mut values = Vec::with_capacity(columns.len());
         for (c, f) in columns.iter().zip(&mut found) {
-            let column = crate::manifest::number_column(&name, &text, c, |v| {
-                (0.0..=1.0)
-                    .contains(&v)
-                    .then_some(v)
-                    .ok_or("0, 1 or a probability between them")
-            })?;
+            let column = crate::manifest::number_column(
+                &name,
+                &text,
+                c,
+                |v| (0.0..=1.0).contains(&v),
+                "0, 1 or a probability between them (leave the cell empty where unknown)",
+            )?;
             *f |= column.is_some();
             values.push(column.unwrap_or_else(|| vec![None; labelled.len()]));
         }

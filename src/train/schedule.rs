@@ -64,7 +64,7 @@ pub struct TrainConfig {
     /// How the learning rate moves over the run.
     #[serde(default)]
     pub lr_schedule: LrSchedule,
-    /// Manifest columns learnt next to the label ([`super::Dataset::with_auxiliary`]): each
+    /// Manifest columns learnt next to the label ([`super::dataset::auxiliary_targets`]): each
     /// gets its own output of a wider head during training, with a binary cross-entropy over
     /// the discs that have it. The written model keeps only the four classes. Why: a disc's
     /// other gradings (disc degeneration, Modic changes, each endplate on its own) say more
@@ -73,8 +73,13 @@ pub struct TrainConfig {
     #[serde(default)]
     pub auxiliary: Vec<String>,
     /// Weight of the auxiliary loss (the mean over the columns) against the label's loss.
-    #[serde(default)]
+    #[serde(default = "default_auxiliary_weight")]
     pub auxiliary_weight: f64,
+}
+
+/// `--auxiliary-weight`'s default, also for a checkpoint written before the field existed.
+fn default_auxiliary_weight() -> f64 {
+    0.5
 }
 
 /// The learning rate over a run.
@@ -132,7 +137,7 @@ impl Default for TrainConfig {
             source_shares: Vec::new(),
             lr_schedule: LrSchedule::Plateau,
             auxiliary: Vec::new(),
-            auxiliary_weight: 0.5,
+            auxiliary_weight: default_auxiliary_weight(),
         }
     }
 }

@@ -276,8 +276,8 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
     }
     let auxiliary = endplate::train::dataset::auxiliary_targets(&a.manifest, &a.auxiliary)?;
     let mut data = Dataset::load_jittered(&a.manifest, &endplate::RoiParams::default(), jitter)?;
+    data.auxiliary = auxiliary;
     if !a.auxiliary.is_empty() {
-        data.auxiliary = auxiliary;
         eprintln!(
             "auxiliary targets (weight {}): {}",
             a.auxiliary_weight,
@@ -598,7 +598,6 @@ fn write_predictions(
 /// Truth, calibrated probabilities and subject of held-out discs.
 type Predictions = (Vec<Label>, Vec<[f32; 4]>, Vec<String>);
 
-/// The held-out predictions of all `k` folds.
 /// Weights to start from: the file's, with a fresh four-class head unless it is one of our
 /// classifiers (whose head already knows the classes); its description for the card; and
 /// whether its BatchNorms are folded (an endplate model), to be unfolded once discs are read.
@@ -686,6 +685,7 @@ fn refuse_learnt_held_out(
     }
 }
 
+/// The held-out predictions of all `k` folds.
 fn pooled_predictions(report: &Path, k: usize) -> Result<Predictions> {
     let (mut truth, mut probs, mut subjects) = (Vec::new(), Vec::new(), Vec::new());
     for f in 0..k {
