@@ -686,6 +686,8 @@ $('clear-btn').addEventListener('click', () => {
   resetDiscs();
   state.truth = truth;
   $('truth-btn').hidden = !truth;
+  // The last detection's message ("5 discs found…") no longer describes the slice.
+  if (state.detector && state.slice) detectionStatus('cleared', 'Discs cleared: place the corners by hand, or press Detect discs to propose them again.');
   draw();
   renderResults();
   updatePrompt();
