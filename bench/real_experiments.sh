@@ -3,7 +3,7 @@
 # SPIDER's graded discs (data/spider/manifest.csv), each a documented command with checkpoints;
 # `RESUME=1` continues a cut-off run (folds already done are kept). Two cores: run one at a time.
 #
-#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | real-phantoms-jitter | scratch | scratch-jitter | scratch-cosine | real-ft-aux | scratch-aux | real-phantoms-jitter-aux | staged-head | staged-top2 | pretext | baselines
+#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | real-phantoms-jitter | real-phantoms-all | scratch | scratch-jitter | scratch-cosine | real-ft-aux | scratch-aux | real-phantoms-jitter-aux | staged-head | staged-top2 | pretext | baselines
 #
 # OUT (default target/real-experiments) receives one folder per experiment with its fold
 # reports and cross_validation.json. PHANTOM_MODEL is the phantom-only model that the fine-tunes
@@ -46,6 +46,12 @@ case ${1:-} in
     run real-phantoms-jitter --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --share 3 --share 1 \
       --init "$PHANTOM_MODEL" --unfreeze top2 --epochs 5 --lr 3e-4 --corner-jitter 0.03 \
       --describe "SPIDER real discs (3/4 of every epoch) + 1200 phantom discs (1/4), 4 corner-jittered ROIs per disc, fine-tuned from the phantom-only model" ;;
+  real-phantoms-all)
+    # The bundled recipe with every layer learning, as in `scratch` (which learnt real discs
+    # best), but from the phantom model and with the phantoms kept in every epoch.
+    run real-phantoms-all --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --share 3 --share 1 \
+      --init "$PHANTOM_MODEL" --unfreeze all --epochs 5 --lr 3e-4 --corner-jitter 0.03 \
+      --describe "SPIDER real discs (3/4 of every epoch) + 1200 phantom discs (1/4), 4 corner-jittered ROIs per disc, every layer fine-tuned from the phantom-only model" ;;
   real-phantoms-jitter-aux)
     # The bundled recipe, also learning SPIDER's other gradings of each real disc.
     run real-phantoms-jitter-aux --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --share 3 --share 1 \
