@@ -21,24 +21,17 @@ Image paths are absolute, so the files can live anywhere. Then train both alike 
   done
 """
 import csv
-import json
 import os
-import subprocess
 import sys
-import tempfile
+
+from detected_vs_hand import COLS, classify, same_disc
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 SPIDER = os.path.join(ROOT, 'data/spider')
-COLS = ['image', 'subject', 'level', 'label', 'x1', 'y1', 'x2', 'y2', 'x3', 'y3', 'x4', 'y4']
-
-
-def centre(c):
-    return sum(c[0::2]) / 4, sum(c[1::2]) / 4
 
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else 'target/detected-copies'
-    binary = os.path.join(ROOT, 'target/debug/endplate')
     os.makedirs(out, exist_ok=True)
     held = {r['subject'] for f in ('corners-heldout.csv', 'detector-validate.csv')
             for r in csv.DictReader(open(os.path.join(SPIDER, f)))}
@@ -46,27 +39,15 @@ def main():
              if r['label'] and r['subject'] not in held]
     for r in train:
         r['image'] = os.path.normpath(os.path.join(SPIDER, r['image']))
-    # Rows without corners: `classify --manifest` detects each image once and keeps that level.
-    with tempfile.NamedTemporaryFile('w', suffix='.csv', delete=False) as f:
-        w = csv.writer(f)
-        w.writerow(COLS)
-        for r in train:
-            w.writerow([r['image'], r['subject'], r['level'], ''] + [''] * 8)
-    found = subprocess.run([binary, 'classify', '--manifest', f.name, '--json'],
-                           capture_output=True, text=True, check=True)
-    os.unlink(f.name)
-    detected = {(d['image'], d['level']): [v for p in d['corners'] for v in p]
-                for d in json.loads(found.stdout)['results']}
+    detected = classify(train, False, SPIDER, os.path.join(ROOT, 'target/debug/endplate'))
     copies = []
     for r in train:
-        c = detected.get((r['image'], r['level']))
-        if c is None:
-            continue
-        h = [float(r[k]) for k in COLS[4:]]
-        (hx, hy), (dx, dy) = centre(h), centre(c)
-        if ((hx - dx) ** 2 + (hy - dy) ** 2) ** 0.5 > ((h[2] - h[0]) ** 2 + (h[3] - h[1]) ** 2) ** 0.5 / 2:
-            continue  # another disc: the chain is shifted on this slice
-        copies.append({**{k: r[k] for k in COLS[:4]}, **dict(zip(COLS[4:], (f'{v:.2f}' for v in c)))})
+        d = detected.get((os.path.basename(r['image']), r['level']))
+        hand = [[float(r[f'x{k}']), float(r[f'y{k}'])] for k in range(1, 5)]
+        if d is None or not same_disc(hand, d['corners']):
+            continue  # not found, or another disc: the chain is shifted on this slice
+        corners = [f'{v:.2f}' for p in d['corners'] for v in p]
+        copies.append({**{k: r[k] for k in COLS[:4]}, **dict(zip(COLS[4:], corners))})
     for name, rows in (('hand', train), ('hand+detected', train + copies)):
         path = os.path.join(out, f'{name}.csv')
         with open(path + '.tmp', 'w', newline='') as f:

@@ -12,55 +12,71 @@ calibrated probability, and the discs the detector did not find at their level.
 """
 import csv, json, os, subprocess, sys, tempfile
 
-args = sys.argv[1:]
-opt = lambda k, d: args[args.index(k) + 1] if k in args else d
-manifest = next((a for a in args if a.endswith('.csv')), 'data/spider/corners-heldout.csv')
-binary = opt('--bin', 'target/debug/endplate')
-model = ['--model', opt('--model', '')] if '--model' in args else []
-model += ['--detector', opt('--detector', '')] if '--detector' in args else []
-base = os.path.dirname(os.path.abspath(manifest))
-rows = list(csv.DictReader(open(manifest)))
-cols = ['image', 'subject', 'level', 'label', 'x1', 'y1', 'x2', 'y2', 'x3', 'y3', 'x4', 'y4']
+COLS = ['image', 'subject', 'level', 'label', 'x1', 'y1', 'x2', 'y2', 'x3', 'y3', 'x4', 'y4']
 
-def classify(rows, with_corners):
+
+def classify(rows, with_corners, base, binary='target/debug/endplate', extra=()):
+    """`endplate classify --manifest` on `rows` (images relative to `base`), with their corners
+    or with the corner cells empty, so the detector places them (each image detected once, the
+    row's level kept); results keyed by (image file name, level)."""
     with tempfile.NamedTemporaryFile('w', suffix='.csv', delete=False) as f:
         w = csv.writer(f)
-        w.writerow(cols)
+        w.writerow(COLS)
         for r in rows:
-            img = os.path.join(base, r['image'])
-            corners = [r[c] for c in cols[4:]] if with_corners else [''] * 8
-            w.writerow([img, r['subject'], r['level'], ''] + corners)
-    out = subprocess.run([binary, 'classify', '--manifest', f.name, '--json'] + model,
+            corners = [r[c] for c in COLS[4:]] if with_corners else [''] * 8
+            w.writerow([os.path.join(base, r['image']), r['subject'], r['level'], ''] + corners)
+    out = subprocess.run([binary, 'classify', '--manifest', f.name, '--json', *extra],
                          capture_output=True, text=True, check=True)
     os.unlink(f.name)
     return {(os.path.basename(d['image']), d['level']): d for d in json.loads(out.stdout)['results']}
 
-hand, det = classify(rows, True), classify(rows, False)
-centre = lambda c: (sum(p[0] for p in c) / 4, sum(p[1] for p in c) / 4)
-width = lambda c: (((c[1][0] - c[0][0]) ** 2 + (c[1][1] - c[0][1]) ** 2) ** 0.5
-                   + ((c[3][0] - c[2][0]) ** 2 + (c[3][1] - c[2][1]) ** 2) ** 0.5) / 2
-changed = lesion_changed = 0
-deltas, missing = [], []
-for key, h in hand.items():
-    d = det.get(key)
-    # The detected disc of that level must be the same disc: centres within half a width (the
-    # rule of evaluate-detector); a chain shifted by one level names another disc.
-    if d is not None:
-        (hx, hy), (dx, dy) = centre(h['corners']), centre(d['corners'])
-        if ((hx - dx) ** 2 + (hy - dy) ** 2) ** 0.5 > width(h['corners']) / 2:
-            d = None
-    if d is None:
-        missing.append(key)
-        continue
-    if d['label'] != h['label']:
-        changed += 1
-    if (h['probabilities']['normal'] <= 0.5) != (d['probabilities']['normal'] <= 0.5):
-        lesion_changed += 1
-    deltas.append(max(abs(h['probabilities'][k] - d['probabilities'][k]) for k in h['probabilities']))
-n = len(deltas)
-deltas.sort()
-print(f'{manifest}: {len(hand)} hand-placed discs; the detector found {n} at their level, '
-      f'missed or misnamed {len(missing)}: {sorted(missing)}')
-print(f'predicted class changed on {changed} of {n} ({100 * changed / max(n, 1):.1f} %); '
-      f'lesion call (P(lesion) >= 0.5) changed on {lesion_changed} ({100 * lesion_changed / max(n, 1):.1f} %)')
-print(f'largest probability change {deltas[-1]:.3f}, median {deltas[n // 2]:.3f}')
+
+def centre(c):
+    return sum(p[0] for p in c) / 4, sum(p[1] for p in c) / 4
+
+
+def width(c):
+    return (((c[1][0] - c[0][0]) ** 2 + (c[1][1] - c[0][1]) ** 2) ** 0.5
+            + ((c[3][0] - c[2][0]) ** 2 + (c[3][1] - c[2][1]) ** 2) ** 0.5) / 2
+
+
+def same_disc(hand, detected):
+    """The detected disc of that level is the hand-placed one: centres within half a width (the
+    rule of evaluate-detector); a chain shifted by one level names another disc."""
+    (hx, hy), (dx, dy) = centre(hand), centre(detected)
+    return ((hx - dx) ** 2 + (hy - dy) ** 2) ** 0.5 <= width(hand) / 2
+
+
+def main():
+    args = sys.argv[1:]
+    opt = lambda k, d: args[args.index(k) + 1] if k in args else d
+    manifest = next((a for a in args if a.endswith('.csv')), 'data/spider/corners-heldout.csv')
+    extra = ['--model', opt('--model', '')] if '--model' in args else []
+    extra += ['--detector', opt('--detector', '')] if '--detector' in args else []
+    base = os.path.dirname(os.path.abspath(manifest))
+    rows = list(csv.DictReader(open(manifest)))
+    binary = opt('--bin', 'target/debug/endplate')
+    hand, det = classify(rows, True, base, binary, extra), classify(rows, False, base, binary, extra)
+    changed = lesion_changed = 0
+    deltas, missing = [], []
+    for key, h in hand.items():
+        d = det.get(key)
+        if d is None or not same_disc(h['corners'], d['corners']):
+            missing.append(key)
+            continue
+        if d['label'] != h['label']:
+            changed += 1
+        if (h['probabilities']['normal'] <= 0.5) != (d['probabilities']['normal'] <= 0.5):
+            lesion_changed += 1
+        deltas.append(max(abs(h['probabilities'][k] - d['probabilities'][k]) for k in h['probabilities']))
+    n = len(deltas)
+    deltas.sort()
+    print(f'{manifest}: {len(hand)} hand-placed discs; the detector found {n} at their level, '
+          f'missed or misnamed {len(missing)}: {sorted(missing)}')
+    print(f'predicted class changed on {changed} of {n} ({100 * changed / max(n, 1):.1f} %); '
+          f'lesion call (P(lesion) >= 0.5) changed on {lesion_changed} ({100 * lesion_changed / max(n, 1):.1f} %)')
+    print(f'largest probability change {deltas[-1]:.3f}, median {deltas[n // 2]:.3f}')
+
+
+if __name__ == '__main__':
+    main()

@@ -42,11 +42,16 @@ def out_of_fold(report, rows_of):
 
 
 def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
     rows_of = {}
     for r in csv.DictReader(open(MANIFEST)):
         if r['label']:
             rows_of.setdefault(r['subject'], []).append(r)
     reports = [out_of_fold(r, rows_of) for r in sys.argv[1:]]
+    for path, r in zip(sys.argv[1:], reports):
+        if not r:
+            sys.exit(f'{path}: no fold-K/predictions.csv with SPIDER discs; give the report folder of a `train --folds` run')
     assert len({len(r) for r in reports}) == 1, 'the reports hold different discs'
     base = reports[0]
     p = np.clip([[d['p'] for d in r] for r in reports], 1e-6, 1 - 1e-6)

@@ -23,8 +23,12 @@ import subprocess
 import sys
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
+
+try:
+    import onnx
+    from onnx import numpy_helper
+except ImportError:
+    sys.exit('bench/two_backbones.py reads each fold model\'s last layer with Python\'s onnx: pip install onnx')
 
 from real_baselines import auc
 
@@ -92,6 +96,8 @@ def fit_head(xr, yr, xp, yp, share=0.75, lam=1e-2, steps=400, lr=0.05):
 
 
 def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
     a_report, b_report = sys.argv[1], sys.argv[2]
     folds = [int(k) for k in (sys.argv[3] if len(sys.argv) > 3 else '1,2,3,4,5').split(',')]
     if not os.path.exists(f'{ROOT}/{FRESH}'):

@@ -33,12 +33,18 @@ fn spider_gradings(data: &Path) -> HashMap<(String, endplate::Level), csv::Strin
         .collect()
 }
 
-#[test]
-fn every_labelled_disc_carries_spiders_grading_and_cuts_an_roi() {
-    let Some(data) = spider() else { return };
+/// The project's real manifest: its path, its text and its rows.
+fn real_manifest() -> (PathBuf, String, Vec<endplate::manifest::Row>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/spider/manifest.csv");
     let text = std::fs::read_to_string(&path).unwrap();
     let rows = endplate::manifest::parse("manifest.csv", &text).unwrap();
+    (path, text, rows)
+}
+
+#[test]
+fn every_labelled_disc_carries_spiders_grading_and_cuts_an_roi() {
+    let Some(data) = spider() else { return };
+    let (path, text, rows) = real_manifest();
 
     // SPIDER's label per (patient, level): lesion when either endplate is graded 1.
     let grades: HashMap<_, bool> = spider_gradings(&data)
@@ -104,9 +110,7 @@ fn every_labelled_disc_carries_spiders_grading_and_cuts_an_roi() {
 #[test]
 fn the_auxiliary_columns_are_spiders_other_gradings_of_the_same_disc() {
     let Some(data) = spider() else { return };
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/spider/manifest.csv");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let rows = endplate::manifest::parse("manifest.csv", &text).unwrap();
+    let (_, text, rows) = real_manifest();
     let column = |name: &str| {
         endplate::manifest::number_column(
             "manifest.csv",
