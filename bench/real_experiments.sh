@@ -3,7 +3,7 @@
 # SPIDER's graded discs (data/spider/manifest.csv), each a documented command with checkpoints;
 # `RESUME=1` continues a cut-off run (folds already done are kept). Two cores: run one at a time.
 #
-#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | real-phantoms-jitter | real-phantoms-all | scratch | scratch-jitter | scratch-cosine | real-ft-aux | scratch-aux | real-phantoms-jitter-aux | staged-head | staged-top2 | pretext | baselines
+#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | real-phantoms-jitter | real-phantoms-all | real-phantoms-tone | scratch | scratch-jitter | scratch-cosine | real-ft-aux | scratch-aux | real-phantoms-jitter-aux | staged-head | staged-top2 | pretext | baselines
 #
 # OUT (default target/real-experiments) receives one folder per experiment with its fold
 # reports and cross_validation.json. PHANTOM_MODEL is the phantom-only model that the fine-tunes
@@ -52,6 +52,14 @@ case ${1:-} in
     run real-phantoms-all --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --share 3 --share 1 \
       --init "$PHANTOM_MODEL" --unfreeze all --epochs 5 --lr 3e-4 --corner-jitter 0.03 \
       --describe "SPIDER real discs (3/4 of every epoch) + 1200 phantom discs (1/4), 4 corner-jittered ROIs per disc, every layer fine-tuned from the phantom-only model" ;;
+  real-phantoms-tone)
+    # The bundled recipe with the ROIs also zoomed (up to 10 %) and their gamma (up to 30 %) and
+    # contrast (up to 20 %) changed as they are drawn: real scanners differ in contrast, and the
+    # phantoms and the paper's augmentation never varied it.
+    run real-phantoms-tone --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --share 3 --share 1 \
+      --init "$PHANTOM_MODEL" --unfreeze top2 --epochs 5 --lr 3e-4 --corner-jitter 0.03 \
+      --augment-scale 0.1 --augment-gamma 0.3 --augment-contrast 0.2 \
+      --describe "SPIDER real discs (3/4 of every epoch) + 1200 phantom discs (1/4), 4 corner-jittered ROIs per disc, zoom/gamma/contrast augmentation, fine-tuned from the phantom-only model" ;;
   real-phantoms-jitter-aux)
     # The bundled recipe, also learning SPIDER's other gradings of each real disc.
     run real-phantoms-jitter-aux --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --share 3 --share 1 \

@@ -773,6 +773,23 @@ fn train_refuses_shares_that_do_not_match_the_manifests_before_reading_anything(
 }
 
 #[test]
+fn train_refuses_an_augmentation_outside_its_range_with_the_accepted_values() {
+    for (flag, bad) in [
+        ("--augment-gamma", "0.9"),
+        ("--augment-scale", "0.6"),
+        ("--augment-contrast", "x"),
+    ] {
+        let o = endplate(&["train", "--manifest", "m.csv", "--out", "m.onnx", flag, bad]);
+        assert_eq!(o.status.code(), Some(2), "{flag} {bad}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("a fraction in [0, 0.5]") && err.contains(flag),
+            "{flag} {bad}: {err}"
+        );
+    }
+}
+
+#[test]
 fn train_refuses_a_corner_jitter_outside_its_range_with_the_accepted_values() {
     for bad in ["0.5", "0", "a"] {
         let o = endplate(&[

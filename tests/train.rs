@@ -533,3 +533,54 @@ fn auxiliary_targets_change_what_the_backbone_learns_and_the_model_keeps_four_cl
     let roi = &data.rois[0];
     assert_eq!(model.classify(std::slice::from_ref(roi)).unwrap().len(), 1);
 }
+
+#[test]
+fn zoom_gamma_and_contrast_change_what_is_learnt_and_the_card_records_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = phantom_set(dir.path(), 2);
+    let data = Dataset::load(std::slice::from_ref(&manifest), &RoiParams::default()).unwrap();
+    let arch = Architecture::resnet18(4);
+    let base = TrainConfig {
+        epochs: 1,
+        batch: 8,
+        seed: 3,
+        unfreeze: Unfreeze::All,
+        synthetic: true,
+        ..TrainConfig::default()
+    };
+    let run = |config: TrainConfig, name: &str| {
+        train::train(
+            &data,
+            config,
+            arch.random_weights(3),
+            &dir.path().join(name),
+            false,
+            &mut Quiet(Vec::new()),
+        )
+        .unwrap()
+    };
+    let plain = run(base.clone(), "plain");
+    let toned = run(
+        TrainConfig {
+            augment: train::augment::Augment {
+                max_scale: 0.1,
+                max_gamma: 0.3,
+                max_contrast: 0.2,
+                ..Default::default()
+            },
+            ..base
+        },
+        "toned",
+    );
+    assert_ne!(
+        toned.weights["layer1.0.conv1.weight"],
+        plain.weights["layer1.0.conv1.weight"]
+    );
+    let a = &toned.card.training.details["augment"];
+    assert_eq!(a["max_gamma"], serde_json::json!(0.3));
+    assert_eq!(a["max_scale"], serde_json::json!(0.1));
+    assert_eq!(
+        plain.card.training.details["augment"]["max_contrast"],
+        serde_json::json!(0.0)
+    );
+}

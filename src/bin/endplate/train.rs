@@ -100,6 +100,26 @@ pub struct TrainArgs {
     /// Weight of the auxiliary columns' mean loss against the label's loss
     #[arg(long, default_value_t = 0.5, value_parser = auxiliary_weight)]
     auxiliary_weight: f64,
+    /// Beside the paper's shifts, turns and flips, zoom each drawn ROI by up to this fraction
+    /// (0.1: between 1/1.1 and 1.1 times as large). Default 0, as in the paper
+    #[arg(long, default_value_t = 0.0, value_parser = augment_fraction)]
+    augment_scale: f64,
+    /// Raise each drawn ROI's gray values to a power between 1/(1+G) and 1+G (0.3: as different
+    /// scanners and echo times darken or lighten mid-grays). Default 0, as in the paper
+    #[arg(long, default_value_t = 0.0, value_parser = augment_fraction)]
+    augment_gamma: f64,
+    /// Scale each drawn ROI's contrast about mid-gray by 1-C to 1+C. Default 0, as in the paper
+    #[arg(long, default_value_t = 0.0, value_parser = augment_fraction)]
+    augment_contrast: f64,
+}
+
+fn augment_fraction(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=0.5).contains(&f) => Ok(f),
+        _ => Err(format!(
+            "`{s}`: a fraction in [0, 0.5], e.g. 0.1 (0 turns it off)"
+        )),
+    }
 }
 
 fn auxiliary_weight(s: &str) -> std::result::Result<f64, String> {
@@ -368,6 +388,12 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         },
         auxiliary: a.auxiliary.clone(),
         auxiliary_weight: a.auxiliary_weight,
+        augment: endplate::train::augment::Augment {
+            max_scale: a.augment_scale,
+            max_gamma: a.augment_gamma,
+            max_contrast: a.augment_contrast,
+            ..Default::default()
+        },
         ..TrainConfig::default()
     };
     let Some(k) = a.folds else {
