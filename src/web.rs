@@ -10,6 +10,7 @@
 //! The last stage, wasm only: may use every other module of the library (never `train`, which
 //! the wasm build does not compile). The page's worker pool is in `www/engine.js`.
 
+use crate::disc::detection::flip_corners;
 use crate::disc::geometry::Point;
 use crate::disc::roi::{Roi, RoiParams, RoiRect};
 use crate::image::contrast::Stretch;
@@ -189,6 +190,9 @@ pub struct Endplate {
     model: Option<Classifier>,
     detector: Option<Detector>,
     slice: Option<(Slice, Stretch)>,
+    /// The slice turned upright, when the detector found it stored upside down: its discs'
+    /// ROIs are cut from it, so each shows its disc the way up the classifier learnt.
+    turned: Option<Slice>,
     /// The study being gathered (`studyAdd`) until `studyFinish`.
     collector: Option<Collector>,
     /// The zips of the open study, kept to read its slices from (the page keeps other files).
@@ -209,6 +213,7 @@ impl Endplate {
             model: None,
             detector: None,
             slice: None,
+            turned: None,
             collector: None,
             sources: Sources::default(),
         }
@@ -252,25 +257,34 @@ impl Endplate {
     }
 
     /// Find the discs of the current slice. Returns `{"discs": [{"level", "score",
-    /// "corners": [[x, y] x4]}], "lumbar": n, "milliseconds": t}`: every disc found, top to
-    /// bottom, corners in SPEC order; `level` is `null` when no sacrum was found, and `lumbar`
-    /// counts the discs L1L2-L5S1 (the ones the classifier takes).
-    pub fn detect(&self) -> Result<JsValue, JsError> {
+    /// "corners": [[x, y] x4]}], "lumbar": n, "upside_down": bool, "milliseconds": t}`: every
+    /// disc found, top to bottom, corners in SPEC order on the slice as shown; `level` is `null`
+    /// when no sacrum was found, and `lumbar` counts the discs L1L2-L5S1 (the ones the
+    /// classifier takes). A slice found stored upside down keeps its corners where they are
+    /// shown, and from then on its ROIs are cut from it turned upright.
+    pub fn detect(&mut self) -> Result<JsValue, JsError> {
         let detector = self.detector()?;
         let (slice, _) = self.slice()?;
         let t0 = performance_now();
-        let discs = detector.detect(slice).map_err(js)?;
+        let found = detector.detect_oriented(slice).map_err(js)?;
         let ms = performance_now() - t0;
-        let lumbar = discs.iter().filter(|d| d.lumbar_level().is_some()).count();
+        let lumbar = found
+            .discs
+            .iter()
+            .filter(|d| d.lumbar_level().is_some())
+            .count();
+        self.turned = found.upside_down.then(|| slice.flipped_vertically());
         #[derive(Serialize)]
         struct Detected<'a> {
             discs: &'a [crate::disc::detection::DetectedDisc],
             lumbar: usize,
+            upside_down: bool,
             milliseconds: f64,
         }
         to_js(&Detected {
-            discs: &discs,
+            discs: &found.discs,
             lumbar,
+            upside_down: found.upside_down,
             milliseconds: ms,
         })
     }
@@ -340,6 +354,7 @@ impl Endplate {
             },
         };
         self.slice = Some((slice, stretch));
+        self.turned = None;
         info
     }
 
@@ -440,11 +455,10 @@ impl Endplate {
     /// The ROI of one disc as the model will see it: 128x128 gray bytes.
     #[wasm_bindgen(js_name = roiPreview)]
     pub fn roi_preview(&self, corners: &[f64]) -> Result<Vec<u8>, JsError> {
-        let (slice, stretch) = self.slice()?;
-        let p = self.params();
-        let c = corners_from(corners)?;
-        let roi = Roi::extract_with(slice, stretch, &c[0], &p).map_err(js)?;
-        Ok(roi.to_gray8())
+        let roi = self.rois(corners)?.into_iter().next();
+        Ok(roi
+            .ok_or_else(|| js("roiPreview needs the eight numbers of one disc's corners"))?
+            .to_gray8())
     }
 
     /// The rectangle cut for one disc, as four points x,y (for drawing it on the slice).
@@ -574,14 +588,21 @@ impl Endplate {
         ))
     }
 
+    /// The ROIs of these discs (corners as shown), from the slice turned upright where the
+    /// detector found it stored upside down.
     fn rois(&self, corners: &[f64]) -> Result<Vec<Roi>, JsError> {
-        let (slice, stretch) = self.slice()?;
+        let (shown, stretch) = self.slice()?;
         let p = self.params();
+        let slice = self.turned.as_ref().unwrap_or(shown);
         corners_from(corners)?
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                Roi::extract_with(slice, stretch, c, &p)
+                let c = match self.turned {
+                    Some(_) => flip_corners(c, shown.height),
+                    None => *c,
+                };
+                Roi::extract_with(slice, stretch, &c, &p)
                     .map_err(|e| js(format!("disc {}: {e}", i + 1)))
             })
             .collect()

@@ -345,7 +345,10 @@ function detectionMessage(r, shown) {
   const lumbar = r.discs.filter((d) => LEVELS.includes(d.level));
   const above = r.discs.length - lumbar.length;
   const weak = lumbar.filter((d) => d.score < 0.5).map((d) => `${d.level} (${d.score.toFixed(2)})`);
-  return `${plural(lumbar.length)} found in ${ms}`
+  // Levels of a slice stored upside down are counted from the sacrum at its top, and its discs
+  // are classified turned upright (the worker cuts their regions from the turned slice).
+  const turned = r.upside_down ? 'This slice is stored upside down (sacrum at the top): levels are counted from the sacrum and each disc is classified the right way up. ' : '';
+  return turned + `${plural(lumbar.length)} found in ${ms}`
     + (lumbar.length ? ` (${lumbar[0].level}–${lumbar[lumbar.length - 1].level})` : '')
     + (above ? `; ${above} above L1L2 not shown (not classified)` : '')
     + (shown < lumbar.length ? `; ${lumbar.length - shown} kept as you placed them` : '')

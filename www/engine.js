@@ -122,8 +122,8 @@ export function createEngine({ workers = poolSize() } = {}) {
     /// Load the disc detector into the primary only: it holds the slice, so it detects.
     loadDetector: (bytes, name) => primary.call('loadDetector', { bytes, name }, [bytes]),
 
-    /// Detect the discs of the primary's slice: `{discs, lumbar, milliseconds}` from the
-    /// worker, plus `ms`, the page's wall time for the round trip.
+    /// Detect the discs of the primary's slice: `{discs, lumbar, upside_down, milliseconds}`
+    /// from the worker, plus `ms`, the page's wall time for the round trip.
     async detect() {
       const t0 = performance.now();
       const r = await primary.call('detect');

@@ -33,6 +33,14 @@ impl DetectedDisc {
     pub fn center(&self) -> Point {
         centre(&self.corners)
     }
+
+    /// The same disc on the slice turned top to bottom (`height` rows), corners in SPEC order.
+    pub fn flipped_vertically(&self, height: usize) -> DetectedDisc {
+        DetectedDisc {
+            corners: spec_order(flip_corners(&self.corners, height)),
+            ..self.clone()
+        }
+    }
 }
 
 fn corner_pairs<S: Serializer>(c: &[Point; 4], s: S) -> Result<S::Ok, S::Error> {
@@ -234,6 +242,11 @@ fn snap_corners(corners: &mut [Point; 4], maps: &[f32], g: usize, stride: f64, p
             }
         }
     }
+}
+
+/// Corners on a slice of `height` rows turned top to bottom, in the same order.
+pub fn flip_corners(corners: &[Point; 4], height: usize) -> [Point; 4] {
+    corners.map(|p| Point::new(p.x, height as f64 - p.y))
 }
 
 /// SPEC corner order: the upper endplate (smaller mean y) first, each pair with smaller x first.

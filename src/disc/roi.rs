@@ -132,6 +132,17 @@ impl Roi {
             .collect()
     }
 
+    /// The ROIs of discs on a slice stored upside down (corners as on the stored slice): cut
+    /// from the slice turned upright, so each shows its disc as every ROI the classifier learnt
+    /// from does, the cranial vertebra on top.
+    pub fn extract_turned(slice: &Slice, discs: &[[Point; 4]], p: &RoiParams) -> Result<Vec<Roi>> {
+        let turned: Vec<[Point; 4]> = discs
+            .iter()
+            .map(|c| crate::disc::detection::flip_corners(c, slice.height))
+            .collect();
+        Self::extract_many(&slice.flipped_vertically(), &turned, p)
+    }
+
     pub fn extract_with(
         slice: &Slice,
         stretch: &Stretch,

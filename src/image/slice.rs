@@ -53,4 +53,24 @@ impl Slice {
     pub fn get(&self, x: usize, y: usize) -> f32 {
         self.pixels[y * self.width + x]
     }
+
+    /// The slice turned top to bottom (rows in reverse order): a slice stored upside down, made
+    /// upright. A point at height `y` (pixel centres at `j + 0.5`) moves to `height - y`.
+    pub fn flipped_vertically(&self) -> Slice {
+        let pixels = self
+            .pixels
+            .chunks_exact(self.width)
+            .rev()
+            .flatten()
+            .copied()
+            .collect();
+        Slice {
+            width: self.width,
+            height: self.height,
+            pixels,
+            bits: self.bits,
+            window: self.window,
+            spacing_mm: self.spacing_mm,
+        }
+    }
 }

@@ -71,6 +71,10 @@ pub struct DetectorCard {
     pub metrics: serde_json::Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// How the orientation layer was fitted and checked (`endplate fit-orientation`), for a
+    /// file with the `upside_down` output.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub orientation: serde_json::Value,
 }
 
 impl DetectorCard {
@@ -84,6 +88,7 @@ impl DetectorCard {
             training,
             metrics: serde_json::Value::Null,
             warning: None,
+            orientation: serde_json::Value::Null,
         }
     }
 
@@ -236,6 +241,17 @@ pub fn write_detector(
 pub struct Detector {
     card: DetectorCard,
     plan: Arc<TypedRunnableModel>,
+    /// The file has the `upside_down` output ([`super::orientation`]).
+    orientation: bool,
+}
+
+/// What [`Detector::detect_oriented`] found: the discs in the stored slice's coordinates, and
+/// whether the slice was stored upside down (its levels then counted from the sacrum at the
+/// top, and its discs found on the slice turned upright).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub discs: Vec<DetectedDisc>,
+    pub upside_down: bool,
 }
 
 impl std::fmt::Debug for Detector {
@@ -324,7 +340,7 @@ impl Detector {
         } else {
             "centre, L5S1 and eight offset maps"
         };
-        let (plan, _) = super::inference::runnable(
+        let (plan, extra) = super::inference::runnable(
             source_name,
             proto,
             (DETECTOR_INPUT, [1, 1, s, s]),
@@ -333,9 +349,27 @@ impl Detector {
                 &[1, maps, g, g],
                 &format!("float32 [N, {maps}, {g}, {g}] ({what})"),
             ),
-            None,
+            Some(super::orientation::OUTPUT),
         )?;
-        Ok(Detector { card, plan })
+        if extra.is_some_and(|w| w != 1) {
+            return Err(Error::model(
+                source_name,
+                format!(
+                    "output `{}` must be one logit per image, [N, 1]",
+                    super::orientation::OUTPUT
+                ),
+            ));
+        }
+        Ok(Detector {
+            card,
+            plan,
+            orientation: extra.is_some(),
+        })
+    }
+
+    /// Whether the file can tell a slice stored upside down ([`super::orientation`]).
+    pub fn has_orientation(&self) -> bool {
+        self.orientation
     }
 
     pub fn card(&self) -> &DetectorCard {
@@ -344,6 +378,11 @@ impl Detector {
 
     /// The raw maps for one prepared input.
     pub fn maps(&self, input: Vec<f32>) -> Result<Vec<f32>> {
+        Ok(self.run(input)?.0)
+    }
+
+    /// The maps and, where the file has it, the upside-down logit of one prepared input.
+    fn run(&self, input: Vec<f32>) -> Result<(Vec<f32>, Option<f32>)> {
         let s = self.card.input.size;
         let t = Tensor::from_shape(&[1, 1, s, s], &input)
             .map_err(|e| Error::Inference(e.to_string()))?;
@@ -351,35 +390,92 @@ impl Detector {
             .plan
             .run(tvec![t.into()])
             .map_err(|e| Error::Inference(e.to_string()))?;
-        let v = out[0]
-            .to_plain_array_view::<f32>()
-            .map_err(|e| Error::Inference(e.to_string()))?;
-        Ok(v.iter().copied().collect())
+        let flat = |k: usize| -> Result<Vec<f32>> {
+            let v = out[k]
+                .to_plain_array_view::<f32>()
+                .map_err(|e| Error::Inference(e.to_string()))?;
+            Ok(v.iter().copied().collect())
+        };
+        let logit = if self.orientation {
+            flat(1)?.first().copied()
+        } else {
+            None
+        };
+        Ok((flat(0)?, logit))
     }
 
-    /// Every disc of the slice, top to bottom, with levels where the sacrum was found.
+    /// Every disc of the slice, top to bottom, with levels where the sacrum was found; a slice
+    /// stored upside down is detected upright (see [`Detector::detect_oriented`]).
     pub fn detect(&self, slice: &Slice) -> Result<Vec<DetectedDisc>> {
+        Ok(self.detect_oriented(slice)?.discs)
+    }
+
+    /// As [`Detector::detect`], saying whether the slice was stored upside down. When the file
+    /// has the orientation output and the whole-slice view reads as upside down, the slice is
+    /// turned upright and detected again, and the discs come back in the stored slice's
+    /// coordinates (SPEC order: the corners higher in the image first), top to bottom.
+    pub fn detect_oriented(&self, slice: &Slice) -> Result<Detection> {
+        let (discs, stored) = self.detect_views(slice, true)?;
+        let Some(stored) = stored.filter(|&l| l > 0.0) else {
+            return Ok(Detection {
+                discs,
+                upside_down: false,
+            });
+        };
+        let (upright, turned) = self.detect_views(&slice.flipped_vertically(), false)?;
+        if !super::orientation::upside_down(stored, turned.unwrap_or(f32::INFINITY)) {
+            // Odd both ways up: as stored, with its second view as usual.
+            let (discs, _) = self.detect_views(slice, false)?;
+            return Ok(Detection {
+                discs,
+                upside_down: false,
+            });
+        }
+        let mut discs: Vec<DetectedDisc> = upright
+            .iter()
+            .map(|d| d.flipped_vertically(slice.height))
+            .collect();
+        discs.reverse();
+        Ok(Detection {
+            discs,
+            upside_down: true,
+        })
+    }
+
+    /// The two views of [`Detector::detect`], and the first view's upside-down logit where the
+    /// file has it. With `ask`, a positive logit stops before the second view: the caller
+    /// decides which way up the slice is first.
+    fn detect_views(&self, slice: &Slice, ask: bool) -> Result<(Vec<DetectedDisc>, Option<f32>)> {
         let (w, h) = (slice.width, slice.height);
         let input = &self.card.input;
         let values = stretched(slice, input);
-        let run = |to_slice: &Affine| -> Result<Vec<DetectedDisc>> {
-            let maps = self.maps(view_input(&values, w, h, to_slice, input))?;
-            Ok(name_levels(
-                view_candidates(&maps, input, &self.card.decode, to_slice),
-                &self.card.decode,
+        let run = |to_slice: &Affine| -> Result<(Vec<DetectedDisc>, Option<f32>)> {
+            let (maps, logit) = self.run(view_input(&values, w, h, to_slice, input))?;
+            Ok((
+                name_levels(
+                    view_candidates(&maps, input, &self.card.decode, to_slice),
+                    &self.card.decode,
+                ),
+                logit,
             ))
         };
-        let first = run(&Affine::letterbox(w, h, input.size))?;
+        let (first, logit) = run(&Affine::letterbox(w, h, input.size))?;
+        if ask && logit.is_some_and(|l| l > 0.0) {
+            return Ok((first, logit));
+        }
         let Some(region) = refine_region(&first, w, h) else {
-            return Ok(first);
+            return Ok((first, logit));
         };
         let [x0, y0, x1, y1] = region;
-        let second = run(&Affine::fit(x0, y0, x1, y1, input.size))?;
+        let (second, _) = run(&Affine::fit(x0, y0, x1, y1, input.size))?;
         let lumbar = |d: &[DetectedDisc]| d.iter().filter(|x| x.lumbar_level().is_some()).count();
-        Ok(if lumbar(&second) >= lumbar(&first) {
-            second
-        } else {
-            first
-        })
+        Ok((
+            if lumbar(&second) >= lumbar(&first) {
+                second
+            } else {
+                first
+            },
+            logit,
+        ))
     }
 }

@@ -18,5 +18,6 @@ pub mod file;
 pub mod inference;
 pub mod last_layer;
 mod onnx;
+pub mod orientation;
 pub mod resnet;
 pub mod storage;

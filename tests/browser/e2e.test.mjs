@@ -218,6 +218,40 @@ test('a real slice from the shared folder loads and classifies', async (t) => {
   await page.screenshot({ path: join(artifacts, 'real-slice.png') });
 });
 
+/// Classify the proposed discs without a click on the slice and check the page's corners and
+/// probabilities against `endplate classify --image` (same model and detector files, run
+/// natively). Returns the page's exported results.
+async function classifiedAsTheCliClassifies(image, model, detector, proposed, screenshot) {
+  // No corner clicked: Classify straight away.
+  assert.equal(await page.isDisabled('#classify-btn'), false);
+  await page.click('#classify-btn');
+  await page.waitForSelector(`#results li:nth-child(${proposed}) .class[data-label]`);
+  const exported = JSON.parse(await readFile(await download('#export-json'), 'utf8'));
+  await page.screenshot({ path: join(artifacts, screenshot) });
+
+  const native = JSON.parse(execFileSync(bin, ['classify', '--image', image, '--model', model, '--detector', detector, '--json', '--threads', '1'], { stdio: ['ignore', 'pipe', 'pipe'] }).toString());
+  // The CLI lists discs top to bottom, the page by level: the same discs either way.
+  const levels = (r) => r.results.map((x) => x.level).sort();
+  assert.deepEqual(levels(exported), levels(native), 'the same discs, the same levels');
+  let [cornerDiff, probDiff] = [0, 0];
+  for (const p of exported.results) {
+    const n = native.results.find((x) => x.level === p.level);
+    // The same detector file, run by tract in wasm and natively: the same corners.
+    p.corners.forEach(([x, y], k) => {
+      const d = Math.hypot(x - n.corners[k][0], y - n.corners[k][1]);
+      cornerDiff = Math.max(cornerDiff, d);
+      assert.ok(d < 1e-2, `${p.level} corner ${k + 1}: page (${x}, ${y}), native ${n.corners[k]}`);
+    });
+    assert.equal(p.label, n.label, `${p.level}: page ${p.label}, native ${n.label}`);
+    for (const k of ['normal', 'wavy', 'notched', 'schmorl']) {
+      probDiff = Math.max(probDiff, Math.abs(p.probabilities[k] - n.probabilities[k]));
+      assert.ok(Math.abs(p.probabilities[k] - n.probabilities[k]) < 1e-4, `${p.level} ${k}: ${p.probabilities[k]} vs ${n.probabilities[k]}`);
+    }
+  }
+  console.log(`page vs endplate classify --image: ${exported.results.map((r) => `${r.level} ${r.label}`).join(', ')}; largest corner difference ${cornerDiff.toExponential(1)} px, probability ${probDiff.toExponential(1)}`);
+  return exported;
+}
+
 test('a real slice opened in the page gets its discs proposed and classified without a click, as endplate classify --image does', async (t) => {
   if (!existsSync(spider)) return t.skip('shared/data/spider-t2-sample is absent: no real slice to detect on');
   const model = await ensureModel();
@@ -232,31 +266,7 @@ test('a real slice opened in the page gets its discs proposed and classified wit
   const proposed = await page.$$eval('#results li', (lis) => lis.map((li) => li.dataset.level));
   assert.ok(proposed.length >= 3, `only ${proposed.length} discs proposed: ${status}`);
   for (const l of proposed) assert.match(l, /^L[1-5](L[2-5]|S1)$/);
-  // No corner clicked: Classify straight away.
-  assert.equal(await page.isDisabled('#classify-btn'), false);
-  await page.click('#classify-btn');
-  await page.waitForSelector(`#results li:nth-child(${proposed.length}) .class[data-label]`);
-  const exported = JSON.parse(await readFile(await download('#export-json'), 'utf8'));
-  await page.screenshot({ path: join(artifacts, 'real-slice-detected.png') });
-
-  const native = JSON.parse(execFileSync(bin, ['classify', '--image', image, '--model', model, '--detector', detector, '--json', '--threads', '1'], { stdio: ['ignore', 'pipe', 'pipe'] }).toString());
-  assert.deepEqual(exported.results.map((r) => r.level), native.results.map((r) => r.level), 'the same discs, the same levels');
-  let [cornerDiff, probDiff] = [0, 0];
-  for (const [i, p] of exported.results.entries()) {
-    const n = native.results[i];
-    // The same detector file, run by tract in wasm and natively: the same corners.
-    p.corners.forEach(([x, y], k) => {
-      const d = Math.hypot(x - n.corners[k][0], y - n.corners[k][1]);
-      cornerDiff = Math.max(cornerDiff, d);
-      assert.ok(d < 1e-2, `${p.level} corner ${k + 1}: page (${x}, ${y}), native ${n.corners[k]}`);
-    });
-    assert.equal(p.label, n.label, `${p.level}: page ${p.label}, native ${n.label}`);
-    for (const k of ['normal', 'wavy', 'notched', 'schmorl']) {
-      probDiff = Math.max(probDiff, Math.abs(p.probabilities[k] - n.probabilities[k]));
-      assert.ok(Math.abs(p.probabilities[k] - n.probabilities[k]) < 1e-4, `${p.level} ${k}: ${p.probabilities[k]} vs ${n.probabilities[k]}`);
-    }
-  }
-  console.log(`page vs endplate classify --image: ${exported.results.map((r) => `${r.level} ${r.label}`).join(', ')}; largest corner difference ${cornerDiff.toExponential(1)} px, probability ${probDiff.toExponential(1)}`);
+  await classifiedAsTheCliClassifies(image, model, detector, proposed.length, 'real-slice-detected.png');
 
   // A proposed disc can be removed, and detection run again brings it back.
   await page.click('#results li:nth-child(1) .remove');
@@ -266,6 +276,25 @@ test('a real slice opened in the page gets its discs proposed and classified wit
   await page.click('#detect-btn');
   await page.waitForFunction((n) => Number(document.querySelector('#detection').dataset.runs) > n, runs);
   assert.deepEqual(await page.$$eval('#results li', (lis) => lis.map((li) => li.dataset.level)), proposed);
+});
+
+test('a real slice stored upside down gets its levels from the sacrum at the top and is classified as endplate classify turns it', async (t) => {
+  const full = resolve(root, '../shared/data/spider-t2');
+  const image = join(full, 'spider_35_t2_SPACE.png'); // stored with the sacrum at the top
+  if (!existsSync(image)) return t.skip('shared/data/spider-t2 is absent: no slice stored upside down');
+  const model = await ensureModel();
+  const detector = join(www, 'models/endplate-detector.onnx');
+  if (!existsSync(detector)) return t.skip('www/models/endplate-detector.onnx is absent (./build.sh wasm copies models/*.onnx)');
+  await openSlice(page, image);
+  const status = await page.textContent('#detection');
+  console.log(status);
+  assert.match(status, /^This slice is stored upside down \(sacrum at the top\)/);
+  const proposed = await page.$$eval('#results li', (lis) => lis.map((li) => li.dataset.level));
+  assert.deepEqual([...proposed].sort(), ['L1L2', 'L2L3', 'L3L4', 'L4L5', 'L5S1']);
+  const exported = await classifiedAsTheCliClassifies(image, model, detector, proposed.length, 'upside-down-detected.png');
+  // Shown as stored: L5S1 lies highest in the image, L1L2 lowest.
+  const y = (level) => exported.results.find((r) => r.level === level).corners.reduce((a, [, v]) => a + v / 4, 0);
+  assert.ok(y('L5S1') < y('L3L4') && y('L3L4') < y('L1L2'), `L5S1 at ${y('L5S1')}, L1L2 at ${y('L1L2')}`);
 });
 
 test('a missing or broken detector leaves manual placement working, with a message', async () => {

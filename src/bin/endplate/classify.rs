@@ -6,7 +6,7 @@ use clap::Args;
 use endplate::image::decode::{decode, decode_file, DecodeOptions};
 use endplate::manifest::{self, Entry, Row};
 use endplate::{Class, Error, Prediction, Result, Roi, RoiParams, Slice};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -98,16 +98,18 @@ fn write_evidence(
 
 /// The rows of a manifest, in order, with the discs of rows without corners found by the
 /// detector (loaded only when such a row exists; each image decoded and detected once). A level
-/// the detector does not find is reported and left out.
+/// the detector does not find is reported and left out. Also the images the detector found
+/// stored upside down, whose discs' ROIs are to be cut turned upright.
 fn manifest_rows(
     m: &Path,
     detector: Option<&Path>,
     frame: Option<u32>,
-) -> Result<(Vec<Row>, PathBuf)> {
+) -> Result<(Vec<Row>, PathBuf, HashSet<String>)> {
     let text = std::fs::read_to_string(m).map_err(|e| Error::io(m, e))?;
     let name = m.display().to_string();
     let base = m.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut found: HashMap<String, Vec<Row>> = HashMap::new();
+    let mut turned = HashSet::new();
     let mut det = None;
     let mut rows = Vec::new();
     for entry in manifest::parse_entries(&name, &text)? {
@@ -123,11 +125,14 @@ fn manifest_rows(
                 Some(d) => d,
                 None => det.insert(crate::common::load_detector(detector)?),
             };
-            let (discs, _, _) =
+            let (detection, _, _) =
                 crate::detect::detect_file(detector, &base.join(&want.image), frame)?;
+            if detection.upside_down {
+                turned.insert(want.image.clone());
+            }
             found.insert(
                 want.image.clone(),
-                crate::detect::lumbar_rows(&discs, &want.image),
+                crate::detect::lumbar_rows(&detection.discs, &want.image),
             );
         }
         let picked: Vec<Row> = found[&want.image]
@@ -149,7 +154,33 @@ fn manifest_rows(
         }
         rows.extend(picked);
     }
-    Ok((rows, base))
+    Ok((rows, base, turned))
+}
+
+/// Cut again, turned upright, the ROIs of every row on an image stored upside down (each such
+/// image decoded once more).
+fn turn_rois(
+    rows: &[Row],
+    rois: &mut [Roi],
+    turned: &HashSet<String>,
+    base: &Path,
+    frame: Option<u32>,
+    p: &RoiParams,
+) -> Result<()> {
+    for image in turned {
+        let slice = decode_file(&base.join(image), DecodeOptions { frame })?;
+        let at: Vec<usize> = (0..rows.len())
+            .filter(|&i| &rows[i].image == image)
+            .collect();
+        let corners: Vec<_> = at.iter().map(|&i| rows[i].corners).collect();
+        for (i, roi) in at
+            .into_iter()
+            .zip(Roi::extract_turned(&slice, &corners, p)?)
+        {
+            rois[i] = roi;
+        }
+    }
+    Ok(())
 }
 
 /// The discs of one decoded slice and their ROIs: the `given` rows, or without them the lumbar
@@ -161,16 +192,23 @@ fn slice_discs(
     detector: Option<&Path>,
     p: &RoiParams,
 ) -> Result<(Vec<Row>, Vec<Roi>)> {
-    let rows = match given {
-        Some(rows) => rows,
+    let (rows, upside_down) = match given {
+        Some(rows) => (rows, false),
         None => {
             let detector = crate::common::load_detector(detector)?;
             let (found, _) = crate::detect::detect_slice(&detector, slice, name)?;
-            crate::detect::lumbar_rows(&found, name)
+            (
+                crate::detect::lumbar_rows(&found.discs, name),
+                found.upside_down,
+            )
         }
     };
     let corners: Vec<_> = rows.iter().map(|r| r.corners).collect();
-    let rois = Roi::extract_many(slice, &corners, p)?;
+    let rois = if upside_down {
+        Roi::extract_turned(slice, &corners, p)?
+    } else {
+        Roi::extract_many(slice, &corners, p)?
+    };
     Ok((rows, rois))
 }
 
@@ -215,11 +253,15 @@ pub fn run(mut a: ClassifyArgs) -> Result<()> {
             slice_discs(&slice, &name, None, a.detector.as_deref(), p)?
         }
         _ => {
-            let (rows, base) = match &a.manifest {
+            let (rows, base, turned) = match &a.manifest {
                 Some(m) => manifest_rows(m, a.detector.as_deref(), a.disc.frame)?,
-                None => discs(&a.disc, a.level.as_deref())?,
+                None => {
+                    let (rows, base) = discs(&a.disc, a.level.as_deref())?;
+                    (rows, base, HashSet::new())
+                }
             };
-            let rois = rois(&rows, &base, a.disc.frame, p)?;
+            let mut rois = rois(&rows, &base, a.disc.frame, p)?;
+            turn_rois(&rows, &mut rois, &turned, &base, a.disc.frame, p)?;
             (rows, rois)
         }
     };

@@ -62,11 +62,16 @@ fn default_model() -> Result<PathBuf> {
 }
 
 /// The detector file, or the bundled one.
+/// The given detector file, or the bundled one.
+pub fn detector_path(path: Option<&Path>) -> Result<PathBuf> {
+    match path {
+        Some(p) => Ok(p.to_path_buf()),
+        None => bundled("endplate-detector.onnx", "--detector"),
+    }
+}
+
 pub fn load_detector(path: Option<&Path>) -> Result<endplate::model::detector::Detector> {
-    let path = match path {
-        Some(p) => p.to_path_buf(),
-        None => bundled("endplate-detector.onnx", "--detector")?,
-    };
+    let path = detector_path(path)?;
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     endplate::model::detector::Detector::from_bytes(&path.display().to_string(), &bytes)
 }

@@ -7,7 +7,7 @@ use endplate::eval::detection::{evaluate, read_truth, DetectionReport, SliceTrut
 use endplate::eval::metrics::Estimate;
 use endplate::image::decode::{decode, decode_file, DecodeOptions};
 use endplate::manifest::{self, Row};
-use endplate::model::detector::Detector;
+use endplate::model::detector::{Detection, Detector};
 use endplate::{Error, Result, Slice};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -57,12 +57,14 @@ pub fn run_detect(a: DetectArgs) -> Result<()> {
     };
     let detector = load_detector(a.detector.as_deref())?;
     let slice = decode(&bytes, &image, DecodeOptions { frame: a.frame })?;
-    let (discs, ms) = detect_slice(&detector, &slice, &image)?;
+    let (found, ms) = detect_slice(&detector, &slice, &image)?;
+    let discs = &found.discs;
     if a.json {
         let mut out = serde_json::json!({
             "image": image,
             "model": detector.card().summary(),
             "discs": discs,
+            "upside_down": found.upside_down,
             "milliseconds": ms,
         });
         if let Some(note) = picked {
@@ -74,7 +76,7 @@ pub fn run_detect(a: DetectArgs) -> Result<()> {
             "{:<7} {:>5}  corners (x, y): upper endplate, lower endplate",
             "level", "score"
         );
-        for d in &discs {
+        for d in discs {
             let c: Vec<String> = d
                 .corners
                 .iter()
@@ -89,7 +91,7 @@ pub fn run_detect(a: DetectArgs) -> Result<()> {
         }
     }
     if let Some(out) = &a.manifest_out {
-        let rows = lumbar_rows(&discs, &image);
+        let rows = lumbar_rows(discs, &image);
         endplate::files::write_atomic(out, manifest::write(&rows, &[], &[]).as_bytes())?;
         eprintln!("wrote {} rows to {}", rows.len(), out.display());
     }
@@ -103,24 +105,26 @@ pub fn detect_file(
     detector: &Detector,
     path: &Path,
     frame: Option<u32>,
-) -> Result<(Vec<DetectedDisc>, Slice, f64)> {
+) -> Result<(Detection, Slice, f64)> {
     let slice = decode_file(path, DecodeOptions { frame })?;
-    let (discs, ms) = detect_slice(detector, &slice, &path.display().to_string())?;
-    Ok((discs, slice, ms))
+    let (found, ms) = detect_slice(detector, &slice, &path.display().to_string())?;
+    Ok((found, slice, ms))
 }
 
 /// [`detect_file`] on a slice already decoded (a study's slice may live in a zip).
-pub fn detect_slice(
-    detector: &Detector,
-    slice: &Slice,
-    image: &str,
-) -> Result<(Vec<DetectedDisc>, f64)> {
+pub fn detect_slice(detector: &Detector, slice: &Slice, image: &str) -> Result<(Detection, f64)> {
     let start = Instant::now();
-    let discs = detector.detect(slice)?;
+    let found = detector.detect_oriented(slice)?;
     let ms = start.elapsed().as_secs_f64() * 1e3;
-    eprintln!("{}", summary_line(&discs, image, ms));
-    Ok((discs, ms))
+    eprintln!("{}", summary_line(&found.discs, image, ms));
+    if found.upside_down {
+        eprintln!("{}", UPSIDE_DOWN);
+    }
+    Ok((found, ms))
 }
+
+/// What to tell a user whose slice the detector found stored upside down.
+pub const UPSIDE_DOWN: &str = "  the slice is stored upside down (sacrum at the top): its discs were found on it turned upright, levels counted from the sacrum, corners given on the slice as stored";
 
 /// What a user needs to hear about a detection, including when nothing usable was found.
 pub fn summary_line(discs: &[DetectedDisc], image: &str, ms: f64) -> String {

@@ -7,6 +7,7 @@ mod classify;
 mod common;
 mod detect;
 mod evaluate;
+mod orientation;
 mod overlay;
 mod roi;
 mod synth;
@@ -43,6 +44,9 @@ enum Command {
     Detect(detect::DetectArgs),
     /// Measure a detector on slices with known corners and levels
     EvaluateDetector(detect::EvaluateDetectorArgs),
+    /// Teach a detector file which way up a slice is stored (slices stored upside down are then
+    /// detected upright and their levels counted from the right end)
+    FitOrientation(orientation::FitOrientationArgs),
     /// Train the disc detector on phantoms and real slices with corners
     #[cfg(feature = "train")]
     TrainDetector(train_detector::TrainDetectorArgs),
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
         Command::Roi(a) => roi::run(a),
         Command::Detect(a) => detect::run_detect(a),
         Command::EvaluateDetector(a) => detect::run_evaluate_detector(a),
+        Command::FitOrientation(a) => orientation::run(a),
         #[cfg(feature = "train")]
         Command::TrainDetector(a) => train_detector::run_train_detector(a),
         Command::Classify(a) => classify::run(a),
