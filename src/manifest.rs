@@ -37,14 +37,34 @@ pub fn rois(
     p: &crate::disc::roi::RoiParams,
     on_image: impl FnMut(&[u8]),
 ) -> Result<Vec<crate::disc::roi::Roi>> {
-    let mut out: Vec<Option<crate::disc::roi::Roi>> = vec![None; rows.len()];
+    rois_turning(rows, base, options, p, on_image, |_| false)
+}
+
+/// As [`rois`], with the ROIs of images for which `upside_down` says so cut from the image
+/// turned upright ([`crate::disc::roi::Roi::extract_turned`]): a detector found them stored
+/// upside down.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn rois_turning(
+    rows: &[Row],
+    base: &std::path::Path,
+    options: crate::image::decode::DecodeOptions,
+    p: &crate::disc::roi::RoiParams,
+    on_image: impl FnMut(&[u8]),
+    upside_down: impl Fn(&str) -> bool,
+) -> Result<Vec<crate::disc::roi::Roi>> {
+    use crate::disc::roi::Roi;
+    let mut out: Vec<Option<Roi>> = vec![None; rows.len()];
     each_slice(rows, base, options, on_image, |image, slice, idx| {
         let corners: Vec<[Point; 4]> = idx.iter().map(|&i| rows[i].corners).collect();
-        let rois =
-            crate::disc::roi::Roi::extract_many(slice, &corners, p).map_err(|e| match e {
-                Error::Corners(m) => Error::Corners(format!("{image}: {m}")),
-                e => e,
-            })?;
+        let cut = if upside_down(image) {
+            Roi::extract_turned(slice, &corners, p)
+        } else {
+            Roi::extract_many(slice, &corners, p)
+        };
+        let rois = cut.map_err(|e| match e {
+            Error::Corners(m) => Error::Corners(format!("{image}: {m}")),
+            e => e,
+        })?;
         for (&i, roi) in idx.iter().zip(rois) {
             out[i] = Some(roi);
         }

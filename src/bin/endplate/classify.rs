@@ -1,7 +1,7 @@
 //! `endplate classify`: one disc or a whole manifest, as a table or SPEC.md's JSON, with the
 //! throughput on standard error.
 
-use crate::common::{discs, load_model, rois, threads_or_all, DiscArgs};
+use crate::common::{discs, load_model, threads_or_all, DiscArgs};
 use clap::Args;
 use endplate::image::decode::{decode, decode_file, DecodeOptions};
 use endplate::manifest::{self, Entry, Row};
@@ -157,32 +157,6 @@ fn manifest_rows(
     Ok((rows, base, turned))
 }
 
-/// Cut again, turned upright, the ROIs of every row on an image stored upside down (each such
-/// image decoded once more).
-fn turn_rois(
-    rows: &[Row],
-    rois: &mut [Roi],
-    turned: &HashSet<String>,
-    base: &Path,
-    frame: Option<u32>,
-    p: &RoiParams,
-) -> Result<()> {
-    for image in turned {
-        let slice = decode_file(&base.join(image), DecodeOptions { frame })?;
-        let at: Vec<usize> = (0..rows.len())
-            .filter(|&i| &rows[i].image == image)
-            .collect();
-        let corners: Vec<_> = at.iter().map(|&i| rows[i].corners).collect();
-        for (i, roi) in at
-            .into_iter()
-            .zip(Roi::extract_turned(&slice, &corners, p)?)
-        {
-            rois[i] = roi;
-        }
-    }
-    Ok(())
-}
-
 /// The discs of one decoded slice and their ROIs: the `given` rows, or without them the lumbar
 /// discs the detector finds on the slice.
 fn slice_discs(
@@ -260,8 +234,11 @@ pub fn run(mut a: ClassifyArgs) -> Result<()> {
                     (rows, base, HashSet::new())
                 }
             };
-            let mut rois = rois(&rows, &base, a.disc.frame, p)?;
-            turn_rois(&rows, &mut rois, &turned, &base, a.disc.frame, p)?;
+            let options = DecodeOptions {
+                frame: a.disc.frame,
+            };
+            let rois =
+                manifest::rois_turning(&rows, &base, options, p, |_| (), |i| turned.contains(i))?;
             (rows, rois)
         }
     };
