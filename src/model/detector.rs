@@ -28,6 +28,9 @@ use tract_onnx::prelude::*;
 pub const DETECTOR_KIND: &str = "detector";
 pub const DETECTOR_INPUT: &str = "input";
 pub const DETECTOR_OUTPUT: &str = "maps";
+/// The optional second output: the logit of "this image is upside down", one per image
+/// ([`super::orientation`] fits it).
+pub const ORIENTATION_OUTPUT: &str = "upside_down";
 
 /// How a slice becomes the detector's input.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -237,6 +240,14 @@ pub fn write_detector(
     model_bytes(graph, card)
 }
 
+/// The rule that turns a slice: its whole-slice view reads as upside down (`stored` logit
+/// above 0) and more so than the same view turned top to bottom (`turned`). The second run is
+/// needed only when the first says so, and comparing the two is far steadier than the first
+/// alone: an upright slice that merely looks odd reads odd both ways up.
+pub fn upside_down(stored: f32, turned: f32) -> bool {
+    stored > 0.0 && stored > turned
+}
+
 /// A loaded, validated and optimised detector.
 pub struct Detector {
     card: DetectorCard,
@@ -349,14 +360,14 @@ impl Detector {
                 &[1, maps, g, g],
                 &format!("float32 [N, {maps}, {g}, {g}] ({what})"),
             ),
-            Some(super::orientation::OUTPUT),
+            Some(ORIENTATION_OUTPUT),
         )?;
         if extra.is_some_and(|w| w != 1) {
             return Err(Error::model(
                 source_name,
                 format!(
                     "output `{}` must be one logit per image, [N, 1]",
-                    super::orientation::OUTPUT
+                    ORIENTATION_OUTPUT
                 ),
             ));
         }
@@ -423,7 +434,7 @@ impl Detector {
             });
         };
         let (upright, turned) = self.detect_views(&slice.flipped_vertically(), false)?;
-        if !super::orientation::upside_down(stored, turned.unwrap_or(f32::INFINITY)) {
+        if !upside_down(stored, turned.unwrap_or(f32::INFINITY)) {
             // Odd both ways up: as stored, with its second view as usual.
             let (discs, _) = self.detect_views(slice, false)?;
             return Ok(Detection {

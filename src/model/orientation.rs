@@ -8,7 +8,10 @@
 //! The layer is fitted by `endplate fit-orientation` on slices known to be upright, each shown
 //! as stored and flipped; the rest of the network and the card's other fields stay as they were.
 
-use super::detector::{stretched, view_input, DetectorCard, DETECTOR_INPUT, DETECTOR_OUTPUT};
+use super::detector::{
+    stretched, view_input, DetectorCard, DETECTOR_INPUT, DETECTOR_OUTPUT,
+    ORIENTATION_OUTPUT as OUTPUT,
+};
 use super::detector_net::{output_maps, STRIDE};
 use super::file::{card_json, parse_proto};
 use super::onnx::{attr_int, node, tensor_proto, value_info};
@@ -19,8 +22,6 @@ use std::sync::Arc;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
-/// The detector's optional second output: the logit of "this image is upside down".
-pub const OUTPUT: &str = "upside_down";
 /// The pooled encoder activations, an output only while the layer is being fitted.
 pub const FEATURES: &str = "orientation_features";
 /// The activations pooled: the last two encoder stages (96 and 128 channels at 1/16 and 1/32 of
@@ -185,14 +186,6 @@ impl FeatureReader {
             .map_err(|e| Error::Inference(e.to_string()))?;
         Ok(v.iter().copied().collect())
     }
-}
-
-/// The rule that turns a slice: its whole-slice view reads as upside down (`stored` logit
-/// above 0) and more so than the same view turned top to bottom (`turned`). The second run is
-/// needed only when the first says so, and comparing the two is far steadier than the first
-/// alone: an upright slice that merely looks odd reads odd both ways up.
-pub fn upside_down(stored: f32, turned: f32) -> bool {
-    stored > 0.0 && stored > turned
 }
 
 /// A logistic layer on raw features: logit = weights · x + bias.

@@ -3,7 +3,8 @@
 use super::common::{detector_path, threads_or_all};
 use clap::Args;
 use endplate::eval::detection::read_truth;
-use endplate::model::orientation::{upside_down, with_layer, FeatureReader, Logistic};
+use endplate::model::detector::upside_down;
+use endplate::model::orientation::{with_layer, FeatureReader, Logistic};
 use endplate::phantom::{plan_subject, render, ClassMix};
 use endplate::{Error, Result, Slice};
 use std::path::PathBuf;
