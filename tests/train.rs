@@ -455,6 +455,28 @@ fn auxiliary_columns_are_read_checked_and_named_when_wrong() {
     );
 }
 
+/// One epoch, batch 8, everything learning: the runs the tests below compare.
+fn brief() -> TrainConfig {
+    TrainConfig {
+        epochs: 1,
+        batch: 8,
+        seed: 3,
+        unfreeze: Unfreeze::All,
+        synthetic: true,
+        ..TrainConfig::default()
+    }
+}
+
+/// Train from the same random weights each time, checkpoints in `dir`.
+fn train_briefly(
+    data: &Dataset,
+    config: TrainConfig,
+    dir: &std::path::Path,
+) -> endplate::Result<train::Trained> {
+    let weights = Architecture::resnet18(4).random_weights(3);
+    train::train(data, config, weights, dir, false, &mut Quiet(Vec::new()))
+}
+
 #[test]
 fn auxiliary_targets_change_what_the_backbone_learns_and_the_model_keeps_four_classes() {
     let dir = tempfile::tempdir().unwrap();
@@ -462,23 +484,9 @@ fn auxiliary_targets_change_what_the_backbone_learns_and_the_model_keeps_four_cl
     let known = with_dark_column(&manifest);
     let mut data = Dataset::load(std::slice::from_ref(&manifest), &RoiParams::default()).unwrap();
     let arch = Architecture::resnet18(4);
-    let base = TrainConfig {
-        epochs: 1,
-        batch: 8,
-        seed: 3,
-        unfreeze: Unfreeze::All,
-        synthetic: true,
-        ..TrainConfig::default()
-    };
+    let base = brief();
     let run = |data: &Dataset, config: TrainConfig, name: &str| {
-        train::train(
-            data,
-            config,
-            arch.random_weights(3),
-            &dir.path().join(name),
-            false,
-            &mut Quiet(Vec::new()),
-        )
+        train_briefly(data, config, &dir.path().join(name))
     };
     let plain = run(&data, base.clone(), "plain").unwrap();
     let aux = TrainConfig {
@@ -539,25 +547,9 @@ fn zoom_gamma_and_contrast_change_what_is_learnt_and_the_card_records_them() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = phantom_set(dir.path(), 2);
     let data = Dataset::load(std::slice::from_ref(&manifest), &RoiParams::default()).unwrap();
-    let arch = Architecture::resnet18(4);
-    let base = TrainConfig {
-        epochs: 1,
-        batch: 8,
-        seed: 3,
-        unfreeze: Unfreeze::All,
-        synthetic: true,
-        ..TrainConfig::default()
-    };
+    let base = brief();
     let run = |config: TrainConfig, name: &str| {
-        train::train(
-            &data,
-            config,
-            arch.random_weights(3),
-            &dir.path().join(name),
-            false,
-            &mut Quiet(Vec::new()),
-        )
-        .unwrap()
+        train_briefly(&data, config, &dir.path().join(name)).unwrap()
     };
     let plain = run(base.clone(), "plain");
     let toned = run(

@@ -102,6 +102,41 @@ fn admits(label: Label, k: usize) -> bool {
     Class::from_index(k).is_some_and(|c| label.admits(c))
 }
 
+/// Features standardised per column, z = (x - mean) / scale, with the two vectors to fold the
+/// scaling back into a layer's weights. A feature that does not vary keeps scale 1.
+pub(super) struct Standardised {
+    pub mean: Vec<f64>,
+    pub scale: Vec<f64>,
+    pub rows: Vec<Vec<f64>>,
+}
+
+/// [`Standardised`] rows of `d` features each (the caller has checked their width).
+pub(super) fn standardise(features: &[Vec<f32>], d: usize) -> Standardised {
+    let n = features.len().max(1) as f64;
+    let mean: Vec<f64> = (0..d)
+        .map(|j| features.iter().map(|f| f[j] as f64).sum::<f64>() / n)
+        .collect();
+    let scale: Vec<f64> = (0..d)
+        .map(|j| {
+            let v = features
+                .iter()
+                .map(|f| (f[j] as f64 - mean[j]).powi(2))
+                .sum::<f64>()
+                / n;
+            if v > 1e-12 {
+                v.sqrt()
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let rows = features
+        .iter()
+        .map(|f| (0..d).map(|j| (f[j] as f64 - mean[j]) / scale[j]).collect())
+        .collect();
+    Standardised { mean, scale, rows }
+}
+
 /// Fit the layer on `features` (one row per disc) and `labels`, starting from and pulled
 /// towards `base`. Class-balanced cross-entropy over the classes each label admits, plus
 /// `lambda / 2 * |W - W0|^2` in standardised feature space (biases unpenalised).
@@ -133,28 +168,11 @@ pub fn fit(
             "feature rows must have the last layer's width, {d}"
         )));
     }
-    // Standardise: z = (x - m) / s. A feature that does not vary keeps s = 1.
-    let mean: Vec<f64> = (0..d)
-        .map(|j| features.iter().map(|f| f[j] as f64).sum::<f64>() / n as f64)
-        .collect();
-    let scale: Vec<f64> = (0..d)
-        .map(|j| {
-            let v = features
-                .iter()
-                .map(|f| (f[j] as f64 - mean[j]).powi(2))
-                .sum::<f64>()
-                / n as f64;
-            if v > 1e-12 {
-                v.sqrt()
-            } else {
-                1.0
-            }
-        })
-        .collect();
-    let z: Vec<Vec<f64>> = features
-        .iter()
-        .map(|f| (0..d).map(|j| (f[j] as f64 - mean[j]) / scale[j]).collect())
-        .collect();
+    let Standardised {
+        mean,
+        scale,
+        rows: z,
+    } = standardise(features, d);
     // Each label present weighs the same in total; the weights sum to one.
     let used = count.iter().filter(|&&c| c > 0).count() as f64;
     let weight: Vec<f64> = labels

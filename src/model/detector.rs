@@ -248,6 +248,34 @@ pub fn upside_down(stored: f32, turned: f32) -> bool {
     stored > 0.0 && stored > turned
 }
 
+/// Check and optimise a detector file's graph for its card: one input, the maps as first output,
+/// and optionally `extra` second (its width comes back).
+pub(super) fn detector_plan(
+    source_name: &str,
+    proto: pb::ModelProto,
+    card: &DetectorCard,
+    extra: &str,
+) -> Result<(Arc<TypedRunnableModel>, Option<usize>)> {
+    let (s, g) = (card.input.size, card.input.size / STRIDE);
+    let maps = super::detector_net::output_maps(card.decode.corner_maps);
+    let what = if card.decode.corner_maps {
+        "centre, L5S1, eight offset maps and six corner maps, as its card's decode.corner_maps says"
+    } else {
+        "centre, L5S1 and eight offset maps"
+    };
+    super::inference::runnable(
+        source_name,
+        proto,
+        (DETECTOR_INPUT, [1, 1, s, s]),
+        (
+            DETECTOR_OUTPUT,
+            &[1, maps, g, g],
+            &format!("float32 [N, {maps}, {g}, {g}] ({what})"),
+        ),
+        Some(extra),
+    )
+}
+
 /// A loaded, validated and optimised detector.
 pub struct Detector {
     card: DetectorCard,
@@ -344,24 +372,7 @@ impl Detector {
         let proto = file::parse_proto(source_name, bytes)?;
         let json = file::card_json(source_name, &proto)?;
         let card = DetectorCard::from_json(source_name, &json)?;
-        let (s, g) = (card.input.size, card.input.size / STRIDE);
-        let maps = super::detector_net::output_maps(card.decode.corner_maps);
-        let what = if card.decode.corner_maps {
-            "centre, L5S1, eight offset maps and six corner maps, as its card's decode.corner_maps says"
-        } else {
-            "centre, L5S1 and eight offset maps"
-        };
-        let (plan, extra) = super::inference::runnable(
-            source_name,
-            proto,
-            (DETECTOR_INPUT, [1, 1, s, s]),
-            (
-                DETECTOR_OUTPUT,
-                &[1, maps, g, g],
-                &format!("float32 [N, {maps}, {g}, {g}] ({what})"),
-            ),
-            Some(ORIENTATION_OUTPUT),
-        )?;
+        let (plan, extra) = detector_plan(source_name, proto, &card, ORIENTATION_OUTPUT)?;
         if extra.is_some_and(|w| w != 1) {
             return Err(Error::model(
                 source_name,

@@ -8,11 +8,10 @@
 //! The layer is fitted by `endplate fit-orientation` on slices known to be upright, each shown
 //! as stored and flipped; the rest of the network and the card's other fields stay as they were.
 
+use super::adapt::{standardise, Standardised};
 use super::detector::{
-    stretched, view_input, DetectorCard, DETECTOR_INPUT, DETECTOR_OUTPUT,
-    ORIENTATION_OUTPUT as OUTPUT,
+    detector_plan, stretched, view_input, DetectorCard, ORIENTATION_OUTPUT as OUTPUT,
 };
-use super::detector_net::{output_maps, STRIDE};
 use super::file::{card_json, parse_proto};
 use super::onnx::{attr_int, node, tensor_proto, value_info};
 use super::resnet::WeightTensor;
@@ -143,19 +142,7 @@ impl FeatureReader {
     pub fn new(source: &str, bytes: &[u8]) -> Result<FeatureReader> {
         let proto = with_features(source, bytes)?;
         let card = DetectorCard::from_json(source, &card_json(source, &proto)?)?;
-        let (s, g) = (card.input.size, card.input.size / STRIDE);
-        let maps = output_maps(card.decode.corner_maps);
-        let (plan, _) = super::inference::runnable(
-            source,
-            proto,
-            (DETECTOR_INPUT, [1, 1, s, s]),
-            (
-                DETECTOR_OUTPUT,
-                &[1, maps, g, g],
-                &format!("float32 [N, {maps}, {g}, {g}]"),
-            ),
-            Some(FEATURES),
-        )?;
+        let (plan, _) = detector_plan(source, proto, &card, FEATURES)?;
         Ok(FeatureReader { card, plan })
     }
 
@@ -211,23 +198,11 @@ impl Logistic {
         if pos == 0 || pos == n || positive.len() != n || features.iter().any(|f| f.len() != d) {
             return None;
         }
-        let mean: Vec<f64> = (0..d)
-            .map(|j| features.iter().map(|f| f[j] as f64).sum::<f64>() / n as f64)
-            .collect();
-        let sd: Vec<f64> = (0..d)
-            .map(|j| {
-                let v = features
-                    .iter()
-                    .map(|f| (f[j] as f64 - mean[j]).powi(2))
-                    .sum::<f64>()
-                    / n as f64;
-                v.sqrt().max(1e-6)
-            })
-            .collect();
-        let z: Vec<Vec<f64>> = features
-            .iter()
-            .map(|f| (0..d).map(|j| (f[j] as f64 - mean[j]) / sd[j]).collect())
-            .collect();
+        let Standardised {
+            mean,
+            scale: sd,
+            rows: z,
+        } = standardise(features, d);
         let weight: Vec<f64> = positive
             .iter()
             .map(|&p| 0.5 / if p { pos } else { n - pos } as f64)
