@@ -578,7 +578,17 @@ fn fit_orientation_writes_a_detector_that_reads_which_way_up_and_records_how() {
     };
     let dir = tempfile::tempdir().unwrap();
     // Phantoms only (no real slices needed): a manifest of 6 and 4 more rendered by the command.
-    let (manifest, _) = synth(&dir.path().join("ph"), 6, 31);
+    let (synthetic, text) = synth(&dir.path().join("ph"), 6, 31);
+    // Only the images are learnt: a list of them without levels or corners will do.
+    let manifest = dir.path().join("ph/images-only.csv");
+    let mut rows = vec!["image,subject,level,label,x1,y1,x2,y2,x3,y3,x4,y4".to_string()];
+    rows.extend(
+        text.lines()
+            .skip(1)
+            .map(|l| format!("{},x,,,,,,,,,,", l.split(',').next().unwrap())),
+    );
+    std::fs::write(&manifest, rows.join("\n")).unwrap();
+    assert!(synthetic.exists());
     let out = dir.path().join("det.onnx");
     let o = endplate(&[
         "fit-orientation",

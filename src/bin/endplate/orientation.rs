@@ -2,7 +2,8 @@
 
 use super::common::{detector_path, threads_or_all};
 use clap::Args;
-use endplate::eval::detection::read_truth;
+use endplate::image::decode::{decode_file, DecodeOptions};
+use endplate::manifest::{self, Entry};
 use endplate::model::detector::upside_down;
 use endplate::model::orientation::{with_layer, FeatureReader, Logistic};
 use endplate::phantom::{plan_subject, render, ClassMix};
@@ -45,12 +46,22 @@ pub struct FitOrientationArgs {
     pub threads: Option<usize>,
 }
 
-/// Every slice of the manifests, decoded once each.
+/// Every image the manifests name, decoded once each: rows need neither level nor corners,
+/// since only the images are learnt.
 fn slices(manifests: &[PathBuf]) -> Result<Vec<(String, Slice)>> {
-    let mut out = Vec::new();
+    let (mut out, mut seen) = (Vec::new(), std::collections::HashSet::new());
     for m in manifests {
-        for (truth, slice) in read_truth(m, |_| {})? {
-            out.push((truth.image, slice));
+        let text = std::fs::read_to_string(m).map_err(|e| Error::io(m, e))?;
+        let base = m.parent().unwrap_or(std::path::Path::new("."));
+        for entry in manifest::parse_entries(&m.display().to_string(), &text)? {
+            let image = match entry {
+                Entry::Disc(r) => r.image,
+                Entry::Detect(d) => d.image,
+            };
+            let path = base.join(&image);
+            if seen.insert(path.clone()) {
+                out.push((image, decode_file(&path, DecodeOptions::default())?));
+            }
         }
     }
     Ok(out)
