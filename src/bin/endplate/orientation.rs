@@ -15,8 +15,9 @@ pub struct FitOrientationArgs {
     /// Detector file to extend; default: the bundled detector
     #[arg(long)]
     pub detector: Option<PathBuf>,
-    /// Manifest whose slices are all stored upright (head at the top): each is learnt as stored
-    /// and turned upside down; corners and labels are not used (repeatable)
+    /// Manifest whose slices are all stored upright (head at the top): each image is learnt as
+    /// stored and turned upside down; only the `image` column is read, so rows need no level,
+    /// corners or label (repeatable)
     #[arg(long, required = true)]
     pub manifest: Vec<PathBuf>,
     /// Also learn this many phantom slices (upright, and turned), so that phantoms never read
