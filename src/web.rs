@@ -15,10 +15,9 @@ use crate::disc::geometry::Point;
 use crate::disc::roi::{Roi, RoiParams, RoiRect};
 use crate::image::contrast::Stretch;
 use crate::image::decode::{decode, DecodeOptions};
-use crate::image::warp::Affine;
 use crate::manifest::{self, Row};
 use crate::model::card;
-use crate::model::detector::{stretched, view_input, Detector};
+use crate::model::detector::{whole_slice_input, Detector};
 use crate::phantom::{plan_subject, render, ClassMix};
 use crate::study::archive::is_zip;
 use crate::study::{Archive, Collector, Sources, Study};
@@ -296,15 +295,7 @@ impl Endplate {
     pub fn detector_input(&self) -> Result<Vec<f32>, JsError> {
         let input = &self.detector()?.card().input;
         let (slice, _) = self.slice()?;
-        let (w, h) = (slice.width, slice.height);
-        let values = stretched(slice, input);
-        Ok(view_input(
-            &values,
-            w,
-            h,
-            &Affine::letterbox(w, h, input.size),
-            input,
-        ))
+        Ok(whole_slice_input(slice, input))
     }
 
     /// The detector network alone on one prepared input (`detectorInput`): its output maps,

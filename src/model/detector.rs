@@ -276,6 +276,27 @@ pub(super) fn detector_plan(
     )
 }
 
+/// The first view of a slice: its stretched values (the second view reuses them), the discs
+/// found and the orientation logit.
+struct FirstView {
+    values: Vec<f32>,
+    discs: Vec<DetectedDisc>,
+    logit: Option<f32>,
+}
+
+/// The detector's input for the whole slice letterboxed, as its first view sees it: what the
+/// orientation layer reads, and what another engine is given to run the same numbers.
+pub fn whole_slice_input(slice: &Slice, input: &DetectorInput) -> Vec<f32> {
+    let (w, h) = (slice.width, slice.height);
+    view_input(
+        &stretched(slice, input),
+        w,
+        h,
+        &Affine::letterbox(w, h, input.size),
+        input,
+    )
+}
+
 /// A loaded, validated and optimised detector.
 pub struct Detector {
     card: DetectorCard,
@@ -434,70 +455,81 @@ impl Detector {
 
     /// As [`Detector::detect`], saying whether the slice was stored upside down. When the file
     /// has the orientation output and the whole-slice view reads as upside down, the slice is
-    /// turned upright and detected again, and the discs come back in the stored slice's
-    /// coordinates (SPEC order: the corners higher in the image first), top to bottom.
+    /// turned upright and detected there, and the discs come back in the stored slice's
+    /// coordinates (SPEC order: the corners higher in the image first), top to bottom. Each
+    /// view runs once: a slice that reads upside down but is kept goes on from its first view.
     pub fn detect_oriented(&self, slice: &Slice) -> Result<Detection> {
-        let (discs, stored) = self.detect_views(slice, true)?;
-        let Some(stored) = stored.filter(|&l| l > 0.0) else {
-            return Ok(Detection {
-                discs,
-                upside_down: false,
-            });
-        };
-        let (upright, turned) = self.detect_views(&slice.flipped_vertically(), false)?;
-        if !upside_down(stored, turned.unwrap_or(f32::INFINITY)) {
-            // Odd both ways up: as stored, with its second view as usual.
-            let (discs, _) = self.detect_views(slice, false)?;
-            return Ok(Detection {
-                discs,
-                upside_down: false,
-            });
+        let stored = self.first_view(slice)?;
+        if let Some(logit) = stored.logit.filter(|&l| l > 0.0) {
+            let upright = slice.flipped_vertically();
+            let turned = self.first_view(&upright)?;
+            if upside_down(logit, turned.logit.unwrap_or(f32::INFINITY)) {
+                let mut discs: Vec<DetectedDisc> = self
+                    .second_view(&upright, turned)?
+                    .iter()
+                    .map(|d| d.flipped_vertically(slice.height))
+                    .collect();
+                discs.reverse();
+                return Ok(Detection {
+                    discs,
+                    upside_down: true,
+                });
+            }
         }
-        let mut discs: Vec<DetectedDisc> = upright
-            .iter()
-            .map(|d| d.flipped_vertically(slice.height))
-            .collect();
-        discs.reverse();
         Ok(Detection {
-            discs,
-            upside_down: true,
+            discs: self.second_view(slice, stored)?,
+            upside_down: false,
         })
     }
 
-    /// The two views of [`Detector::detect`], and the first view's upside-down logit where the
-    /// file has it. With `ask`, a positive logit stops before the second view: the caller
-    /// decides which way up the slice is first.
-    fn detect_views(&self, slice: &Slice, ask: bool) -> Result<(Vec<DetectedDisc>, Option<f32>)> {
-        let (w, h) = (slice.width, slice.height);
+    /// The discs of one view (`to_slice` maps the view's input onto the slice) and the
+    /// orientation logit, from the slice's stretched values.
+    fn view(
+        &self,
+        values: &[f32],
+        slice: &Slice,
+        to_slice: &Affine,
+    ) -> Result<(Vec<DetectedDisc>, Option<f32>)> {
         let input = &self.card.input;
-        let values = stretched(slice, input);
-        let run = |to_slice: &Affine| -> Result<(Vec<DetectedDisc>, Option<f32>)> {
-            let (maps, logit) = self.run(view_input(&values, w, h, to_slice, input))?;
-            Ok((
-                name_levels(
-                    view_candidates(&maps, input, &self.card.decode, to_slice),
-                    &self.card.decode,
-                ),
-                logit,
-            ))
-        };
-        let (first, logit) = run(&Affine::letterbox(w, h, input.size))?;
-        if ask && logit.is_some_and(|l| l > 0.0) {
-            return Ok((first, logit));
-        }
-        let Some(region) = refine_region(&first, w, h) else {
-            return Ok((first, logit));
-        };
-        let [x0, y0, x1, y1] = region;
-        let (second, _) = run(&Affine::fit(x0, y0, x1, y1, input.size))?;
-        let lumbar = |d: &[DetectedDisc]| d.iter().filter(|x| x.lumbar_level().is_some()).count();
-        Ok((
-            if lumbar(&second) >= lumbar(&first) {
-                second
-            } else {
-                first
-            },
+        let (maps, logit) = self.run(view_input(
+            values,
+            slice.width,
+            slice.height,
+            to_slice,
+            input,
+        ))?;
+        let discs = name_levels(
+            view_candidates(&maps, input, &self.card.decode, to_slice),
+            &self.card.decode,
+        );
+        Ok((discs, logit))
+    }
+
+    /// The whole slice letterboxed: its discs and orientation logit.
+    fn first_view(&self, slice: &Slice) -> Result<FirstView> {
+        let values = stretched(slice, &self.card.input);
+        let whole = Affine::letterbox(slice.width, slice.height, self.card.input.size);
+        let (discs, logit) = self.view(&values, slice, &whole)?;
+        Ok(FirstView {
+            values,
+            discs,
             logit,
-        ))
+        })
+    }
+
+    /// The crop around the discs the first view found, enlarged into the input, where that is
+    /// smaller than the slice; whichever view names more lumbar discs is kept.
+    fn second_view(&self, slice: &Slice, first: FirstView) -> Result<Vec<DetectedDisc>> {
+        let Some([x0, y0, x1, y1]) = refine_region(&first.discs, slice.width, slice.height) else {
+            return Ok(first.discs);
+        };
+        let crop = Affine::fit(x0, y0, x1, y1, self.card.input.size);
+        let (second, _) = self.view(&first.values, slice, &crop)?;
+        let lumbar = |d: &[DetectedDisc]| d.iter().filter(|x| x.lumbar_level().is_some()).count();
+        Ok(if lumbar(&second) >= lumbar(&first.discs) {
+            second
+        } else {
+            first.discs
+        })
     }
 }

@@ -10,12 +10,11 @@
 
 use super::adapt::{standardise, Standardised};
 use super::detector::{
-    detector_plan, stretched, view_input, DetectorCard, ORIENTATION_OUTPUT as OUTPUT,
+    detector_plan, whole_slice_input, DetectorCard, ORIENTATION_OUTPUT as OUTPUT,
 };
 use super::file::{card_json, parse_proto};
 use super::onnx::{attr_int, node, tensor_proto, value_info};
 use super::resnet::WeightTensor;
-use crate::image::warp::Affine;
 use crate::{Error, Result, Slice};
 use std::sync::Arc;
 use tract_onnx::pb;
@@ -75,14 +74,6 @@ fn strip(graph: &mut pb::GraphProto) {
     graph
         .output
         .retain(|o| o.name != OUTPUT && o.name != FEATURES);
-}
-
-/// Whether a detector file's graph has the orientation output.
-pub fn has_orientation(proto: &pb::ModelProto) -> bool {
-    proto
-        .graph
-        .as_ref()
-        .is_some_and(|g| g.output.iter().any(|o| o.name == OUTPUT))
 }
 
 /// The detector with its pooled encoder features as second output (`FEATURES`, `[N, width]`)
@@ -152,16 +143,8 @@ impl FeatureReader {
 
     /// The pooled features of the slice's whole-slice view.
     pub fn features(&self, slice: &Slice) -> Result<Vec<f32>> {
-        let input = &self.card.input;
-        let (w, h) = (slice.width, slice.height);
-        let values = view_input(
-            &stretched(slice, input),
-            w,
-            h,
-            &Affine::letterbox(w, h, input.size),
-            input,
-        );
-        let s = input.size;
+        let values = whole_slice_input(slice, &self.card.input);
+        let s = self.card.input.size;
         let t = Tensor::from_shape(&[1, 1, s, s], &values)
             .map_err(|e| Error::Inference(e.to_string()))?;
         let out = self

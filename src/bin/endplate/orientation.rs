@@ -138,15 +138,15 @@ pub fn run(a: FitOrientationArgs) -> Result<()> {
     let reader = FeatureReader::new(&source, &bytes)?;
 
     let learn = slices(&a.manifest)?;
-    let phantoms: Vec<Slice> = (0..a.phantoms)
-        .map(|i| render(&plan_subject(a.phantom_seed, i, ClassMix::Balanced, 16)).slice)
-        .collect();
-    let all: Vec<&Slice> = learn.iter().map(|(_, s)| s).chain(&phantoms).collect();
     if learn.is_empty() {
         return Err(Error::Invalid(
             "the --manifest files hold no slice; give manifests of slices stored upright".into(),
         ));
     }
+    let phantoms: Vec<Slice> = (0..a.phantoms)
+        .map(|i| render(&plan_subject(a.phantom_seed, i, ClassMix::Balanced, 16)).slice)
+        .collect();
+    let all: Vec<&Slice> = learn.iter().map(|(_, s)| s).chain(&phantoms).collect();
     let pairs = features(&reader, &all, "learning")?;
     let x: Vec<Vec<f32>> = pairs.iter().flat_map(|p| p.iter().cloned()).collect();
     let y: Vec<bool> = pairs.iter().flat_map(|_| [false, true]).collect();
@@ -180,7 +180,7 @@ pub fn run(a: FitOrientationArgs) -> Result<()> {
         );
     }
 
-    let mut proto = with_layer(&source, &bytes, &layer)?;
+    let proto = with_layer(&source, &bytes, &layer)?;
     let mut card = reader.card().clone();
     let names: Vec<String> = a.manifest.iter().map(|m| m.display().to_string()).collect();
     card.orientation = serde_json::json!({
@@ -193,7 +193,7 @@ pub fn run(a: FitOrientationArgs) -> Result<()> {
         "checks": checks,
         "code_version": endplate::VERSION,
     });
-    let out = endplate::model::file::encode_with_card(&source, std::mem::take(&mut proto), &card)?;
+    let out = endplate::model::file::encode_with_card(&source, proto, &card)?;
     // Refuse to write what the detector would not load.
     let loaded = endplate::model::detector::Detector::from_bytes(&source, &out)?;
     if !loaded.has_orientation() {
