@@ -13,7 +13,8 @@ use super::file::{self, BatchNorm};
 use super::onnx::{model_bytes, node, value_info};
 use super::resnet::{WeightTensor, Weights};
 use crate::disc::detection::{
-    candidates, name_levels, Candidate, DecodeParams, DetectedDisc, Maps,
+    candidates, corner_view_groups, mean_corners, name_levels, Candidate, DecodeParams,
+    DetectedDisc, Maps,
 };
 use crate::disc::geometry::Point;
 use crate::error::{Error, Result};
@@ -359,10 +360,9 @@ fn view_candidates(
         .collect()
 }
 
-/// The second view's region: the discs found plus a margin, and room below for the sacrum.
-/// `None` when it would not be smaller than the whole slice (nothing to gain). The rectangle is
-/// `[x0, y0, x1, y1]` in slice pixels.
-pub fn refine_region(discs: &[DetectedDisc], width: usize, height: usize) -> Option<[f64; 4]> {
+/// The discs found plus a margin, and room below for the sacrum, as `[x0, y0, x1, y1]` in
+/// slice pixels; `None` for fewer than two discs.
+pub fn disc_region(discs: &[DetectedDisc]) -> Option<[f64; 4]> {
     let pts: Vec<Point> = discs.iter().flat_map(|d| d.corners).collect();
     if discs.len() < 2 || pts.is_empty() {
         return None;
@@ -378,13 +378,15 @@ pub fn refine_region(discs: &[DetectedDisc], width: usize, height: usize) -> Opt
         .iter()
         .map(|d| (d.corners[1].x - d.corners[0].x).hypot(d.corners[1].y - d.corners[0].y))
         .fold(0.0, f64::max);
-    let (x0, x1) = (x0 - 1.2 * w, x1 + 1.2 * w);
-    let (y0, y1) = (y0 - 1.0 * w, y1 + 1.6 * w);
+    Some([x0 - 1.2 * w, y0 - 1.0 * w, x1 + 1.2 * w, y1 + 1.6 * w])
+}
+
+/// The second view's region ([`disc_region`]); `None` when it would not be smaller than the
+/// whole slice (nothing to gain).
+pub fn refine_region(discs: &[DetectedDisc], width: usize, height: usize) -> Option<[f64; 4]> {
+    let [x0, y0, x1, y1] = disc_region(discs)?;
     let side = (x1 - x0).max(y1 - y0);
-    if side >= 0.8 * width.max(height) as f64 {
-        return None;
-    }
-    Some([x0, y0, x1, y1])
+    (side < 0.8 * width.max(height) as f64).then_some([x0, y0, x1, y1])
 }
 
 impl Detector {
@@ -465,7 +467,7 @@ impl Detector {
             let turned = self.first_view(&upright)?;
             if upside_down(logit, turned.logit.unwrap_or(f32::INFINITY)) {
                 let mut discs: Vec<DetectedDisc> = self
-                    .second_view(&upright, turned)?
+                    .discs(&upright, turned)?
                     .iter()
                     .map(|d| d.flipped_vertically(slice.height))
                     .collect();
@@ -477,7 +479,7 @@ impl Detector {
             }
         }
         Ok(Detection {
-            discs: self.second_view(slice, stored)?,
+            discs: self.discs(slice, stored)?,
             upside_down: false,
         })
     }
@@ -517,19 +519,60 @@ impl Detector {
         })
     }
 
+    /// The discs of a slice from its first view: the second view's, then, where the card says
+    /// so, each lumbar disc's corners averaged over closer views ([`Detector::corner_views`]).
+    fn discs(&self, slice: &Slice, first: FirstView) -> Result<Vec<DetectedDisc>> {
+        let mut discs = self.second_view(slice, &first)?;
+        if self.card.decode.corner_views {
+            let views = self.corner_views(&first.values, slice, &discs)?;
+            for d in discs.iter_mut().filter(|d| d.lumbar_level().is_some()) {
+                d.corners = mean_corners(d, &views);
+            }
+        }
+        Ok(discs)
+    }
+
     /// The crop around the discs the first view found, enlarged into the input, where that is
     /// smaller than the slice; whichever view names more lumbar discs is kept.
-    fn second_view(&self, slice: &Slice, first: FirstView) -> Result<Vec<DetectedDisc>> {
-        let Some([x0, y0, x1, y1]) = refine_region(&first.discs, slice.width, slice.height) else {
-            return Ok(first.discs);
+    fn second_view(&self, slice: &Slice, first: &FirstView) -> Result<Vec<DetectedDisc>> {
+        let Some(region) = refine_region(&first.discs, slice.width, slice.height) else {
+            return Ok(first.discs.clone());
         };
-        let crop = Affine::fit(x0, y0, x1, y1, self.card.input.size);
-        let (second, _) = self.view(&first.values, slice, &crop)?;
+        let (second, _) = self.crop_view(&first.values, slice, region)?;
         let lumbar = |d: &[DetectedDisc]| d.iter().filter(|x| x.lumbar_level().is_some()).count();
         Ok(if lumbar(&second) >= lumbar(&first.discs) {
             second
         } else {
-            first.discs
+            first.discs.clone()
         })
+    }
+
+    /// The discs of closer views of the lumbar spine ([`corner_view_groups`]), whatever their
+    /// size against the slice: on a slice whose field of view is the lumbar spine (most of
+    /// SPIDER's) the second view is not smaller than the slice and never runs, so without these
+    /// the corners would come from the whole slice squeezed into the input. Only their corners
+    /// are used; levels and false discs stay the first two views'.
+    fn corner_views(
+        &self,
+        values: &[f32],
+        slice: &Slice,
+        discs: &[DetectedDisc],
+    ) -> Result<Vec<Vec<DetectedDisc>>> {
+        corner_view_groups(discs)
+            .iter()
+            .filter_map(|g| disc_region(g))
+            .map(|region| Ok(self.crop_view(values, slice, region)?.0))
+            .collect()
+    }
+
+    /// One view of `region` (`[x0, y0, x1, y1]` in slice pixels) enlarged into the input.
+    fn crop_view(
+        &self,
+        values: &[f32],
+        slice: &Slice,
+        [x0, y0, x1, y1]: [f64; 4],
+    ) -> Result<(Vec<DetectedDisc>, Option<f32>)> {
+        let crop = Affine::fit(x0, y0, x1, y1, self.card.input.size);
+        self.view(values, slice, &crop)
     }
 }

@@ -264,6 +264,6 @@ pub fn run_evaluate_detector(a: EvaluateDetectorArgs) -> Result<()> {
         }
         eprintln!("wrote {} overlays to {}", slices.len(), dir.display());
     }
-    eprintln!("{} slices, {ms:.1} ms per slice (two views)", slices.len());
+    eprintln!("{} slices, {ms:.1} ms per slice, every view", slices.len());
     Ok(())
 }
