@@ -293,12 +293,12 @@ fn bundled_detector_on_the_real_test_patients() {
         "{} of {} at their level, {} false, corner median {median:.2} mm",
         r.overall.right_level, r.overall.discs, r.false_discs
     );
-    // Floors under the bundled detector's figures (45 of 60, 3 false, 1.85 mm with its corner
-    // views, 2.15 without): they catch a detector that got worse on real spines, not one short
-    // of the goals (95 %, 1.5 mm).
+    // Floors under the bundled detector's figures (50 of 60, 2 false, 1.85 mm with its corner
+    // views; 45, 3 and 2.15 mm without): they catch a detector that got worse on real spines,
+    // not one short of the goals (95 %, 1.5 mm).
     assert_eq!(r.overall.discs, 60);
     assert!(
-        r.overall.right_level >= 42,
+        r.overall.right_level >= 47,
         "{} right",
         r.overall.right_level
     );

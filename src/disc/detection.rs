@@ -350,7 +350,8 @@ pub fn name_levels(mut cands: Vec<Candidate>, p: &DecodeParams) -> Vec<DetectedD
 /// The lumbar discs to look at again, more closely, for their corners: all of them, and with
 /// four or more also the upper and the lower half (overlapping by a disc), so that each crop
 /// fills the detector's input with fewer discs and the corners are placed at a finer scale.
-/// `discs` top to bottom; thoracic discs are left to the views that found them.
+/// `discs` top to bottom; thoracic discs are left to the views that found them. The last
+/// group, when there is one, is all the lumbar discs.
 pub fn corner_view_groups(discs: &[DetectedDisc]) -> Vec<Vec<DetectedDisc>> {
     let lumbar: Vec<DetectedDisc> = discs
         .iter()
@@ -367,6 +368,45 @@ pub fn corner_view_groups(discs: &[DetectedDisc]) -> Vec<Vec<DetectedDisc>> {
             lumbar,
         ],
     }
+}
+
+/// How many discs above the sacrum a level name is (`L5S1` 0, `L4L5` 1, …): [`level_name`]'s
+/// inverse.
+pub fn from_sacrum(level: &str) -> Option<usize> {
+    (0..=16).find(|&k| level_name(k) == level)
+}
+
+/// Add the lowest disc when the first views' chain missed it: `closer` (a closer view of all
+/// the lumbar discs, its own chain) names as L5S1 a disc below the kept L5S1 that no kept disc
+/// covers. That disc becomes L5S1 and every named level above moves up by one. `discs` top to
+/// bottom; the added disc comes last. Returns the added disc's index. A chain that started
+/// one disc too high names every level wrong, and the closer view sees the sacrum at a finer
+/// scale; it never renames a disc the kept chain has.
+pub fn add_missed_lowest_disc(
+    discs: &mut Vec<DetectedDisc>,
+    closer: &[DetectedDisc],
+) -> Option<usize> {
+    let is_l5s1 = |d: &&DetectedDisc| d.level.as_deref() == Some("L5S1");
+    let kept = discs.iter().find(is_l5s1)?;
+    let seen = closer.iter().find(is_l5s1)?;
+    let reach = 0.3 * kept.corners[0].distance(kept.corners[1]);
+    let covered = discs
+        .iter()
+        .any(|d| d.center().distance(seen.center()) < reach);
+    if covered || seen.center().y <= kept.center().y + reach {
+        return None;
+    }
+    let seen = seen.clone();
+    for d in discs.iter_mut() {
+        d.level = d
+            .level
+            .as_deref()
+            .and_then(from_sacrum)
+            .map(|k| level_name(k + 1))
+            .or(d.level.take());
+    }
+    discs.push(seen);
+    Some(discs.len() - 1)
 }
 
 /// `disc`'s corners averaged with those of the same disc in other views of the slice (its
@@ -618,5 +658,43 @@ mod tests {
         assert!((m[3].x - (140.0 + 2.0 / 3.0)).abs() < 1e-9, "{m:?}");
         assert_eq!(m[2].y, 110.0);
         assert_eq!(mean_corners(&d, &[]), d.corners);
+    }
+    #[test]
+    fn a_lowest_disc_the_chain_missed_is_added_as_l5s1_and_the_levels_above_move_up() {
+        let names = ["L2L3", "L3L4", "L4L5", "L5S1"];
+        let kept = |names: &[&str]| -> Vec<DetectedDisc> {
+            names
+                .iter()
+                .enumerate()
+                .map(|(k, l)| disc_at(Some(l), 40.0 * k as f64, 0.0))
+                .collect()
+        };
+        // The closer view sees one more disc below, and calls it L5S1.
+        let closer: Vec<DetectedDisc> = ["L3L4", "L4L5", "L5S1"]
+            .iter()
+            .enumerate()
+            .map(|(k, l)| disc_at(Some(l), 80.0 + 40.0 * k as f64, 1.0))
+            .collect();
+        let mut discs = kept(&names);
+        assert_eq!(add_missed_lowest_disc(&mut discs, &closer), Some(4));
+        let levels: Vec<_> = discs.iter().map(|d| d.level.clone().unwrap()).collect();
+        assert_eq!(levels, ["L1L2", "L2L3", "L3L4", "L4L5", "L5S1"]);
+        assert_eq!(discs[4].corners, closer[2].corners);
+        assert_eq!(from_sacrum("T12L1"), Some(5));
+        assert_eq!(from_sacrum("nonsense"), None);
+
+        // The closer view agrees (its L5S1 is the kept one): nothing changes.
+        let mut discs = kept(&names);
+        let agreeing = vec![disc_at(Some("L5S1"), 120.0, 1.0)];
+        assert_eq!(add_missed_lowest_disc(&mut discs, &agreeing), None);
+        assert_eq!(discs, kept(&names));
+        // Its L5S1 is above the kept one (a kept disc): never renamed.
+        let higher = vec![disc_at(Some("L5S1"), 80.0, 1.0)];
+        assert_eq!(add_missed_lowest_disc(&mut discs, &higher), None);
+        // No sacrum in the closer view, or none kept: nothing to compare.
+        let unnamed = vec![disc_at(None, 160.0, 0.0)];
+        assert_eq!(add_missed_lowest_disc(&mut discs, &unnamed), None);
+        let mut no_sacrum = vec![disc_at(None, 0.0, 0.0), disc_at(None, 40.0, 0.0)];
+        assert_eq!(add_missed_lowest_disc(&mut no_sacrum, &closer), None);
     }
 }

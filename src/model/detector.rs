@@ -13,8 +13,8 @@ use super::file::{self, BatchNorm};
 use super::onnx::{model_bytes, node, value_info};
 use super::resnet::{WeightTensor, Weights};
 use crate::disc::detection::{
-    candidates, corner_view_groups, mean_corners, name_levels, Candidate, DecodeParams,
-    DetectedDisc, Maps,
+    add_missed_lowest_disc, candidates, corner_view_groups, mean_corners, name_levels, Candidate,
+    DecodeParams, DetectedDisc, Maps,
 };
 use crate::disc::geometry::Point;
 use crate::error::{Error, Result};
@@ -520,13 +520,27 @@ impl Detector {
     }
 
     /// The discs of a slice from its first view: the second view's, then, where the card says
-    /// so, each lumbar disc's corners averaged over closer views ([`Detector::corner_views`]).
+    /// so, the closer views ([`Detector::corner_views`]): the lowest disc added where the
+    /// closer view of all lumbar discs finds one the chain missed ([`add_missed_lowest_disc`]),
+    /// and each lumbar disc's corners averaged over the views.
     fn discs(&self, slice: &Slice, first: FirstView) -> Result<Vec<DetectedDisc>> {
         let mut discs = self.second_view(slice, &first)?;
         if self.card.decode.corner_views {
             let views = self.corner_views(&first.values, slice, &discs)?;
-            for d in discs.iter_mut().filter(|d| d.lumbar_level().is_some()) {
-                d.corners = mean_corners(d, &views);
+            let added = match views.split_last() {
+                Some((all, others)) => add_missed_lowest_disc(&mut discs, all).map(|i| (i, others)),
+                None => None,
+            };
+            for (i, d) in discs.iter_mut().enumerate() {
+                if d.lumbar_level().is_none() {
+                    continue;
+                }
+                // The added disc came from the last view: averaged with the others only.
+                let with = match added {
+                    Some((a, others)) if a == i => others,
+                    _ => &views[..],
+                };
+                d.corners = mean_corners(d, with);
             }
         }
         Ok(discs)
@@ -550,8 +564,8 @@ impl Detector {
     /// The discs of closer views of the lumbar spine ([`corner_view_groups`]), whatever their
     /// size against the slice: on a slice whose field of view is the lumbar spine (most of
     /// SPIDER's) the second view is not smaller than the slice and never runs, so without these
-    /// the corners would come from the whole slice squeezed into the input. Only their corners
-    /// are used; levels and false discs stay the first two views'.
+    /// the corners would come from the whole slice squeezed into the input. Their corners are
+    /// used, and the last view's L5S1 only to add a lowest disc the first views missed.
     fn corner_views(
         &self,
         values: &[f32],
