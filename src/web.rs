@@ -256,7 +256,8 @@ impl Endplate {
     }
 
     /// Find the discs of the current slice. Returns `{"discs": [{"level", "score",
-    /// "corners": [[x, y] x4]}], "lumbar": n, "upside_down": bool, "milliseconds": t}`: every
+    /// "corners": [[x, y] x4]}], "lumbar": n, "upside_down": bool, "milliseconds": t,
+    /// "warning": null | text}` (`warning`: what the file's orientation says is wrong): every
     /// disc found, top to bottom, corners in SPEC order on the slice as shown; `level` is `null`
     /// when no sacrum was found, and `lumbar` counts the discs L1L2-L5S1 (the ones the
     /// classifier takes). A slice found stored upside down keeps its corners where they are
@@ -272,6 +273,7 @@ impl Endplate {
             .iter()
             .filter(|d| d.lumbar_level().is_some())
             .count();
+        let warning = crate::image::orientation::warning(slice.orientation);
         self.turned = found.upside_down.then(|| slice.flipped_vertically());
         #[derive(Serialize)]
         struct Detected<'a> {
@@ -279,12 +281,14 @@ impl Endplate {
             lumbar: usize,
             upside_down: bool,
             milliseconds: f64,
+            warning: Option<String>,
         }
         to_js(&Detected {
             discs: &found.discs,
             lumbar,
             upside_down: found.upside_down,
             milliseconds: ms,
+            warning,
         })
     }
 

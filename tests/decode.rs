@@ -152,3 +152,35 @@ fn dicom_multi_frame_takes_the_middle_frame_unless_told() {
         .to_string();
     assert!(e.contains("frame 3") && e.contains("has 3"), "{e}");
 }
+
+#[test]
+fn dicom_orientation_is_read_and_a_mirrored_or_axial_slice_is_warned_about() {
+    use endplate::image::orientation::warning;
+    let read =
+        |o: [f64; 6]| decode(&dicom::oriented(o), "o.dcm", DecodeOptions::default()).unwrap();
+    let upright = [0.0, 1.0, 0.0, 0.0, 0.0, -1.0];
+    let s = read(upright);
+    assert_eq!(s.orientation, Some(upright));
+    assert_eq!(warning(s.orientation), None);
+    // Turned top to bottom, the column direction reverses.
+    assert_eq!(
+        s.flipped_vertically().orientation,
+        Some([0.0, 1.0, 0.0, 0.0, 0.0, 1.0])
+    );
+    let mirrored = [0.0, -1.0, 0.0, 0.0, 0.0, -1.0];
+    assert_eq!(read(mirrored).orientation, Some(mirrored));
+    assert!(warning(read(mirrored).orientation)
+        .unwrap()
+        .contains("mirrored"));
+    let axial = read([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+    assert!(warning(axial.orientation).unwrap().contains("axial"));
+
+    // PNG and a DICOM without the element say nothing.
+    let plain = decode(
+        &dicom::build(spec(dicom::EXPLICIT_LE, Pixels::Native16(ramp16(5, 6)))),
+        "plain.dcm",
+        DecodeOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(plain.orientation, None);
+}

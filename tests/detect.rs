@@ -269,6 +269,33 @@ fn corner_views_place_phantom_corners_closer_and_leave_levels_alone() {
 }
 
 #[test]
+fn detect_tells_when_the_dicom_says_the_slice_is_mirrored() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, o: [f64; 6]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, common::dicom::oriented(o)).unwrap();
+        let out = endplate(&["detect", "--image", path.to_str().unwrap(), "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (json, String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (json, stderr) = run("mirrored.dcm", [0.0, -1.0, 0.0, 0.0, 0.0, -1.0]);
+    let w = json["warning"].as_str().unwrap();
+    assert!(w.contains("anterior is on the right"), "{w}");
+    assert!(
+        stderr.contains("note: ") && stderr.contains("mirror it"),
+        "{stderr}"
+    );
+    let (json, stderr) = run("upright.dcm", [0.0, 1.0, 0.0, 0.0, 0.0, -1.0]);
+    assert!(json.get("warning").is_none(), "{json}");
+    assert!(!stderr.contains("note: "), "{stderr}");
+}
+
+#[test]
 fn bundled_detector_on_the_real_test_patients() {
     let manifest =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/spider/corners-heldout.csv");

@@ -340,6 +340,12 @@ const firstMissingLevel = () => {
 function detectionMessage(r, shown) {
   const ms = `${r.ms.toFixed(0)} ms`;
   const plural = (n) => `${n} disc${n === 1 ? '' : 's'}`;
+  // What the file's own orientation says is wrong (a DICOM mirrored, turned or not sagittal).
+  const warned = r.warning ? `Note: ${r.warning[0].toUpperCase()}${r.warning.slice(1)}. ` : '';
+  return warned + detectionText(r, ms, plural, shown);
+}
+
+function detectionText(r, ms, plural, shown) {
   if (!r.discs.length) return `No discs found (${ms}). Is this a sagittal slice of the lumbar spine? If it is, place the corners by hand.`;
   if (r.discs.every((d) => !d.level)) return `${plural(r.discs.length)} found in ${ms} but no sacrum, so their levels cannot be named: place the corners by hand.`;
   const lumbar = r.discs.filter((d) => LEVELS.includes(d.level));

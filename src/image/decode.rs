@@ -301,10 +301,17 @@ fn decode_dicom(bytes: &[u8], name: &str, frame: Option<u32>) -> Result<Slice> {
         let v = e.to_multi_float64().ok()?;
         (v.len() == 2).then(|| (v[0], v[1]))
     });
+    let orientation = obj
+        .element(tags::IMAGE_ORIENTATION_PATIENT)
+        .ok()
+        .and_then(|e| e.to_multi_float64().ok())
+        .and_then(|v| <[f64; 6]>::try_from(v).ok())
+        .filter(|o| o.iter().all(|x| x.is_finite()));
     let mut slice = Slice::new(cols as usize, rows as usize, pixels, bits)
         .map_err(|e| Error::image(name, e))?;
     slice.window = window;
     slice.spacing_mm = spacing_mm;
+    slice.orientation = orientation;
     Ok(slice)
 }
 

@@ -5,5 +5,6 @@
 
 pub mod contrast;
 pub mod decode;
+pub mod orientation;
 pub mod slice;
 pub mod warp;

@@ -23,6 +23,9 @@ pub struct Slice {
     pub window: Option<Window>,
     /// Pixel spacing in mm (row spacing, column spacing) where the file says so.
     pub spacing_mm: Option<(f64, f64)>,
+    /// DICOM ImageOrientationPatient (row, then column direction cosines) where the file says
+    /// so; [`super::orientation::warning`] reads it.
+    pub orientation: Option<[f64; 6]>,
 }
 
 impl Slice {
@@ -47,6 +50,7 @@ impl Slice {
             bits,
             window: None,
             spacing_mm: None,
+            orientation: None,
         })
     }
 
@@ -71,6 +75,10 @@ impl Slice {
             bits: self.bits,
             window: self.window,
             spacing_mm: self.spacing_mm,
+            // Turned top to bottom: the column direction is reversed.
+            orientation: self
+                .orientation
+                .map(|o| [o[0], o[1], o[2], -o[3], -o[4], -o[5]]),
         }
     }
 }

@@ -36,47 +36,8 @@ use crate::error::{Error, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Which way a series is cut, from its orientation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Plane {
-    Sagittal,
-    Coronal,
-    Axial,
-    Oblique,
-    Unknown,
-}
-
-impl Plane {
-    /// The plane whose normal is within 30 degrees of the series' normal.
-    pub fn of(orientation: Option<[f64; 6]>) -> Plane {
-        let Some(n) = orientation.and_then(normal) else {
-            return Plane::Unknown;
-        };
-        let cos30 = 30f64.to_radians().cos();
-        if n[0].abs() >= cos30 {
-            Plane::Sagittal
-        } else if n[1].abs() >= cos30 {
-            Plane::Coronal
-        } else if n[2].abs() >= cos30 {
-            Plane::Axial
-        } else {
-            Plane::Oblique
-        }
-    }
-}
-
-/// The unit normal (row x column) of an orientation, if it is one.
-fn normal(o: [f64; 6]) -> Option<[f64; 3]> {
-    let (r, c) = ([o[0], o[1], o[2]], [o[3], o[4], o[5]]);
-    let n = [
-        r[1] * c[2] - r[2] * c[1],
-        r[2] * c[0] - r[0] * c[2],
-        r[0] * c[1] - r[1] * c[0],
-    ];
-    let len = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
-    (len > 1e-6 && len.is_finite()).then(|| n.map(|v| v / len))
-}
+use crate::image::orientation::normal;
+pub use crate::image::orientation::Plane;
 
 /// One slice of a series: its file and where it lies.
 #[derive(Debug, Clone, Serialize)]
@@ -341,28 +302,5 @@ fn build_series(mut files: Vec<Header>) -> Series {
         } else {
             "instance number"
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn planes_from_orientation() {
-        assert_eq!(
-            Plane::of(Some([0.0, 1.0, 0.0, 0.0, 0.0, -1.0])),
-            Plane::Sagittal
-        );
-        assert_eq!(
-            Plane::of(Some([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])),
-            Plane::Axial
-        );
-        assert_eq!(
-            Plane::of(Some([1.0, 0.0, 0.0, 0.0, 0.0, -1.0])),
-            Plane::Coronal
-        );
-        assert_eq!(Plane::of(None), Plane::Unknown);
-        assert_eq!(Plane::of(Some([0.0; 6])), Plane::Unknown);
     }
 }

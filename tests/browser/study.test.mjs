@@ -159,8 +159,12 @@ test('a study folder: the sagittal T2 series proposed, its mid slice detected an
   assert.equal(await sliceIndex(), 0);
 
   // Another series from the list, then back: the T2 series returns to the slice last shown.
+  n = await runs();
   await page.click('#series-list li:nth-child(3) button');
   await page.waitForFunction(() => document.querySelector('#slice-index').textContent === 'slice 2 / 4');
+  // The axial slice's own ImageOrientationPatient says it is not sagittal, and the page says so.
+  await waitRuns(n);
+  assert.match(await page.textContent('#detection'), /^Note: The file says this is an axial slice, not a sagittal one/);
   await page.click('#series-list li:nth-child(2) button');
   await waitSlice(0);
   assert.deepEqual(consoleErrors, []);

@@ -153,3 +153,27 @@ pub fn rle16(pixels: &[u16]) -> Vec<u8> {
     out.extend(lo);
     out
 }
+
+/// A 64 x 64 16-bit DICOM (a ramp, no spine) whose ImageOrientationPatient is `o`.
+pub fn oriented(o: [f64; 6]) -> Vec<u8> {
+    let text = o.map(|v| v.to_string()).join("\\");
+    let pixels: Vec<u16> = (0..64 * 64).map(|i| ((i * 37) % 4000) as u16).collect();
+    build_with(
+        Spec {
+            ts: EXPLICIT_LE,
+            rows: 64,
+            cols: 64,
+            frames: 1,
+            bits: 16,
+            photometric: "MONOCHROME2",
+            rescale: None,
+            window: None,
+            pixels: Pixels::Native16(pixels),
+        },
+        vec![DataElement::new(
+            tags::IMAGE_ORIENTATION_PATIENT,
+            VR::DS,
+            PrimitiveValue::from(text),
+        )],
+    )
+}

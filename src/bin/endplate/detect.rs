@@ -67,6 +67,9 @@ pub fn run_detect(a: DetectArgs) -> Result<()> {
             "upside_down": found.upside_down,
             "milliseconds": ms,
         });
+        if let Some(w) = endplate::image::orientation::warning(slice.orientation) {
+            out["warning"] = w.into();
+        }
         if let Some(note) = picked {
             out["series"] = note;
         }
@@ -116,6 +119,9 @@ pub fn detect_slice(detector: &Detector, slice: &Slice, image: &str) -> Result<(
     let start = Instant::now();
     let found = detector.detect_oriented(slice)?;
     let ms = start.elapsed().as_secs_f64() * 1e3;
+    if let Some(w) = endplate::image::orientation::warning(slice.orientation) {
+        eprintln!("note: {image}: {w}");
+    }
     eprintln!("{}", summary_line(&found.discs, image, ms));
     if found.upside_down {
         eprintln!("{}", UPSIDE_DOWN);
