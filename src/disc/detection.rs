@@ -95,9 +95,11 @@ pub struct DecodeParams {
     #[serde(default = "default_corner_reach")]
     pub corner_reach: f64,
     /// Whether each lumbar disc's corners are averaged over closer views of the lumbar spine
-    /// ([`corner_view_groups`], [`mean_corners`]): three more network runs per slice for
-    /// corners about a tenth closer. Absent from cards written before it (read as `false`, so
-    /// such a file decodes as it did); new detectors have it on.
+    /// ([`corner_view_groups`], [`mean_corners`]), the closer view of all of them also adding
+    /// a lowest disc the chain missed ([`add_missed_lowest_disc`]): three more network runs
+    /// per slice for corners a tenth to a seventh closer on real slices. Absent from cards
+    /// written before it (read as `false`, so such a file decodes as it did); new detectors
+    /// have it on.
     #[serde(default)]
     pub corner_views: bool,
 }
@@ -389,24 +391,35 @@ pub fn add_missed_lowest_disc(
     let is_l5s1 = |d: &&DetectedDisc| d.level.as_deref() == Some("L5S1");
     let kept = discs.iter().find(is_l5s1)?;
     let seen = closer.iter().find(is_l5s1)?;
-    let reach = 0.3 * kept.corners[0].distance(kept.corners[1]);
-    let covered = discs
-        .iter()
-        .any(|d| d.center().distance(seen.center()) < reach);
-    if covered || seen.center().y <= kept.center().y + reach {
+    let below = seen.center().y > kept.center().y + same_disc_reach(kept);
+    if !below || nearest_within(seen, discs).is_some() {
         return None;
     }
     let seen = seen.clone();
     for d in discs.iter_mut() {
-        d.level = d
-            .level
-            .as_deref()
-            .and_then(from_sacrum)
-            .map(|k| level_name(k + 1))
-            .or(d.level.take());
+        if let Some(k) = d.level.as_deref().and_then(from_sacrum) {
+            d.level = Some(level_name(k + 1));
+        }
     }
     discs.push(seen);
     Some(discs.len() - 1)
+}
+
+/// How close two views' centres of one disc are: 0.3 of its width (its neighbours are a whole
+/// disc height and more away).
+fn same_disc_reach(disc: &DetectedDisc) -> f64 {
+    0.3 * disc.corners[0].distance(disc.corners[1])
+}
+
+/// The disc of `view` that is `disc` seen again: the nearest whose centre is within
+/// [`same_disc_reach`].
+fn nearest_within<'a>(disc: &DetectedDisc, view: &'a [DetectedDisc]) -> Option<&'a DetectedDisc> {
+    let (c, reach) = (disc.center(), same_disc_reach(disc));
+    view.iter()
+        .map(|m| (m.center().distance(c), m))
+        .filter(|(d, _)| *d < reach)
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, m)| m)
 }
 
 /// `disc`'s corners averaged with those of the same disc in other views of the slice (its
@@ -414,23 +427,14 @@ pub fn add_missed_lowest_disc(
 /// with its own error, so the mean is steadier than any one view. A view's levels are not
 /// used: a crop without the sacrum names none.
 pub fn mean_corners(disc: &DetectedDisc, views: &[Vec<DetectedDisc>]) -> [Point; 4] {
-    let c = disc.center();
-    let reach = 0.3 * disc.corners[0].distance(disc.corners[1]);
     let mut sum = disc.corners.map(|p| (p.x, p.y));
     let mut n = 1.0;
-    for view in views {
-        let nearest = view
-            .iter()
-            .map(|m| (m.center().distance(c), m))
-            .filter(|(d, _)| *d < reach)
-            .min_by(|a, b| a.0.total_cmp(&b.0));
-        if let Some((_, m)) = nearest {
-            for (s, p) in sum.iter_mut().zip(m.corners) {
-                s.0 += p.x;
-                s.1 += p.y;
-            }
-            n += 1.0;
+    for m in views.iter().filter_map(|v| nearest_within(disc, v)) {
+        for (s, p) in sum.iter_mut().zip(m.corners) {
+            s.0 += p.x;
+            s.1 += p.y;
         }
+        n += 1.0;
     }
     sum.map(|(x, y)| Point::new(x / n, y / n))
 }

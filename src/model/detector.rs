@@ -527,20 +527,14 @@ impl Detector {
         let mut discs = self.second_view(slice, &first)?;
         if self.card.decode.corner_views {
             let views = self.corner_views(&first.values, slice, &discs)?;
-            let added = match views.split_last() {
-                Some((all, others)) => add_missed_lowest_disc(&mut discs, all).map(|i| (i, others)),
-                None => None,
-            };
-            for (i, d) in discs.iter_mut().enumerate() {
-                if d.lumbar_level().is_none() {
-                    continue;
+            for d in discs.iter_mut().filter(|d| d.lumbar_level().is_some()) {
+                d.corners = mean_corners(d, &views);
+            }
+            if let Some((all, others)) = views.split_last() {
+                // The added disc comes from the last view: averaged with the others only.
+                if let Some(i) = add_missed_lowest_disc(&mut discs, all) {
+                    discs[i].corners = mean_corners(&discs[i], others);
                 }
-                // The added disc came from the last view: averaged with the others only.
-                let with = match added {
-                    Some((a, others)) if a == i => others,
-                    _ => &views[..],
-                };
-                d.corners = mean_corners(d, with);
             }
         }
         Ok(discs)
