@@ -431,7 +431,7 @@ fn train_detector_one_epoch_resume_detect_and_evaluate() {
 }
 
 #[test]
-fn train_detector_never_learns_a_validation_patient_and_refuses_a_folded_init() {
+fn train_detector_never_learns_a_validation_patient_and_continues_from_an_exported_detector() {
     let dir = tempfile::tempdir().unwrap();
     let ph = dir.path().join("ph");
     let (manifest, text) = synth(&ph, 3, 4);
@@ -474,7 +474,7 @@ fn train_detector_never_learns_a_validation_patient_and_refuses_a_folded_init() 
     let det = Detector::from_bytes("det", &std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(det.card().training.details["real_training_slices"], 2);
 
-    // An exported (folded) detector cannot be trained further: the message names the fix.
+    // An exported (folded) detector trains on: its BatchNorms are unfolded and measured.
     let o = endplate(&[
         "train-detector",
         "--out",
@@ -485,14 +485,111 @@ fn train_detector_never_learns_a_validation_patient_and_refuses_a_folded_init() 
         manifest.to_str().unwrap(),
         "--phantoms",
         "0",
+        "--validate-phantoms",
+        "0",
+        "--views",
+        "2",
+        "--batch",
+        "2",
+        "--epochs",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("an exported detector; its BatchNorms unfolded"),
+        "{err}"
+    );
+    let again = Detector::from_bytes(
+        "again",
+        &std::fs::read(dir.path().join("again.onnx")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(again.card().training.init, out.display().to_string());
+
+    // A classifier is no detector to start from: refused before any work, naming the fix.
+    let o = endplate(&[
+        "train-detector",
+        "--out",
+        dir.path().join("wrong.onnx").to_str().unwrap(),
+        "--init",
+        "models/endplate-default.onnx",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--phantoms",
+        "0",
     ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("rendering"), "refused before any work: {err}");
     assert!(
-        err.contains("has them folded") && err.contains("detector-last.onnx"),
+        err.contains("endplate-default.onnx") && err.contains("detector-last.onnx"),
         "{err}"
     );
+}
+
+#[test]
+fn an_exported_detector_unfolds_to_the_same_maps_with_measured_statistics() {
+    use endplate::train::detector::{restat_for_training, unfold_detector};
+    use endplate::train::detector_data::phantom_samples;
+    let arch = DetectorArch::default();
+    // BatchNorms with statistics far from the identity, as a trained detector's are.
+    let mut w = arch.random_weights(5);
+    for (name, t) in w.iter_mut() {
+        for (k, v) in t.data.iter_mut().enumerate() {
+            let r = ((k * 7 + name.len() * 13) % 17) as f32 / 17.0;
+            if name.ends_with("running_mean") || name.ends_with(".bn.bias") {
+                *v = r - 0.5;
+            } else if name.ends_with("running_var") || name.ends_with(".bn.weight") {
+                *v = 0.5 + r;
+            }
+        }
+    }
+    let card = DetectorCard::new("test", Training::default());
+    let maps = |w: &endplate::model::resnet::Weights| {
+        let bytes = write_detector(&arch, w, &card, BatchNorm::Keep).unwrap();
+        let input: Vec<f32> = (0..256 * 256)
+            .map(|k| ((k * 7919) % 255) as f32 / 255.0)
+            .collect();
+        Detector::from_bytes("d", &bytes)
+            .unwrap()
+            .maps(input)
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let folded_path = dir.path().join("folded.onnx");
+    std::fs::write(
+        &folded_path,
+        write_detector(&arch, &w, &card, BatchNorm::Fold).unwrap(),
+    )
+    .unwrap();
+    let folded = endplate::model::file::read_weights(&folded_path).unwrap();
+    assert!(
+        !folded.keys().any(|k| k.contains(".bn.")),
+        "the file is folded"
+    );
+    let unfolded = unfold_detector(&folded, &arch).expect("a folded detector");
+    let input = endplate::model::detector::DetectorInput::default();
+    let phantoms = phantom_samples(2, 7, &input, 1);
+    let trained_on = restat_for_training(&unfolded, &arch, &phantoms, &[], &input, 1).unwrap();
+    let before = maps(&w);
+    for got in [maps(&unfolded), maps(&trained_on)] {
+        let diff = before
+            .iter()
+            .zip(&got)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff < 2e-3, "unfolding moved a map value by {diff}");
+    }
+    // The statistics are measured, not the unfolded placeholders (mean 0, variance 1).
+    let var = &trained_on["enc0.bn.running_var"].data;
+    assert!(var.iter().all(|v| (v - 1.0).abs() > 1e-3), "{var:?}");
+    // A classifier's weights are not a detector's.
+    let (cls, _) = common::random_model(3, BatchNorm::Fold);
+    let cls_path = dir.path().join("cls.onnx");
+    std::fs::write(&cls_path, cls).unwrap();
+    let cls = endplate::model::file::read_weights(&cls_path).unwrap();
+    assert!(unfold_detector(&cls, &arch).is_none());
 }
 
 #[test]

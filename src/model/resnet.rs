@@ -207,8 +207,22 @@ impl Architecture {
 /// `train::network::ResNet18::restat_batchnorm` measures them on data before fine-tuning.
 /// `None` when the weights are not a folded model of `arch`.
 pub fn unfold_batchnorm(folded: &Weights, arch: &Architecture) -> Option<Weights> {
+    let out = unfold_conv_bns(folded, arch.conv_bns(), &["fc.weight", "fc.bias"])?;
+    arch.check(&out).ok()?;
+    Some(out)
+}
+
+/// [`unfold_batchnorm`] for any network of conv-BN pairs (the detector's too): the pairs
+/// `convs` unfolded, the tensors named in `keep` (layers without a BatchNorm) copied as they
+/// are. `None` when a pair's folded kernel or bias is missing or of the wrong width. The caller
+/// checks the result against its architecture.
+pub fn unfold_conv_bns<'a>(
+    folded: &Weights,
+    convs: impl IntoIterator<Item = &'a ConvBn>,
+    keep: &[&str],
+) -> Option<Weights> {
     let mut out = Weights::new();
-    for c in arch.conv_bns() {
+    for c in convs {
         let w = folded.get(&format!("{}.weight", c.conv))?;
         let b = folded.get(&format!("{}.bias", c.conv))?;
         if b.data.len() != c.out_ch {
@@ -227,10 +241,9 @@ pub fn unfold_batchnorm(folded: &Weights, arch: &Architecture) -> Option<Weights
         out.insert(format!("{}.running_mean", c.bn), vector(0.0));
         out.insert(format!("{}.running_var", c.bn), vector(1.0));
     }
-    for k in ["fc.weight", "fc.bias"] {
+    for &k in keep {
         out.insert(k.into(), folded.get(k)?.clone());
     }
-    arch.check(&out).ok()?;
     Some(out)
 }
 

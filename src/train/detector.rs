@@ -109,6 +109,54 @@ fn to_tensor(data: Vec<f32>, shape: [usize; 4], device: &Device) -> Tensor<4> {
     Tensor::from_data(TensorData::new(data, shape), device)
 }
 
+/// Training views whose statistics [`restat_for_training`] measures.
+pub const RESTAT_VIEWS: usize = 64;
+
+/// Weights read from an exported detector (BatchNorms folded into the convolutions, as in
+/// `models/endplate-detector.onnx`), unfolded so that the network computes exactly what the
+/// file does ([`crate::model::resnet::unfold_conv_bns`]). `None` when they are not a folded
+/// detector. Before training, [`restat_for_training`] must give the BatchNorms real statistics.
+pub fn unfold_detector(folded: &Weights, arch: &DetectorArch) -> Option<Weights> {
+    crate::model::resnet::unfold_conv_bns(folded, arch.conv_bns(), &["out.weight", "out.bias"])
+}
+
+/// Every BatchNorm's statistics measured on [`RESTAT_VIEWS`] training views drawn with `seed`
+/// (real and phantom slices in turn), the eval-mode maps unchanged: after
+/// [`unfold_detector`], training mode would otherwise normalise activations that the folded
+/// kernels never expected, and the first steps would undo what the file had learnt.
+pub fn restat_for_training(
+    w: &Weights,
+    arch: &DetectorArch,
+    phantoms: &[DetSample],
+    real: &[DetSample],
+    input: &DetectorInput,
+    seed: u64,
+) -> Result<Weights> {
+    let device = Device::flex();
+    let unit = DecodeParams::default().offset_unit;
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5EED_57A7);
+    let size = input.size;
+    let mut x = Vec::with_capacity(RESTAT_VIEWS * size * size);
+    for k in 0..RESTAT_VIEWS {
+        let pool = if (k % 2 == 0 && !real.is_empty()) || phantoms.is_empty() {
+            real
+        } else {
+            phantoms
+        };
+        let Some(s) = pool.get(rng.random_range(0..pool.len().max(1))) else {
+            return Err(Error::Invalid(
+                "no slices to measure the detector's BatchNorm statistics on".into(),
+            ));
+        };
+        let view = random_view(s, size, &mut rng);
+        x.extend(targets(s, &view, input, unit, &mut rng).input);
+    }
+    let x = to_tensor(x, [RESTAT_VIEWS, 1, size, size], &device);
+    Ok(DetectorNet::from_weights(arch, w, &device)?
+        .restat_batchnorm(x)
+        .export(arch))
+}
+
 /// Train (or resume) a detector on `phantoms` and `real` slices. Checkpoints go to `dir` after
 /// every epoch; returns the weights of the best epoch by the caller's validation score (the
 /// last epoch when none was measured) and the run state.

@@ -374,6 +374,26 @@ impl DetectorNet {
         w
     }
 
+    /// [`ResNet18::restat_batchnorm`] for the detector: every BatchNorm's statistics measured
+    /// on the batch `x` (eval mode, no autodiff), the eval-mode maps unchanged.
+    pub fn restat_batchnorm(mut self, x: Tensor<4>) -> DetectorNet {
+        let mut skips = Vec::with_capacity(self.encoder.len());
+        let mut x = x;
+        for stage in &mut self.encoder {
+            x = relu(stage.down.restat(x));
+            if let Some(s) = &mut stage.same {
+                x = relu(s.restat(x));
+            }
+            skips.push(x.clone());
+        }
+        for (k, step) in self.top_down.iter_mut().enumerate() {
+            let up = upsample2(step.project.restat(x));
+            x = relu(step.smooth.restat(up + skips[3 - k].clone()));
+        }
+        self.head.restat(x);
+        self
+    }
+
     /// `[n, 1, s, s]` in, `[n, 10, s / 4, s / 4]` maps out (logits and offsets).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut skips = Vec::with_capacity(self.encoder.len());

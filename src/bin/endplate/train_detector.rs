@@ -53,7 +53,9 @@ pub struct TrainDetectorArgs {
     pub real_share: f64,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Start from this detector's weights instead of random ones
+    /// Start from this detector's weights instead of random ones: a detector file (the bundled
+    /// one too; its folded BatchNorms are unfolded and measured on training views) or a run's
+    /// checkpoint (detector-last.onnx, detector-best.onnx)
     #[arg(long)]
     pub init: Option<PathBuf>,
     /// Checkpoint folder (default: OUT.checkpoints)
@@ -154,20 +156,24 @@ fn report_json(r: &DetectionReport) -> serde_json::Value {
     v
 }
 
-/// A detector to continue from. Exported detectors (the bundled one, `train-detector --out`)
-/// have their BatchNorms folded into the convolutions and cannot be trained further; the
-/// checkpoint folder keeps them unfolded.
-fn init_weights(path: &std::path::Path) -> Result<Weights> {
+/// A detector to continue from: a checkpoint (`detector-last.onnx`, `detector-best.onnx`),
+/// whose BatchNorms are kept, or an exported detector (the bundled one, `train-detector --out`),
+/// whose BatchNorms are folded into the convolutions and are unfolded here (`true`: their
+/// statistics still have to be measured on training views before the run starts).
+fn init_weights(path: &std::path::Path, arch: &DetectorArch) -> Result<(Weights, bool)> {
     let w = endplate::model::file::read_weights(path)?;
-    if !w.keys().any(|k| k.contains(".bn.")) {
-        return Err(endplate::Error::Invalid(format!(
-            "{}: --init needs a detector with its BatchNorms kept, and this one has them folded \
-             into the convolutions (an exported detector, such as models/endplate-detector.onnx); \
-             give detector-last.onnx or detector-best.onnx from a run's --checkpoints folder",
-            path.display()
-        )));
+    if w.keys().any(|k| k.contains(".bn.")) {
+        return Ok((w, false));
     }
-    Ok(w)
+    match endplate::train::detector::unfold_detector(&w, arch) {
+        Some(w) => Ok((w, true)),
+        None => Err(endplate::Error::Invalid(format!(
+            "{}: --init needs a detector (a file of `endplate train-detector`, or \
+             detector-last.onnx / detector-best.onnx of its --checkpoints folder), and this \
+             file's weights are not one",
+            path.display()
+        ))),
+    }
 }
 
 pub fn run_train_detector(a: TrainDetectorArgs) -> Result<()> {
@@ -176,9 +182,9 @@ pub fn run_train_detector(a: TrainDetectorArgs) -> Result<()> {
     let input = DetectorInput::default();
     // The starting weights first: a wrong --init fails before minutes of rendering.
     let arch = DetectorArch::default();
-    let (init, init_name) = match &a.init {
+    let (mut init, folded, init_name) = match &a.init {
         Some(p) => {
-            let mut w = init_weights(p)?;
+            let (mut w, folded) = init_weights(p, &arch)?;
             // A detector from before corner maps: its maps are kept, the corner maps start fresh.
             if arch.widen(&mut w, a.seed) {
                 eprintln!(
@@ -186,10 +192,11 @@ pub fn run_train_detector(a: TrainDetectorArgs) -> Result<()> {
                     p.display()
                 );
             }
-            (w, p.display().to_string())
+            (w, folded, p.display().to_string())
         }
         None => (
             arch.random_weights(a.seed),
+            false,
             format!("random (seed {})", a.seed),
         ),
     };
@@ -217,6 +224,16 @@ pub fn run_train_detector(a: TrainDetectorArgs) -> Result<()> {
         t0.elapsed().as_secs_f64(),
         real.len()
     );
+    if folded && !a.resume {
+        eprintln!(
+            "{init_name}: an exported detector; its BatchNorms unfolded and their statistics \
+             measured on {} training views",
+            endplate::train::detector::RESTAT_VIEWS
+        );
+        init = endplate::train::detector::restat_for_training(
+            &init, &arch, &phantoms, &real, &input, a.seed,
+        )?;
+    }
     let mut bars = Bars {
         bar: None,
         real: validation,
