@@ -446,25 +446,29 @@ fn train_detector_never_learns_a_validation_patient_and_continues_from_an_export
         .collect();
     std::fs::write(&validate, rows.join("\n") + "\n").unwrap();
     let out = dir.path().join("det.onnx");
-    let o = endplate(&[
-        "train-detector",
-        "--out",
-        out.to_str().unwrap(),
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "--validate",
-        validate.to_str().unwrap(),
-        "--phantoms",
-        "0",
-        "--validate-phantoms",
-        "0",
-        "--views",
-        "2",
-        "--batch",
-        "2",
-        "--epochs",
-        "1",
-    ]);
+    // One epoch of two views on the manifest's real slices, no phantoms.
+    let train = |out: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "train-detector",
+            "--out",
+            out.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--phantoms",
+            "0",
+            "--validate-phantoms",
+            "0",
+            "--views",
+            "2",
+            "--batch",
+            "2",
+            "--epochs",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        endplate(&args)
+    };
+    let o = train(&out, &["--validate", validate.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
@@ -475,25 +479,10 @@ fn train_detector_never_learns_a_validation_patient_and_continues_from_an_export
     assert_eq!(det.card().training.details["real_training_slices"], 2);
 
     // An exported (folded) detector trains on: its BatchNorms are unfolded and measured.
-    let o = endplate(&[
-        "train-detector",
-        "--out",
-        dir.path().join("again.onnx").to_str().unwrap(),
-        "--init",
-        out.to_str().unwrap(),
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "--phantoms",
-        "0",
-        "--validate-phantoms",
-        "0",
-        "--views",
-        "2",
-        "--batch",
-        "2",
-        "--epochs",
-        "1",
-    ]);
+    let o = train(
+        &dir.path().join("again.onnx"),
+        &["--init", out.to_str().unwrap()],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
