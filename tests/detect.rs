@@ -496,6 +496,25 @@ fn train_detector_never_learns_a_validation_patient_and_continues_from_an_export
     .unwrap();
     assert_eq!(again.card().training.init, out.display().to_string());
 
+    // With nothing to learn from, the exported file is not measured: the run says what to give.
+    let o = endplate(&[
+        "train-detector",
+        "--out",
+        dir.path().join("empty.onnx").to_str().unwrap(),
+        "--init",
+        out.to_str().unwrap(),
+        "--phantoms",
+        "0",
+        "--validate-phantoms",
+        "0",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("give --phantoms N (N > 0) or --manifest") && !err.contains("measured on"),
+        "{err}"
+    );
+
     // A classifier is no detector to start from: refused before any work, naming the fix.
     let o = endplate(&[
         "train-detector",

@@ -132,6 +132,23 @@ fn decode_raster(bytes: &[u8], name: &str, format: ::image::ImageFormat) -> Resu
     Slice::new(width, height, pixels, bits)
 }
 
+/// A DICOM attribute of exactly `N` finite numbers (PixelSpacing, ImageOrientationPatient,
+/// ImagePositionPatient), `None` when it is absent, unreadable or of another length: the
+/// decoder and the study reader (`study::header`) read these the same way.
+pub fn dicom_floats<const N: usize>(
+    obj: &dicom_object::InMemDicomObject,
+    tag: dicom_core::Tag,
+) -> Option<[f64; N]> {
+    let v: [f64; N] = obj
+        .element(tag)
+        .ok()?
+        .to_multi_float64()
+        .ok()?
+        .try_into()
+        .ok()?;
+    v.iter().all(|x| x.is_finite()).then_some(v)
+}
+
 fn decode_dicom(bytes: &[u8], name: &str, frame: Option<u32>) -> Result<Slice> {
     use dicom_dictionary_std::tags;
     use dicom_object::file::ReadPreamble;
@@ -297,16 +314,8 @@ fn decode_dicom(bytes: &[u8], name: &str, frame: Option<u32>) -> Result<Slice> {
         }
     }
 
-    let spacing_mm = obj.element(tags::PIXEL_SPACING).ok().and_then(|e| {
-        let v = e.to_multi_float64().ok()?;
-        (v.len() == 2).then(|| (v[0], v[1]))
-    });
-    let orientation = obj
-        .element(tags::IMAGE_ORIENTATION_PATIENT)
-        .ok()
-        .and_then(|e| e.to_multi_float64().ok())
-        .and_then(|v| <[f64; 6]>::try_from(v).ok())
-        .filter(|o| o.iter().all(|x| x.is_finite()));
+    let spacing_mm = dicom_floats::<2>(&obj, tags::PIXEL_SPACING).map(|[r, c]| (r, c));
+    let orientation = dicom_floats::<6>(&obj, tags::IMAGE_ORIENTATION_PATIENT);
     let mut slice = Slice::new(cols as usize, rows as usize, pixels, bits)
         .map_err(|e| Error::image(name, e))?;
     slice.window = window;

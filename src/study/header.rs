@@ -1,7 +1,7 @@
 //! One file's header, as far as grouping and ordering a study need it. Only the header is
 //! read (up to the pixel data); the slice a user picks is decoded later, as any single file is.
 
-use crate::image::decode::{sniff, Format};
+use crate::image::decode::{dicom_floats, sniff, Format};
 use serde::Serialize;
 use std::io::Cursor;
 
@@ -69,14 +69,15 @@ pub fn read_file(bytes: &[u8], name: &str) -> std::result::Result<FileKind, Stri
             .and_then(|e| e.to_str().ok())
             .map(|s| s.trim_end_matches(['\0', ' ']).trim().to_string())
     };
-    let floats = |tag| -> Option<Vec<f64>> {
+    let int = |tag| -> Option<i32> { obj.element(tag).ok().and_then(|e| e.to_int::<i32>().ok()) };
+    // The first value (a multi-echo series lists several echo times).
+    let float = |tag| {
         obj.element(tag)
             .ok()
             .and_then(|e| e.to_multi_float64().ok())
-            .filter(|v| v.iter().all(|x| x.is_finite()))
+            .and_then(|v| v.first().copied())
+            .filter(|x: &f64| x.is_finite())
     };
-    let int = |tag| -> Option<i32> { obj.element(tag).ok().and_then(|e| e.to_int::<i32>().ok()) };
-    let float = |tag| floats(tag).and_then(|v| v.first().copied());
     let rows = int(tags::ROWS).filter(|&v| v > 0);
     let cols = int(tags::COLUMNS).filter(|&v| v > 0);
     let (Some(rows), Some(cols)) = (rows, cols) else {
@@ -96,17 +97,11 @@ pub fn read_file(bytes: &[u8], name: &str) -> std::result::Result<FileKind, Stri
         series_description: description,
         series_number: int(tags::SERIES_NUMBER),
         instance_number: int(tags::INSTANCE_NUMBER),
-        position: floats(tags::IMAGE_POSITION_PATIENT)
-            .filter(|v| v.len() == 3)
-            .map(|v| [v[0], v[1], v[2]]),
-        orientation: floats(tags::IMAGE_ORIENTATION_PATIENT)
-            .filter(|v| v.len() == 6)
-            .map(|v| std::array::from_fn(|i| v[i])),
+        position: dicom_floats(&obj, tags::IMAGE_POSITION_PATIENT),
+        orientation: dicom_floats(&obj, tags::IMAGE_ORIENTATION_PATIENT),
         echo_time_ms: float(tags::ECHO_TIME),
         repetition_time_ms: float(tags::REPETITION_TIME),
-        spacing_mm: floats(tags::PIXEL_SPACING)
-            .filter(|v| v.len() == 2)
-            .map(|v| (v[0], v[1])),
+        spacing_mm: dicom_floats(&obj, tags::PIXEL_SPACING).map(|[r, c]| (r, c)),
         rows: rows as u32,
         cols: cols as u32,
         frames: int(tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as u32,

@@ -109,6 +109,14 @@ fn to_tensor(data: Vec<f32>, shape: [usize; 4], device: &Device) -> Tensor<4> {
     Tensor::from_data(TensorData::new(data, shape), device)
 }
 
+/// What a run without a single slice to learn from is told: the first step that needs one
+/// (measuring an exported detector's statistics, or training) says so.
+fn no_slices() -> Error {
+    Error::Invalid(
+        "no slices with discs to train the detector on: give --phantoms N (N > 0) or --manifest with real slices".into(),
+    )
+}
+
 /// Training views whose statistics [`restat_for_training`] measures.
 pub const RESTAT_VIEWS: usize = 64;
 
@@ -144,9 +152,7 @@ pub fn restat_for_training(
             phantoms
         };
         let Some(s) = pool.get(rng.random_range(0..pool.len().max(1))) else {
-            return Err(Error::Invalid(
-                "no slices to measure the detector's BatchNorm statistics on".into(),
-            ));
+            return Err(no_slices());
         };
         let view = random_view(s, size, &mut rng);
         x.extend(targets(s, &view, input, unit, &mut rng).input);
@@ -173,9 +179,7 @@ pub fn train_detector(
     progress: &mut dyn DetectorProgress,
 ) -> Result<(Weights, DetectorRunState)> {
     if phantoms.is_empty() && real.is_empty() {
-        return Err(Error::Invalid(
-            "no slices with discs to train the detector on: give --phantoms N (N > 0) or --manifest with real slices".into(),
-        ));
+        return Err(no_slices());
     }
     let arch = DetectorArch::default();
     let device = Device::flex().autodiff();

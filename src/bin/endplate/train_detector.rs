@@ -225,14 +225,14 @@ pub fn run_train_detector(a: TrainDetectorArgs) -> Result<()> {
         real.len()
     );
     if folded && !a.resume {
+        init = endplate::train::detector::restat_for_training(
+            &init, &arch, &phantoms, &real, &input, a.seed,
+        )?;
         eprintln!(
             "{init_name}: an exported detector; its BatchNorms unfolded and their statistics \
              measured on {} training views",
             endplate::train::detector::RESTAT_VIEWS
         );
-        init = endplate::train::detector::restat_for_training(
-            &init, &arch, &phantoms, &real, &input, a.seed,
-        )?;
     }
     let mut bars = Bars {
         bar: None,
