@@ -165,3 +165,76 @@ fn the_auxiliary_columns_are_spiders_other_gradings_of_the_same_disc() {
     }
     assert!(checked >= 990, "only {checked} discs graded");
 }
+
+/// The rows of one of `data/spider/`'s corner files.
+fn corner_file(name: &str) -> Vec<endplate::manifest::Row> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/spider")
+        .join(name);
+    endplate::manifest::parse(name, &std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn the_second_annotation_covers_the_detectors_held_out_slices_and_places_the_same_discs() {
+    let Some(_) = spider() else { return };
+    use std::collections::BTreeSet;
+    let second = corner_file("corners-second.csv");
+    let subjects = |rows: &[endplate::manifest::Row]| -> BTreeSet<String> {
+        rows.iter().map(|r| r.subject.clone()).collect()
+    };
+    // Exactly the detector's test and validation patients, none it learnt from.
+    let mut held_out = subjects(&corner_file("corners-heldout.csv"));
+    held_out.extend(subjects(&corner_file("detector-validate.csv")));
+    assert_eq!(subjects(&second), held_out);
+    let trained = subjects(&corner_file("detector-train.csv"));
+    assert!(subjects(&second).is_disjoint(&trained));
+    assert_eq!(second.len(), 148);
+    assert!(second
+        .iter()
+        .all(|r| r.level.is_some() && r.label.is_none()));
+
+    // The same discs as ours, placed independently: nearly every disc has one of ours within
+    // half a width, and their corners differ by millimetres, neither nothing (a copy) nor a
+    // disc's width (a swapped axis or a shifted level).
+    let (_, _, ours) = real_manifest();
+    let centre = |c: &[endplate::disc::geometry::Point; 4]| {
+        let (x, y) = c.iter().fold((0.0, 0.0), |a, p| (a.0 + p.x, a.1 + p.y));
+        (x / 4.0, y / 4.0)
+    };
+    let (mut matched, mut distances) = (0, Vec::new());
+    for r in &second {
+        let (cx, cy) = centre(&r.corners);
+        let width = r.corners[0].distance(r.corners[1]);
+        let nearest = ours
+            .iter()
+            .filter(|o| o.image == r.image)
+            .min_by(|a, b| {
+                let d = |o: &endplate::manifest::Row| {
+                    let (x, y) = centre(&o.corners);
+                    (x - cx).hypot(y - cy)
+                };
+                d(a).total_cmp(&d(b))
+            })
+            .unwrap();
+        let (ox, oy) = centre(&nearest.corners);
+        if (ox - cx).hypot(oy - cy) <= width / 2.0 {
+            matched += 1;
+            // Nearest of our corners to each of theirs (the orders may differ).
+            for p in &r.corners {
+                let d = nearest
+                    .corners
+                    .iter()
+                    .map(|q| p.distance(*q))
+                    .fold(f64::MAX, f64::min);
+                distances.push(d);
+            }
+        }
+    }
+    assert!(matched >= 140, "{matched} of 148 discs match ours");
+    distances.sort_by(f64::total_cmp);
+    let median = distances[distances.len() / 2];
+    assert!(
+        (1.0..6.0).contains(&median),
+        "median corner distance {median} px"
+    );
+}
