@@ -1,35 +1,39 @@
 #!/usr/bin/env python3
-"""How far apart do two careful annotators place the same corners, and where does the detector
-stand between them?
+"""How far apart do careful annotators place the same corners, and where does the detector
+stand among them?
 
 The detector's corner target (median <= 1.5 mm, p90 <= 3 mm) is measured against our own hand
-corners, which are themselves placed by eye. A second annotation of the same slices, made blind
-(without seeing ours or the detector's), says how much of the detector's error is the truth's:
-if two annotators already differ by about as much as the detector differs from one of them, the
-figure measures the annotation, not the detector.
+corners, which are themselves placed by eye. Further annotations of the same slices, made blind
+(without seeing ours, each other's or the detector's), say how much of the detector's error is
+the truth's: if two annotators already differ by about as much as the detector differs from
+either, the figure measures the annotation, not the detector.
 
-For every slice of SECOND (a corner manifest such as data/spider/corners-second.csv, the blind
-second annotation of the detector's 30 validation and test slices; only image, level and
-x1..y4 are read, image matched by file name), its discs are matched to ours in MANIFEST (default data/spider/manifest.csv) and
-to the bundled detector's (`endplate detect --json`) by position (centres within half a disc
-width), each disc's four corners paired by the assignment that minimises their total distance
-(SPEC: corners come in any order). Reports, in mm (the manifest's spacing_mm) with a 95 %
-bootstrap interval over patients:
-  - ours vs second: the annotators' disagreement;
-  - detector vs ours, detector vs second, and detector vs the mean of the two annotations;
-  - levels: discs both annotators placed but named differently (a level-count disagreement);
+Our corners (--manifest, default data/spider/manifest.csv) are the first annotation; each
+ANNOTATION file (default data/spider/corners-second.csv and, where present,
+data/spider/corners-third.csv: blind annotations of the detector's 30 validation and test
+slices) is one more. Only image (matched by file name), level and x1..y4 are read. On the
+slices that every annotation covers, a disc of ours is compared when every other annotation and
+the bundled detector (`endplate detect --json`, or --detector) have a disc whose centre lies
+within half its width; each disc's corners are paired by the assignment with the least total
+distance (SPEC: corners come in any order). Reports, in mm (the manifest's spacing_mm), with a
+95 % bootstrap interval over patients:
+  - every pair of annotations, and the detector against each annotation;
+  - with three or more annotations, each annotation against the mean of the others, and the
+    detector against the mean of every equally large group of annotations: the fair
+    comparison of a model with one more reader;
+  - levels: discs matched by position but named differently (a level-count disagreement);
+  - with --consensus OUT.csv, a corner manifest of the discs every annotation placed: their
+    corners' mean and the level most annotations give (data/spider/corners-consensus.csv was
+    written so, for `endplate evaluate-detector`);
   - with --classify, how often the bundled classifier (or --model) changes its class and its
-    lesion call (P(lesion) >= 0.5) between the two annotations' corners, and between the
-    detector's and each annotation's: the floor that the detector's "classes changed" target
-    is measured against.
-Only discs that both annotators placed (L1L2-L5S1) and the detector found are compared three
-ways; counts are printed.
+    lesion call (P(lesion) >= 0.5) between any two sets of corners: the floor that the
+    detector's "classes changed" target is measured against.
 
-  python3 bench/annotator_agreement.py [SECOND.csv ...] [--manifest M.csv]
+  python3 bench/annotator_agreement.py [ANNOTATION.csv ...] [--manifest M.csv]
       [--detector D.onnx] [--classify] [--model M.onnx] [--bin target/debug/endplate]
-      [--json OUT.json]
+      [--consensus OUT.csv] [--json OUT.json]
 """
-import argparse, csv, itertools, json, os, random, subprocess, sys
+import argparse, csv, itertools, json, os, random, subprocess, sys, tempfile
 
 LUMBAR = ['L1L2', 'L2L3', 'L3L4', 'L4L5', 'L5S1']
 
@@ -54,10 +58,19 @@ def width(c):
     return sorted((dist(c[a], c[b]) + dist(c[x], c[y])) / 2 for a, b, x, y in pairings)[1]
 
 
-def paired_errors(a, b):
-    """Per-corner distances under the assignment of b's corners to a's with the least total."""
-    return min(([dist(a[i], b[p[i]]) for i in range(4)] for p in itertools.permutations(range(4))),
-               key=sum)
+def in_order_of(a, b):
+    """b's corners reordered to pair with a's, by the assignment with the least total distance."""
+    perm = min(itertools.permutations(range(4)), key=lambda p: sum(dist(a[i], b[p[i]]) for i in range(4)))
+    return [b[perm[i]] for i in range(4)]
+
+
+def errors(a, b):
+    return [dist(p, q) for p, q in zip(a, in_order_of(a, b))]
+
+
+def mean_of(cs):
+    """Corner-wise mean of corner sets already in one order."""
+    return [(sum(c[i][0] for c in cs) / len(cs), sum(c[i][1] for c in cs) / len(cs)) for i in range(4)]
 
 
 def match(disc, others):
@@ -99,16 +112,14 @@ def summary(errs_by_patient, reps=1000, seed=1):
 
 
 def classify(discs, which, args):
-    """`endplate classify --manifest --json` on every disc with the corners of `which`; the
-    results in the order of `discs`."""
-    import tempfile
+    """`endplate classify --manifest --json` on every disc with the corners of `which` (an
+    annotation's index, or 'detector'); the results in the order of `discs`."""
     with tempfile.NamedTemporaryFile('w', suffix='.csv', delete=False) as f:
         w = csv.writer(f)
-        w.writerow(['image', 'subject', 'level', 'label'] + [f'{a}{i}' for i in range(1, 5)
-                                                              for a in 'xy'])
+        w.writerow(['image', 'subject', 'level', 'label'] + [f'{a}{i}' for i in range(1, 5) for a in 'xy'])
         for d in discs:
             w.writerow([os.path.abspath(d['image']), d['subject'], d['level'], '']
-                       + [v for p in d[which] for v in p])
+                       + [v for p in d['corners'][which] for v in p])
     cmd = [args.bin, 'classify', '--manifest', f.name, '--json']
     if args.model:
         cmd += ['--model', args.model]
@@ -118,118 +129,155 @@ def classify(discs, which, args):
     return [by_key[(os.path.abspath(d['image']), d['level'])] for d in discs]
 
 
-def class_changes(discs, args):
-    """Class and lesion-call changes between each two sets of corners, on the discs that have
-    all three."""
-    discs = [d for d in discs if d['detector'] is not None]
-    res = {k: classify(discs, k, args) for k in ['ours', 'second', 'detector']}
+def class_changes(discs, sources, names, args):
+    """Class and lesion-call changes between each two sets of corners."""
+    res = {s: classify(discs, s, args) for s in sources}
     out = {}
-    for a, b in [('ours', 'second'), ('detector', 'ours'), ('detector', 'second')]:
+    for a, b in itertools.combinations(sources, 2):
         cls = sum(x['label'] != y['label'] for x, y in zip(res[a], res[b]))
         les = sum((x['probabilities']['normal'] <= 0.5) != (y['probabilities']['normal'] <= 0.5)
                   for x, y in zip(res[a], res[b]))
-        dp = sorted(max(abs(x['probabilities'][k] - y['probabilities'][k])
-                        for k in x['probabilities']) for x, y in zip(res[a], res[b]))
+        dp = sorted(max(abs(x['probabilities'][k] - y['probabilities'][k]) for k in x['probabilities'])
+                    for x, y in zip(res[a], res[b]))
         n = len(dp)
-        out[f'{a}_vs_{b}'] = {'discs': n, 'class_changed': cls, 'lesion_call_changed': les,
-                              'median_probability_change': quantile(dp, 0.5),
-                              'largest_probability_change': dp[-1] if dp else float('nan')}
-        print(f'{a + " vs " + b:20s} {n} discs: class changed {cls} ({100 * cls / max(n, 1):.1f} %), '
-              f'lesion call changed {les} ({100 * les / max(n, 1):.1f} %), probability change '
-              f'median {quantile(dp, 0.5):.3f}, largest {out[f"{a}_vs_{b}"]["largest_probability_change"]:.3f}')
+        key = f'{names[a]} vs {names[b]}'
+        out[key] = {'discs': n, 'class_changed': cls, 'lesion_call_changed': les,
+                    'median_probability_change': quantile(dp, 0.5),
+                    'largest_probability_change': dp[-1] if dp else float('nan')}
+        print(f'{key:24s} {n} discs: class changed {cls} ({100 * cls / max(n, 1):.1f} %), lesion call '
+              f'changed {les} ({100 * les / max(n, 1):.1f} %), probability change median '
+              f'{quantile(dp, 0.5):.3f}, largest {out[key]["largest_probability_change"]:.3f}')
     return out
+
+
+def write_consensus(path, discs, n_ann):
+    """A corner manifest of every disc that all annotations placed: the corner-wise mean of the
+    annotations, the level most of them give it, the slice's spacing; written atomically."""
+    order = {l: k for k, l in enumerate(LUMBAR)}
+    discs = sorted(discs, key=lambda d: (d['row']['image'], order[d['majority']]))
+    tmp = path + '.tmp'
+    with open(tmp, 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(['image', 'subject', 'level', 'label'] + [f'{a}{i}' for i in range(1, 5) for a in 'xy']
+                   + ['spacing_mm', 'annotations'])
+        for d in discs:
+            mean = mean_of([d['corners'][i] for i in range(n_ann)])
+            w.writerow([d['row']['image'], d['subject'], d['majority'], '']
+                       + [f'{v:.2f}' for p in mean for v in p] + [d['row']['spacing_mm'], n_ann])
+    os.replace(tmp, path)
+    print(f'{path}: {len(discs)} discs, the mean of {n_ann} annotations each')
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('second', nargs='*', default=['data/spider/corners-second.csv'])
+    ap.add_argument('annotations', nargs='*')
     ap.add_argument('--manifest', default='data/spider/manifest.csv')
     ap.add_argument('--detector')
     ap.add_argument('--bin', default='target/debug/endplate')
     ap.add_argument('--json')
     ap.add_argument('--classify', action='store_true')
     ap.add_argument('--model')
+    ap.add_argument('--consensus')
     args = ap.parse_args()
+    files = args.annotations or [f for f in ['data/spider/corners-second.csv', 'data/spider/corners-third.csv']
+                                 if os.path.exists(f)]
 
-    ours = {}
-    for r in csv.DictReader(open(args.manifest)):
-        ours.setdefault(os.path.basename(r['image']), []).append(r)
-    second = {}
-    for path in args.second:
+    def read(path):
+        by_image = {}
         for r in csv.DictReader(open(path)):
-            second.setdefault(os.path.basename(r['image'].strip()), []).append(r)
+            by_image.setdefault(os.path.basename(r['image'].strip()), []).append(r)
+        return by_image
 
-    errs = {k: {} for k in ['ours_vs_second', 'detector_vs_ours', 'detector_vs_second',
-                            'detector_vs_mean']}
-    level_disagree, unmatched, undetected, n_three = [], [], 0, 0
-    discs = []
-    for image in sorted(second):
+    ours = read(args.manifest)
+    others = [read(p) for p in files]
+    names = ['ours'] + [os.path.splitext(os.path.basename(p))[0].replace('corners-', '') for p in files]
+    n_ann = len(names)
+    images = sorted(set.intersection(*(set(o) for o in others)))
+    for image in images:
         if image not in ours:
-            sys.exit(f'{image}: in the second annotation but not in {args.manifest}; '
-                     'annotate only slices the manifest has')
+            sys.exit(f'{image}: annotated but not in {args.manifest}; annotate only slices the manifest has')
+
+    discs, undetected, level_disagree, skipped = [], [], [], 0
+    for image in images:
         base = ours[image]
-        patient = base[0]['subject']
-        spacing = float(base[0]['spacing_mm'])
         path = os.path.join(os.path.dirname(args.manifest), base[0]['image'])
         cmd = [args.bin, 'detect', '--image', path, '--json']
         if args.detector:
             cmd += ['--model', args.detector]
         det = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
         found = [(d['level'], [tuple(p) for p in d['corners']]) for d in det['discs']]
-        our_discs = [(r['level'], corners_of(r)) for r in base if r['x1']]
-        for r in second[image]:
+        sets = [[(r['level'], corners_of(r)) for r in o[image] if r['level'] in LUMBAR and r['x1']]
+                for o in others]
+        for r in base:
             if r['level'] not in LUMBAR or not r['x1']:
                 continue
-            c2 = corners_of(r)
-            m = match(c2, our_discs)
-            if m is None:
-                unmatched.append(f'{image} {r["level"]}')
+            c0 = corners_of(r)
+            matches = [match(c0, s) for s in sets]
+            if any(m is None for m in matches):
+                skipped += 1
                 continue
-            discs.append({'image': path, 'subject': patient, 'level': m[0], 'ours': m[1],
-                          'second': c2, 'detector': None})
-            if m[0] != r['level']:
-                level_disagree.append(f'{image}: ours {m[0]}, second {r["level"]}')
-            c1 = m[1]
-            e = [x * spacing for x in paired_errors(c1, c2)]
-            errs['ours_vs_second'].setdefault(patient, []).extend(e)
-            d = match(c1, found)
-            if d is None:
-                undetected += 1
-                continue
-            n_three += 1
-            cd = d[1]
-            discs[-1]['detector'] = cd
-            errs['detector_vs_ours'].setdefault(patient, []).extend(
-                x * spacing for x in paired_errors(c1, cd))
-            errs['detector_vs_second'].setdefault(patient, []).extend(
-                x * spacing for x in paired_errors(c2, cd))
-            # The mean annotation: the second's corners put in our corners' order first.
-            perm = min(itertools.permutations(range(4)),
-                       key=lambda p: sum(dist(c1[i], c2[p[i]]) for i in range(4)))
-            mean = [((c1[i][0] + c2[perm[i]][0]) / 2, (c1[i][1] + c2[perm[i]][1]) / 2)
-                    for i in range(4)]
-            errs['detector_vs_mean'].setdefault(patient, []).extend(
-                x * spacing for x in paired_errors(mean, cd))
+            for k, m in enumerate(matches):
+                if m[0] != r['level']:
+                    level_disagree.append(f'{image}: ours {r["level"]}, {names[k + 1]} {m[0]}')
+            corners = {0: c0}
+            for k, m in enumerate(matches):
+                corners[k + 1] = in_order_of(c0, m[1])
+            # The level most annotations give this disc (ours where they tie).
+            levels = [r['level']] + [m[0] for m in matches]
+            level = max(levels, key=lambda l: (levels.count(l), l == r['level']))
+            d = match(c0, found)
+            if d is not None:
+                corners['detector'] = in_order_of(c0, d[1])
+            disc = {'image': path, 'subject': r['subject'], 'level': r['level'], 'majority': level,
+                    'row': r, 'spacing': float(r['spacing_mm']), 'corners': corners}
+            (discs if d is not None else undetected).append(disc)
 
-    out = {k: summary(v) for k, v in errs.items()}
-    out['discs_both_annotated'] = sum(len(v) for v in errs['ours_vs_second'].values()) // 4
-    out['discs_three_ways'] = n_three
-    out['second_not_in_ours'] = unmatched
-    out['not_found_by_detector'] = undetected
-    out['level_disagreements'] = level_disagree
-    out['patients'] = len(errs['ours_vs_second'])
-    for k in ['ours_vs_second', 'detector_vs_ours', 'detector_vs_second', 'detector_vs_mean']:
-        s = out[k]
-        print(f'{k:20s} {s["corners"]:4d} corners  median {s["median_mm"]:.2f} mm '
+    def pooled(pairs):
+        """Corner errors in mm by patient, over discs and over (a, b) pairs of corner sets,
+        where a set is an annotation index, 'detector', or a tuple of indices (their mean)."""
+        by_patient = {}
+        for d in discs:
+            get = lambda s: mean_of([d['corners'][i] for i in s]) if isinstance(s, tuple) else d['corners'][s]
+            for a, b in pairs:
+                by_patient.setdefault(d['subject'], []).extend(
+                    e * d['spacing'] for e in errors(get(a), get(b)))
+        return by_patient
+
+    out = {'annotations': names, 'discs': len(discs), 'patients': len({d['subject'] for d in discs}),
+           'slices': len(images), 'discs_of_ours_not_placed_by_all': skipped,
+           'discs_placed_by_all_not_found_by_detector': len(undetected),
+           'level_disagreements': level_disagree, 'corners': {}}
+
+    def report(key, pairs):
+        s = summary(pooled(pairs))
+        out['corners'][key] = s
+        print(f'{key:44s} {s["corners"]:5d} corners  median {s["median_mm"]:.2f} mm '
               f'({s["median_ci"][0]:.2f}-{s["median_ci"][1]:.2f})  p90 {s["p90_mm"]:.2f} mm '
               f'({s["p90_ci"][0]:.2f}-{s["p90_ci"][1]:.2f})')
-    print(f'{out["discs_both_annotated"]} discs annotated twice ({out["patients"]} patients), '
-          f'{n_three} also found by the detector; {len(unmatched)} of the second annotation\'s '
-          'discs have no disc of ours within half a width')
+
+    for a, b in itertools.combinations(range(n_ann), 2):
+        report(f'{names[a]} vs {names[b]}', [(a, b)])
+    for a in range(n_ann):
+        report(f'detector vs {names[a]}', [('detector', a)])
+    if n_ann >= 3:
+        group = n_ann - 1
+        report(f'each annotation vs the mean of the other {group}',
+               [(a, tuple(i for i in range(n_ann) if i != a)) for a in range(n_ann)])
+        report(f'detector vs the mean of any {group} annotations',
+               [('detector', g) for g in itertools.combinations(range(n_ann), group)])
+        report(f'detector vs the mean of all {n_ann}', [('detector', tuple(range(n_ann)))])
+    elif n_ann == 2:
+        report('detector vs the mean of both', [('detector', (0, 1))])
+    print(f'{len(discs)} discs of ours placed by every annotation and found by the detector '
+          f'({out["patients"]} patients, {len(images)} slices); {len(undetected)} placed by every '
+          f'annotation but not found; {skipped} not placed by every annotation')
     for line in level_disagree:
         print('level disagreement:', line)
+    if args.consensus:
+        write_consensus(args.consensus, discs + undetected, n_ann)
     if args.classify:
-        out['classes'] = class_changes(discs, args)
+        sources = list(range(n_ann)) + ['detector']
+        out['classes'] = class_changes(discs, sources, {**dict(enumerate(names)), 'detector': 'detector'}, args)
     if args.json:
         tmp = args.json + '.tmp'
         with open(tmp, 'w') as f:
