@@ -894,3 +894,169 @@ fn classify_turns_a_slice_stored_upside_down_before_cutting_its_regions() {
         }
     }
 }
+
+/// The bundled file's own network alone (any joined corner network cut off), as file bytes.
+fn bundled_own_network() -> Option<(Vec<u8>, serde_json::Value)> {
+    use endplate::model::file::{card_json, encode_with_card, parse_proto};
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/endplate-detector.onnx");
+    let proto = parse_proto("bundled", &std::fs::read(&p).ok()?).unwrap();
+    let (own, _) = endplate::model::detector::split_corner_network(proto);
+    let card: serde_json::Value =
+        serde_json::from_str(&card_json("bundled", &own).unwrap()).unwrap();
+    Some((encode_with_card("bundled", own, &card).unwrap(), card))
+}
+
+#[test]
+fn a_joined_corner_network_moves_only_the_corners_of_the_closer_views() {
+    use endplate::model::corner_network::join;
+    use endplate::model::file::{card_json, encode_with_card, parse_proto};
+    let Some((own, card)) = bundled_own_network() else {
+        eprintln!("skipped: models/endplate-detector.onnx is absent");
+        return;
+    };
+    let alone = Detector::from_bytes("own", &own).unwrap();
+    assert!(!alone.has_corner_network());
+
+    // The same network joined to itself: every disc, level and corner exactly as alone, so the
+    // joined copy's nodes and weights were renamed and cut apart again without a slip.
+    let twin = Detector::from_bytes("twin", &join("own", &own, "own", &own).unwrap()).unwrap();
+    assert!(twin.has_corner_network());
+    // Another corner network: the same with every corner's in-cell offset moved by half a cell
+    // (the bias of the last four maps), so corner views place corners two input pixels away.
+    let mut shifted = parse_proto("own", &own).unwrap();
+    let bias = shifted
+        .graph
+        .as_mut()
+        .unwrap()
+        .initializer
+        .iter_mut()
+        .find(|t| t.name == "out.bias")
+        .unwrap();
+    for k in 12..16 {
+        let b = &mut bias.raw_data[4 * k..4 * k + 4];
+        let v = f32::from_le_bytes(b.try_into().unwrap()) + 0.5;
+        b.copy_from_slice(&v.to_le_bytes());
+    }
+    let shifted = encode_with_card("shifted", shifted, &card).unwrap();
+    let joined = join("own", &own, "shifted", &shifted).unwrap();
+    let moved = Detector::from_bytes("joined", &joined).unwrap();
+    // The card says where the corner network came from.
+    let joined_card: serde_json::Value = serde_json::from_str(
+        &card_json("joined", &parse_proto("joined", &joined).unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(joined_card["corner_network"]["name"], card["name"]);
+
+    let mut shifts = Vec::new();
+    for i in 0..4 {
+        let ph = render(&plan_subject(5252, i, ClassMix::Paper, 16));
+        let a = alone.detect(&ph.slice).unwrap();
+        assert_eq!(a, twin.detect(&ph.slice).unwrap());
+        let m = moved.detect(&ph.slice).unwrap();
+        // Levels and discs from the file's own network: the same discs in the same order.
+        let levels = |d: &[endplate::disc::detection::DetectedDisc]| {
+            d.iter().map(|x| x.level.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(levels(&a), levels(&m));
+        for (x, y) in a.iter().zip(&m) {
+            let shift = x
+                .corners
+                .iter()
+                .zip(&y.corners)
+                .map(|(p, q)| p.distance(*q))
+                .fold(0.0, f64::max);
+            if x.lumbar_level().is_some() {
+                shifts.push(shift);
+            } else {
+                // Thoracic discs take no corner view.
+                assert_eq!(shift, 0.0, "{:?}", x.level);
+            }
+        }
+    }
+    // Lumbar corners move, by about the shift the two half views average in, never wildly.
+    assert!(!shifts.is_empty());
+    assert!(shifts.iter().all(|&s| s > 0.05 && s < 6.0), "{shifts:?}");
+}
+
+#[test]
+fn a_corner_network_must_read_the_same_input_and_write_the_same_maps() {
+    use endplate::model::corner_network::join;
+    let Some((own, _)) = bundled_own_network() else {
+        eprintln!("skipped: models/endplate-detector.onnx is absent");
+        return;
+    };
+    // A detector of another input size.
+    let arch = DetectorArch::default();
+    let mut card = DetectorCard::new("small", Training::default());
+    card.input.size = 128;
+    let small = write_detector(&arch, &arch.random_weights(5), &card, BatchNorm::Fold).unwrap();
+    let e = join("own.onnx", &own, "small.onnx", &small)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("small.onnx") && e.contains("same input") && e.contains("--init own.onnx"),
+        "{e}"
+    );
+    // One of the same input and maps joins, even from random weights.
+    let random = random_detector(5, BatchNorm::Fold);
+    assert!(
+        Detector::from_bytes("j", &join("own.onnx", &own, "r.onnx", &random).unwrap())
+            .unwrap()
+            .has_corner_network()
+    );
+    // A classifier is no detector at all.
+    let (cls, _) = common::random_model(3, BatchNorm::Fold);
+    let e = join("own.onnx", &own, "cls.onnx", &cls)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cls.onnx") && e.contains("not a disc detector"),
+        "{e}"
+    );
+}
+
+#[test]
+fn join_corner_network_writes_a_file_that_detects_and_names_what_it_refuses() {
+    let Some((own, _)) = bundled_own_network() else {
+        eprintln!("skipped: models/endplate-detector.onnx is absent");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let own_path = dir.path().join("own.onnx");
+    std::fs::write(&own_path, &own).unwrap();
+    let out = dir.path().join("joined.onnx");
+    let o = endplate(&[
+        "join-corner-network",
+        "--detector",
+        own_path.to_str().unwrap(),
+        "--corners",
+        own_path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let joined = Detector::from_bytes("joined", &std::fs::read(&out).unwrap()).unwrap();
+    assert!(joined.has_corner_network());
+
+    // A classifier as the corner network: refused, nothing written.
+    let (cls, _) = common::random_model(3, BatchNorm::Fold);
+    let cls_path = dir.path().join("cls.onnx");
+    std::fs::write(&cls_path, &cls).unwrap();
+    let refused = dir.path().join("refused.onnx");
+    let o = endplate(&[
+        "join-corner-network",
+        "--detector",
+        own_path.to_str().unwrap(),
+        "--corners",
+        cls_path.to_str().unwrap(),
+        "--out",
+        refused.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cls.onnx") && err.contains("not a disc detector"),
+        "{err}"
+    );
+    assert!(!refused.exists());
+}

@@ -33,6 +33,12 @@ pub const DETECTOR_OUTPUT: &str = "maps";
 /// ([`super::orientation`] fits it).
 pub const ORIENTATION_OUTPUT: &str = "upside_down";
 
+/// Every node and tensor of a joined corner network ([`super::corner_network`]) starts with
+/// this.
+pub const CORNER_NET_PREFIX: &str = "corner_net.";
+/// The joined network's maps, laid out as `maps`.
+pub const CORNER_NET_OUTPUT: &str = "corner_net.maps";
+
 /// How a slice becomes the detector's input.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DetectorInput {
@@ -79,6 +85,10 @@ pub struct DetectorCard {
     /// file with the `upside_down` output.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub orientation: serde_json::Value,
+    /// Where the network of the corner views came from (its card's name, training and
+    /// metrics), for a file with a joined corner network ([`super::corner_network`]).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub corner_network: serde_json::Value,
 }
 
 impl DetectorCard {
@@ -93,6 +103,7 @@ impl DetectorCard {
             metrics: serde_json::Value::Null,
             warning: None,
             orientation: serde_json::Value::Null,
+            corner_network: serde_json::Value::Null,
         }
     }
 
@@ -304,6 +315,9 @@ pub struct Detector {
     plan: Arc<TypedRunnableModel>,
     /// The file has the `upside_down` output ([`super::orientation`]).
     orientation: bool,
+    /// The joined network that runs the corner views, where the file has one
+    /// ([`super::corner_network`]).
+    corner_plan: Option<Arc<TypedRunnableModel>>,
 }
 
 /// What [`Detector::detect_oriented`] found: the discs in the stored slice's coordinates, and
@@ -395,6 +409,11 @@ impl Detector {
         let proto = file::parse_proto(source_name, bytes)?;
         let json = file::card_json(source_name, &proto)?;
         let card = DetectorCard::from_json(source_name, &json)?;
+        let (proto, corners) = split_corner_network(proto);
+        let corner_plan = match corners {
+            Some(c) => Some(corner_plan(source_name, c, &card)?),
+            None => None,
+        };
         let (plan, extra) = detector_plan(source_name, proto, &card, ORIENTATION_OUTPUT)?;
         if extra.is_some_and(|w| w != 1) {
             return Err(Error::model(
@@ -409,6 +428,7 @@ impl Detector {
             card,
             plan,
             orientation: extra.is_some(),
+            corner_plan,
         })
     }
 
@@ -421,18 +441,27 @@ impl Detector {
         &self.card
     }
 
-    /// The raw maps for one prepared input.
+    /// The raw maps for one prepared input (of the file's own network).
     pub fn maps(&self, input: Vec<f32>) -> Result<Vec<f32>> {
-        Ok(self.run(input)?.0)
+        Ok(self.run(input, Net::Levels)?.0)
     }
 
-    /// The maps and, where the file has it, the upside-down logit of one prepared input.
-    fn run(&self, input: Vec<f32>) -> Result<(Vec<f32>, Option<f32>)> {
+    /// Whether the file has a joined network for its corner views.
+    pub fn has_corner_network(&self) -> bool {
+        self.corner_plan.is_some()
+    }
+
+    /// The maps and, where the file has it, the upside-down logit of one prepared input; the
+    /// corner views run the joined corner network where there is one.
+    fn run(&self, input: Vec<f32>, net: Net) -> Result<(Vec<f32>, Option<f32>)> {
         let s = self.card.input.size;
         let t = Tensor::from_shape(&[1, 1, s, s], &input)
             .map_err(|e| Error::Inference(e.to_string()))?;
-        let out = self
-            .plan
+        let (plan, orientation) = match (&self.corner_plan, net) {
+            (Some(c), Net::Corners) => (c, false),
+            _ => (&self.plan, self.orientation),
+        };
+        let out = plan
             .run(tvec![t.into()])
             .map_err(|e| Error::Inference(e.to_string()))?;
         let flat = |k: usize| -> Result<Vec<f32>> {
@@ -441,7 +470,7 @@ impl Detector {
                 .map_err(|e| Error::Inference(e.to_string()))?;
             Ok(v.iter().copied().collect())
         };
-        let logit = if self.orientation {
+        let logit = if orientation {
             flat(1)?.first().copied()
         } else {
             None
@@ -491,15 +520,13 @@ impl Detector {
         values: &[f32],
         slice: &Slice,
         to_slice: &Affine,
+        net: Net,
     ) -> Result<(Vec<DetectedDisc>, Option<f32>)> {
         let input = &self.card.input;
-        let (maps, logit) = self.run(view_input(
-            values,
-            slice.width,
-            slice.height,
-            to_slice,
-            input,
-        ))?;
+        let (maps, logit) = self.run(
+            view_input(values, slice.width, slice.height, to_slice, input),
+            net,
+        )?;
         let discs = name_levels(
             view_candidates(&maps, input, &self.card.decode, to_slice),
             &self.card.decode,
@@ -511,7 +538,7 @@ impl Detector {
     fn first_view(&self, slice: &Slice) -> Result<FirstView> {
         let values = stretched(slice, &self.card.input);
         let whole = Affine::letterbox(slice.width, slice.height, self.card.input.size);
-        let (discs, logit) = self.view(&values, slice, &whole)?;
+        let (discs, logit) = self.view(&values, slice, &whole, Net::Levels)?;
         Ok(FirstView {
             values,
             discs,
@@ -546,7 +573,7 @@ impl Detector {
         let Some(region) = refine_region(&first.discs, slice.width, slice.height) else {
             return Ok(first.discs.clone());
         };
-        let (second, _) = self.crop_view(&first.values, slice, region)?;
+        let (second, _) = self.crop_view(&first.values, slice, region, Net::Levels)?;
         let lumbar = |d: &[DetectedDisc]| d.iter().filter(|x| x.lumbar_level().is_some()).count();
         Ok(if lumbar(&second) >= lumbar(&first.discs) {
             second
@@ -566,10 +593,18 @@ impl Detector {
         slice: &Slice,
         discs: &[DetectedDisc],
     ) -> Result<Vec<Vec<DetectedDisc>>> {
-        corner_view_groups(discs)
+        // The view of all lumbar discs (the last) may add a lowest disc to the chain, so the
+        // network that names levels runs it; a joined corner network runs the halves.
+        let groups = corner_view_groups(discs);
+        let all = groups.len().saturating_sub(1);
+        groups
             .iter()
-            .filter_map(|g| disc_region(g))
-            .map(|region| Ok(self.crop_view(values, slice, region)?.0))
+            .enumerate()
+            .filter_map(|(i, g)| disc_region(g).map(|r| (i, r)))
+            .map(|(i, region)| {
+                let net = if i == all { Net::Levels } else { Net::Corners };
+                Ok(self.crop_view(values, slice, region, net)?.0)
+            })
             .collect()
     }
 
@@ -579,8 +614,62 @@ impl Detector {
         values: &[f32],
         slice: &Slice,
         [x0, y0, x1, y1]: [f64; 4],
+        net: Net,
     ) -> Result<(Vec<DetectedDisc>, Option<f32>)> {
         let crop = Affine::fit(x0, y0, x1, y1, self.card.input.size);
-        self.view(values, slice, &crop)
+        self.view(values, slice, &crop, net)
     }
+}
+
+/// Which of a file's networks runs a view: its own finds the discs and their levels, a joined
+/// corner network (where the file has one) places the corners of the corner views.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Net {
+    Levels,
+    Corners,
+}
+
+/// The joined corner network's plan: one input, the maps as [`CORNER_NET_OUTPUT`].
+fn corner_plan(
+    source_name: &str,
+    proto: pb::ModelProto,
+    card: &DetectorCard,
+) -> Result<Arc<TypedRunnableModel>> {
+    let (s, g) = (card.input.size, card.input.size / STRIDE);
+    let maps = super::detector_net::output_maps(card.decode.corner_maps);
+    let (plan, _) = super::inference::runnable(
+        source_name,
+        proto,
+        (DETECTOR_INPUT, [1, 1, s, s]),
+        (
+            CORNER_NET_OUTPUT,
+            &[1, maps, g, g],
+            &format!("float32 [N, {maps}, {g}, {g}], laid out as `{DETECTOR_OUTPUT}`"),
+        ),
+        None,
+    )?;
+    Ok(plan)
+}
+
+/// The file's own network (every output but [`CORNER_NET_OUTPUT`]) and, where it has one, the joined
+/// corner network (its one output [`CORNER_NET_OUTPUT`]); each with only its own nodes and weights.
+pub fn split_corner_network(mut proto: pb::ModelProto) -> (pb::ModelProto, Option<pb::ModelProto>) {
+    let joined = proto
+        .graph
+        .as_ref()
+        .is_some_and(|g| g.output.iter().any(|o| o.name == CORNER_NET_OUTPUT));
+    if !joined {
+        return (proto, None);
+    }
+    let mut corners = proto.clone();
+    let mine = |name: &str| name.starts_with(CORNER_NET_PREFIX);
+    let graph = proto.graph.as_mut().expect("checked above");
+    graph.node.retain(|n| !mine(&n.name));
+    graph.initializer.retain(|t| !mine(&t.name));
+    graph.output.retain(|o| o.name != CORNER_NET_OUTPUT);
+    let g = corners.graph.as_mut().expect("cloned with its graph");
+    g.node.retain(|n| mine(&n.name));
+    g.initializer.retain(|t| mine(&t.name));
+    g.output.retain(|o| o.name == CORNER_NET_OUTPUT);
+    (proto, Some(corners))
 }

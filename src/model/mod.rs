@@ -11,6 +11,7 @@
 pub mod adapt;
 pub mod calibration;
 pub mod card;
+pub mod corner_network;
 pub mod detector;
 pub mod detector_net;
 pub mod evidence;

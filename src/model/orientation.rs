@@ -79,7 +79,8 @@ fn strip(graph: &mut pb::GraphProto) {
 /// The detector with its pooled encoder features as second output (`FEATURES`, `[N, width]`)
 /// in place of any orientation layer: what the fit reads.
 pub fn with_features(source: &str, bytes: &[u8]) -> Result<pb::ModelProto> {
-    let mut proto = parse_proto(source, bytes)?;
+    // A joined corner network plays no part in which way up a slice is.
+    let (mut proto, _) = super::detector::split_corner_network(parse_proto(source, bytes)?);
     let graph = proto.graph.as_mut().expect("parse_proto checked the graph");
     strip(graph);
     let flat = add_pooling(source, graph)?;

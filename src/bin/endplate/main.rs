@@ -5,6 +5,7 @@
 mod adapt;
 mod classify;
 mod common;
+mod corner_network;
 mod detect;
 mod evaluate;
 mod orientation;
@@ -47,6 +48,9 @@ enum Command {
     /// Teach a detector file which way up a slice is stored (slices stored upside down are then
     /// detected upright and their levels counted from the right end)
     FitOrientation(orientation::FitOrientationArgs),
+    /// Let a second detector's network place the corners of a detector file's closer views,
+    /// while the file's own network keeps finding the discs and naming their levels
+    JoinCornerNetwork(corner_network::JoinCornerNetworkArgs),
     /// Train the disc detector on phantoms and real slices with corners
     #[cfg(feature = "train")]
     TrainDetector(train_detector::TrainDetectorArgs),
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Command::Detect(a) => detect::run_detect(a),
         Command::EvaluateDetector(a) => detect::run_evaluate_detector(a),
         Command::FitOrientation(a) => orientation::run(a),
+        Command::JoinCornerNetwork(a) => corner_network::run(a),
         #[cfg(feature = "train")]
         Command::TrainDetector(a) => train_detector::run_train_detector(a),
         Command::Classify(a) => classify::run(a),
