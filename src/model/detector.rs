@@ -268,6 +268,18 @@ pub(super) fn detector_plan(
     card: &DetectorCard,
     extra: &str,
 ) -> Result<(Arc<TypedRunnableModel>, Option<usize>)> {
+    maps_plan(source_name, proto, card, DETECTOR_OUTPUT, Some(extra))
+}
+
+/// A plan whose first output, `output`, holds the maps the card describes: the file's own
+/// network's (`maps`) or a joined corner network's ([`CORNER_NET_OUTPUT`]).
+fn maps_plan(
+    source_name: &str,
+    proto: pb::ModelProto,
+    card: &DetectorCard,
+    output: &str,
+    extra: Option<&str>,
+) -> Result<(Arc<TypedRunnableModel>, Option<usize>)> {
     let (s, g) = (card.input.size, card.input.size / STRIDE);
     let maps = super::detector_net::output_maps(card.decode.corner_maps);
     let what = if card.decode.corner_maps {
@@ -280,11 +292,11 @@ pub(super) fn detector_plan(
         proto,
         (DETECTOR_INPUT, [1, 1, s, s]),
         (
-            DETECTOR_OUTPUT,
+            output,
             &[1, maps, g, g],
             &format!("float32 [N, {maps}, {g}, {g}] ({what})"),
         ),
-        Some(extra),
+        extra,
     )
 }
 
@@ -411,7 +423,7 @@ impl Detector {
         let card = DetectorCard::from_json(source_name, &json)?;
         let (proto, corners) = split_corner_network(proto);
         let corner_plan = match corners {
-            Some(c) => Some(corner_plan(source_name, c, &card)?),
+            Some(c) => Some(maps_plan(source_name, c, &card, CORNER_NET_OUTPUT, None)?.0),
             None => None,
         };
         let (plan, extra) = detector_plan(source_name, proto, &card, ORIENTATION_OUTPUT)?;
@@ -627,28 +639,6 @@ impl Detector {
 enum Net {
     Levels,
     Corners,
-}
-
-/// The joined corner network's plan: one input, the maps as [`CORNER_NET_OUTPUT`].
-fn corner_plan(
-    source_name: &str,
-    proto: pb::ModelProto,
-    card: &DetectorCard,
-) -> Result<Arc<TypedRunnableModel>> {
-    let (s, g) = (card.input.size, card.input.size / STRIDE);
-    let maps = super::detector_net::output_maps(card.decode.corner_maps);
-    let (plan, _) = super::inference::runnable(
-        source_name,
-        proto,
-        (DETECTOR_INPUT, [1, 1, s, s]),
-        (
-            CORNER_NET_OUTPUT,
-            &[1, maps, g, g],
-            &format!("float32 [N, {maps}, {g}, {g}], laid out as `{DETECTOR_OUTPUT}`"),
-        ),
-        None,
-    )?;
-    Ok(plan)
 }
 
 /// The file's own network (every output but [`CORNER_NET_OUTPUT`]) and, where it has one, the joined
