@@ -33,17 +33,18 @@ distance (SPEC: corners come in any order). Reports, in mm (the manifest's spaci
       [--detector D.onnx] [--classify] [--model M.onnx] [--bin target/debug/endplate]
       [--consensus OUT.csv] [--json OUT.json]
 """
-import argparse, csv, itertools, json, os, random, subprocess, sys, tempfile
+import argparse, csv, itertools, json, os, random, subprocess, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import detected_vs_hand as dvh  # noqa: E402  (its classify and disc centre)
+
+centre = dvh.centre
 
 LUMBAR = ['L1L2', 'L2L3', 'L3L4', 'L4L5', 'L5S1']
 
 
 def corners_of(row):
     return [(float(row[f'x{i}']), float(row[f'y{i}'])) for i in range(1, 5)]
-
-
-def centre(c):
-    return (sum(p[0] for p in c) / 4, sum(p[1] for p in c) / 4)
 
 
 def dist(p, q):
@@ -112,21 +113,14 @@ def summary(errs_by_patient, reps=1000, seed=1):
 
 
 def classify(discs, which, args):
-    """`endplate classify --manifest --json` on every disc with the corners of `which` (an
-    annotation's index, or 'detector'); the results in the order of `discs`."""
-    with tempfile.NamedTemporaryFile('w', suffix='.csv', delete=False) as f:
-        w = csv.writer(f)
-        w.writerow(['image', 'subject', 'level', 'label'] + [f'{a}{i}' for i in range(1, 5) for a in 'xy'])
-        for d in discs:
-            w.writerow([os.path.abspath(d['image']), d['subject'], d['level'], '']
-                       + [v for p in d['corners'][which] for v in p])
-    cmd = [args.bin, 'classify', '--manifest', f.name, '--json']
-    if args.model:
-        cmd += ['--model', args.model]
-    res = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
-    os.unlink(f.name)
-    by_key = {(os.path.abspath(r['image']), r['level']): r for r in res['results']}
-    return [by_key[(os.path.abspath(d['image']), d['level'])] for d in discs]
+    """The bundled classifier (or --model) on every disc with the corners of `which` (an
+    annotation's index, or 'detector'), through detected_vs_hand's `classify`; the results in
+    the order of `discs`."""
+    rows = [{'image': os.path.abspath(d['image']), 'subject': d['subject'], 'level': d['level'],
+             **{f'{a}{i + 1}': v for i, p in enumerate(d['corners'][which]) for a, v in zip('xy', p)}}
+            for d in discs]
+    res = dvh.classify(rows, True, '', args.bin, ['--model', args.model] if args.model else [])
+    return [res[(os.path.basename(d['image']), d['level'])] for d in discs]
 
 
 def class_changes(discs, sources, names, args):

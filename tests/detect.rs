@@ -1024,16 +1024,19 @@ fn join_corner_network_writes_a_file_that_detects_and_names_what_it_refuses() {
     let dir = tempfile::tempdir().unwrap();
     let own_path = dir.path().join("own.onnx");
     std::fs::write(&own_path, &own).unwrap();
+    let join = |corners: &std::path::Path, out: &std::path::Path| {
+        endplate(&[
+            "join-corner-network",
+            "--detector",
+            own_path.to_str().unwrap(),
+            "--corners",
+            corners.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
     let out = dir.path().join("joined.onnx");
-    let o = endplate(&[
-        "join-corner-network",
-        "--detector",
-        own_path.to_str().unwrap(),
-        "--corners",
-        own_path.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = join(&own_path, &out);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let joined = Detector::from_bytes("joined", &std::fs::read(&out).unwrap()).unwrap();
     assert!(joined.has_corner_network());
@@ -1043,15 +1046,7 @@ fn join_corner_network_writes_a_file_that_detects_and_names_what_it_refuses() {
     let cls_path = dir.path().join("cls.onnx");
     std::fs::write(&cls_path, &cls).unwrap();
     let refused = dir.path().join("refused.onnx");
-    let o = endplate(&[
-        "join-corner-network",
-        "--detector",
-        own_path.to_str().unwrap(),
-        "--corners",
-        cls_path.to_str().unwrap(),
-        "--out",
-        refused.to_str().unwrap(),
-    ]);
+    let o = join(&cls_path, &refused);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(

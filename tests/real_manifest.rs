@@ -214,17 +214,11 @@ fn the_blind_annotations_cover_the_detectors_held_out_slices_and_place_the_same_
 /// How many discs of `rows` have one of `ours` on the same image within half a width, and the
 /// median distance from each of their corners to the nearest corner of that disc (pixels).
 fn agreement(rows: &[endplate::manifest::Row], ours: &[endplate::manifest::Row]) -> (usize, f64) {
-    let centre = |c: &[endplate::disc::geometry::Point; 4]| {
-        let (x, y) = c.iter().fold((0.0, 0.0), |a, p| (a.0 + p.x, a.1 + p.y));
-        (x / 4.0, y / 4.0)
-    };
+    use endplate::disc::geometry::centre;
     let (mut matched, mut distances) = (0, Vec::new());
     for r in rows {
-        let (cx, cy) = centre(&r.corners);
-        let off = |o: &endplate::manifest::Row| {
-            let (x, y) = centre(&o.corners);
-            (x - cx).hypot(y - cy)
-        };
+        let c = centre(&r.corners);
+        let off = |o: &endplate::manifest::Row| centre(&o.corners).distance(c);
         let nearest = ours
             .iter()
             .filter(|o| o.image == r.image)

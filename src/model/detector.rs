@@ -641,8 +641,9 @@ enum Net {
     Corners,
 }
 
-/// The file's own network (every output but [`CORNER_NET_OUTPUT`]) and, where it has one, the joined
-/// corner network (its one output [`CORNER_NET_OUTPUT`]); each with only its own nodes and weights.
+/// The file's own network (every output but [`CORNER_NET_OUTPUT`]) and, where it has one, the
+/// joined corner network (its one output); each with only its own nodes and weights, so that
+/// each runs alone.
 pub fn split_corner_network(mut proto: pb::ModelProto) -> (pb::ModelProto, Option<pb::ModelProto>) {
     let joined = proto
         .graph
