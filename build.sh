@@ -9,6 +9,8 @@
 #   bench   inference benchmark: endplate (tract) vs onnxruntime on the same model and discs
 #   bench-web    in headless Chromium: page ready, model load, 1 and 5 discs, disc detection, against ONNX
 #                Runtime Web (wasm, 1 thread) on the same model and inputs
+#   bench-stack  diagnosis: one slice's detection 250 times in a row in a worker, then through extra
+#                JavaScript frames (does the page's speed hang on where V8 leaves the stack?)
 #   bench-train  training images/s: burn-flex vs PyTorch CPU, same network, batch and threads
 #   model   remake the bundled model: phantom sets, training, fresh-set evaluation (hours on 2 cores;
 #           EPOCHS=30 by default; rerun with RESUME=1 to continue a run that was cut off)
@@ -134,6 +136,12 @@ case "$task" in
     mkdir -p www/vendor/ort
     cp bench/web/node_modules/onnxruntime-web/dist/{ort.wasm.min.mjs,ort-wasm-simd-threaded.mjs,ort-wasm-simd-threaded.wasm} www/vendor/ort/
     node bench/web/run.mjs
+    ;;
+  bench-stack)
+    build_wasm
+    command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+    (cd tests/browser && npm ci --no-audit --no-fund --silent)
+    node bench/web/stack/run.mjs
     ;;
   bench-train)
     python3 -c "import torch, torchvision" 2>/dev/null || pip install --quiet torch torchvision

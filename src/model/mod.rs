@@ -22,3 +22,5 @@ mod onnx;
 pub mod orientation;
 pub mod resnet;
 pub mod storage;
+#[cfg(target_arch = "wasm32")]
+mod wasm_kernel;
