@@ -73,25 +73,44 @@ impl Affine {
     }
 }
 
-/// Bilinear sample of `values` (row-major `width x height`) at slice point `(x, y)`, `pad`
-/// outside. Pixel centres sit at half-integers.
-fn bilinear(values: &[f32], width: usize, height: usize, x: f64, y: f64, pad: f32) -> f32 {
-    let (fx, fy) = (x - 0.5, y - 0.5);
-    if !(fx > -1.0 && fy > -1.0 && fx < width as f64 && fy < height as f64) {
+/// Where one sample point falls along one axis of the slice: the two pixels it blends (`None`
+/// outside the slice) and the second one's weight. Pixel centres sit at half-integers.
+#[derive(Debug, Clone, Copy)]
+struct Tap {
+    first: Option<usize>,
+    second: Option<usize>,
+    weight: f32,
+    /// Whether the point is close enough to the slice to blend any of its pixels.
+    inside: bool,
+}
+
+impl Tap {
+    fn new(coordinate: f64, len: usize) -> Tap {
+        let f = coordinate - 0.5;
+        let i = f.floor();
+        let pixel = |i: f64| (i >= 0.0 && i < len as f64).then_some(i as usize);
+        Tap {
+            first: pixel(i),
+            second: pixel(i + 1.0),
+            weight: (f - i) as f32,
+            inside: f > -1.0 && f < len as f64,
+        }
+    }
+}
+
+/// Bilinear sample of `values` (row-major, `width` wide) at the point whose column and row taps
+/// are `x` and `y`; `pad` outside the slice, and for the pixels beyond its edge.
+fn bilinear(values: &[f32], width: usize, x: Tap, y: Tap, pad: f32) -> f32 {
+    if !(x.inside && y.inside) {
         return pad;
     }
-    let (x0, y0) = (fx.floor(), fy.floor());
-    let (wx, wy) = ((fx - x0) as f32, (fy - y0) as f32);
-    let at = |i: f64, j: f64| -> f32 {
-        if i < 0.0 || j < 0.0 || i >= width as f64 || j >= height as f64 {
-            pad
-        } else {
-            values[j as usize * width + i as usize]
-        }
+    let at = |i: Option<usize>, j: Option<usize>| match (i, j) {
+        (Some(i), Some(j)) => values[j * width + i],
+        _ => pad,
     };
-    let top = at(x0, y0) * (1.0 - wx) + at(x0 + 1.0, y0) * wx;
-    let bottom = at(x0, y0 + 1.0) * (1.0 - wx) + at(x0 + 1.0, y0 + 1.0) * wx;
-    top * (1.0 - wy) + bottom * wy
+    let top = at(x.first, y.first) * (1.0 - x.weight) + at(x.second, y.first) * x.weight;
+    let bottom = at(x.first, y.second) * (1.0 - x.weight) + at(x.second, y.second) * x.weight;
+    top * (1.0 - y.weight) + bottom * y.weight
 }
 
 /// Resample `values` (a `width x height` slice) into an `out_w x out_h` image whose pixel
@@ -110,6 +129,29 @@ pub fn warp(
     let step = 1.0 / taps as f64;
     let norm = 1.0 / (taps * taps) as f32;
     let mut out = Vec::with_capacity(out_w * out_h);
+    if to_slice.b == 0.0 && to_slice.c == 0.0 {
+        // Unrotated (every detector view): a column's taps do not depend on the row, nor a
+        // row's on the column, so each is placed once instead of once per pixel. The same
+        // arithmetic as below, so the same numbers, about three times faster.
+        let columns: Vec<Tap> = (0..out_w * taps)
+            .map(|k| Tap::new(to_slice.a * tap_at(k, taps, step) + to_slice.tx, width))
+            .collect();
+        let rows: Vec<Tap> = (0..out_h * taps)
+            .map(|k| Tap::new(to_slice.d * tap_at(k, taps, step) + to_slice.ty, height))
+            .collect();
+        for row in rows.chunks(taps) {
+            for column in columns.chunks(taps) {
+                let mut acc = 0.0f32;
+                for &y in row {
+                    for &x in column {
+                        acc += bilinear(values, width, x, y, pad);
+                    }
+                }
+                out.push(acc * norm);
+            }
+        }
+        return out;
+    }
     for v in 0..out_h {
         for u in 0..out_w {
             let mut acc = 0.0f32;
@@ -118,13 +160,19 @@ pub fn warp(
                 for i in 0..taps {
                     let uu = u as f64 + (i as f64 + 0.5) * step;
                     let (x, y) = to_slice.apply(uu, vv);
-                    acc += bilinear(values, width, height, x, y, pad);
+                    acc += bilinear(values, width, Tap::new(x, width), Tap::new(y, height), pad);
                 }
             }
             out.push(acc * norm);
         }
     }
     out
+}
+
+/// The output coordinate of tap `k` along an axis with `taps` taps per pixel: pixel `k / taps`,
+/// tap `k % taps`, as the general loop computes it.
+fn tap_at(k: usize, taps: usize, step: f64) -> f64 {
+    (k / taps) as f64 + ((k % taps) as f64 + 0.5) * step
 }
 
 #[cfg(test)]
@@ -152,6 +200,31 @@ mod tests {
         assert_eq!(out[25 * 50 + 5], 0.0, "left padding");
         assert_eq!(out[25 * 50 + 25], 1.0, "inside");
         assert_eq!(out[25 * 50 + 45], 0.0, "right padding");
+    }
+
+    #[test]
+    fn unrotated_views_take_the_fast_path_to_the_same_numbers() {
+        // The general loop runs for any rotation, however small; an angle of 1e-300 moves no
+        // coordinate, so both paths must give the same bits: letterboxed with padding (shrunk
+        // 3.2x), a crop partly off the slice (enlarged), and one shrunk by a non-integer.
+        let (w, h) = (123, 819);
+        let values: Vec<f32> = (0..w * h)
+            .map(|k| ((k * 7919) % 1000) as f32 / 1000.0)
+            .collect();
+        let maps = [
+            Affine::letterbox(w, h, 256),
+            Affine::fit(-20.0, 700.0, 90.0, 840.0, 64),
+            Affine::fit(3.3, 5.1, 118.9, 600.2, 100),
+        ];
+        for m in maps {
+            let (origin, scale) = ((m.tx, m.ty), m.a);
+            let turned = Affine::similarity(scale, 1e-300, origin);
+            assert!(turned.b != 0.0 && turned.c != 0.0);
+            let fast = warp(&values, w, h, &m, 64, 48, -1.0);
+            let general = warp(&values, w, h, &turned, 64, 48, -1.0);
+            assert_eq!(fast, general, "{m:?}");
+            assert!(fast.contains(&-1.0) || m.tx > 0.0, "padding reached");
+        }
     }
 
     #[test]
