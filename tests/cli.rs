@@ -333,6 +333,89 @@ fn four_phantom_subjects(out: &Path) {
 
 #[cfg(feature = "train")]
 #[test]
+fn a_cross_validation_stopped_during_a_fold_resumes_that_fold_instead_of_keeping_it() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    four_phantom_subjects(&data);
+    let out = dir.path().join("cv.onnx");
+    let manifest = data.join("manifest.csv");
+    let args = |resume: bool| {
+        let mut a = vec![
+            "train",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            "4",
+            "--batch",
+            "4",
+            "--unfreeze",
+            "all",
+            "--split-by",
+            "subject",
+            "--folds",
+            "2",
+            "--synthetic",
+        ];
+        if resume {
+            a.push("--resume");
+        }
+        a
+    };
+    // Ctrl-C as soon as the second fold begins (its four epochs take seconds).
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_endplate"))
+        .args(args(false))
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.starts_with("fold-2 of 2") {
+            let kill = std::process::Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(kill.success());
+        }
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("stopped during fold-2"), "{log}");
+    let report = dir.path().join("cv.report");
+    assert!(report.join("fold-1/model.onnx").is_file(), "{log}");
+    assert!(
+        !report.join("fold-2/model.onnx").exists(),
+        "a fold cut short must not look done: {log}"
+    );
+    assert!(!report.join("cross_validation.json").exists());
+
+    let o = endplate(&args(true));
+    let log = stderr(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(
+        log.contains("fold-1 of 2: done in an earlier run, kept"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("fold-2 of 2: done in an earlier run"),
+        "{log}"
+    );
+    assert!(report.join("fold-2/model.onnx").is_file());
+    let cv: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(report.join("cross_validation.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cv["n"], 20, "every disc held out exactly once: {cv}");
+}
+
+#[cfg(feature = "train")]
+#[test]
 fn train_with_folds_cross_validates_and_pretrain_makes_an_init_backbone() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -446,13 +446,15 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         };
         let (bytes, metrics) =
             train_and_report(&data, cfg, fold_init, &fold_ckpt, resume, &fold_report)?;
-        endplate::files::write_atomic(&fold_model, &bytes)?;
-        folds.push(metrics);
         if train::STOP.load(std::sync::atomic::Ordering::Relaxed) {
+            // A fold cut short is not done: without its model.onnx, --resume trains it on from
+            // its checkpoint instead of keeping a half-trained fold's figures.
             return Err(Error::Invalid(format!(
                 "stopped during {name}; --resume continues from there"
             )));
         }
+        endplate::files::write_atomic(&fold_model, &bytes)?;
+        folds.push(metrics);
     }
     let mut cv = endplate::eval::metrics::cross_validation(&folds);
     let pooled = pooled_predictions(&report, k)?;
