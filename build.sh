@@ -164,10 +164,10 @@ case "$task" in
     fi
     [ -f "$data/phantom-only.onnx" ] || git show 48a9a87:models/endplate-default.onnx > "$data/phantom-only.onnx"
     $bin train --manifest data/spider/manifest.csv --manifest "$data/train/manifest.csv" --share 3 --share 1 \
-      --init "$data/phantom-only.onnx" --unfreeze top2 --epochs 5 --lr 3e-4 --corner-jitter 0.03 \
+      --init "$data/phantom-only.onnx" --unfreeze all --epochs 8 --lr 3e-4 --lr-schedule cosine --corner-jitter 0.03 \
       --split-by subject --seed 1 --keep-last \
       --out models/endplate-default.onnx --checkpoints "$data/checkpoints-real" --report docs/bundled-model-report \
-      --describe "SPIDER (van der Graaf et al., Sci Data 2024, CC BY 4.0): 995 real discs of 171 patients labelled normal/lesion (3/4 of every epoch), plus 1200 phantom discs of 240 synthetic subjects, seed 1 (1/4); 4 corner-jittered ROIs per disc; fine-tuned from the phantom-only model" \
+      --describe "SPIDER (van der Graaf et al., Sci Data 2024, CC BY 4.0): 995 real discs of 171 patients labelled normal/lesion (3/4 of every epoch), plus 1200 phantom discs of 240 synthetic subjects, seed 1 (1/4); 4 corner-jittered ROIs per disc; every layer fine-tuned from the phantom-only model for 8 epochs, cosine learning rate" \
       ${RESUME:+--resume}
     # Store the weights compactly only if no test disc changes class or moves 0.01 in probability:
     # int8 first (a quarter of the size), else float16 (a half), else float32.
