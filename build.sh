@@ -178,10 +178,10 @@ case "$task" in
       fi
     done
     $bin evaluate --model models/endplate-default.onnx --manifest "$data/test/manifest.csv" --report docs/bundled-model-fresh-eval
-    # The card carries the real cross-validation (bench/real_experiments.sh real-phantoms-jitter) and
+    # The card carries the real cross-validation (bench/real_experiments.sh real-phantoms-all-long) and
     # the fresh phantom figures, which the page shows, and a warning that fits a real model.
-    cv=${CV:-target/real-experiments/real-phantoms-jitter/cross_validation.json}
-    python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['lesion_vs_normal_pooled']; p.update(data='SPIDER', folds=5, config='real (3/4) + phantoms (1/4), corner jitter 0.03, fine-tuned from the phantom-only model (bench/real_experiments.sh real-phantoms-jitter)'); json.dump(p, open(sys.argv[2], 'w'))" "$cv" "$data/real-cv.json"
+    cv=${CV:-target/real-experiments/real-phantoms-all-long/cross_validation.json}
+    python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['lesion_vs_normal_pooled']; p.update(data='SPIDER', folds=5, config='real (3/4) + phantoms (1/4), corner jitter 0.03, every layer fine-tuned from the phantom-only model for 8 epochs, cosine learning rate (bench/real_experiments.sh real-phantoms-all-long)'); json.dump(p, open(sys.argv[2], 'w'))" "$cv" "$data/real-cv.json"
     target/debug/examples/amend_card models/endplate-default.onnx metrics.real_cross_validation "@$data/real-cv.json"
     python3 -c "import json,sys; m=json.load(open(sys.argv[1])); json.dump({'n': m['n'], 'accuracy': m['accuracy'], 'auc': m['auc'], 'set': 'endplate synth --subjects 100 --seed 9001 --bits 16 --class-mix paper'}, open(sys.argv[2], 'w'))" docs/bundled-model-fresh-eval/metrics.json "$data/phantom-test.json"
     target/debug/examples/amend_card models/endplate-default.onnx metrics.phantom_test "@$data/phantom-test.json"
