@@ -132,7 +132,8 @@ pub fn warp(
     if to_slice.b == 0.0 && to_slice.c == 0.0 {
         // Unrotated (every detector view): a column's taps do not depend on the row, nor a
         // row's on the column, so each is placed once instead of once per pixel. The same
-        // arithmetic as below, so the same numbers, about three times faster.
+        // arithmetic as below, so the same numbers; it took a third off a detection natively
+        // (README, "Resampling the views").
         let columns: Vec<Tap> = (0..out_w * taps)
             .map(|k| Tap::new(to_slice.a * tap_at(k, taps, step) + to_slice.tx, width))
             .collect();
@@ -156,9 +157,9 @@ pub fn warp(
         for u in 0..out_w {
             let mut acc = 0.0f32;
             for j in 0..taps {
-                let vv = v as f64 + (j as f64 + 0.5) * step;
+                let vv = tap_at(v * taps + j, taps, step);
                 for i in 0..taps {
-                    let uu = u as f64 + (i as f64 + 0.5) * step;
+                    let uu = tap_at(u * taps + i, taps, step);
                     let (x, y) = to_slice.apply(uu, vv);
                     acc += bilinear(values, width, Tap::new(x, width), Tap::new(y, height), pad);
                 }
@@ -170,7 +171,7 @@ pub fn warp(
 }
 
 /// The output coordinate of tap `k` along an axis with `taps` taps per pixel: pixel `k / taps`,
-/// tap `k % taps`, as the general loop computes it.
+/// tap `k % taps`.
 fn tap_at(k: usize, taps: usize, step: f64) -> f64 {
     (k / taps) as f64 + ((k % taps) as f64 + 0.5) * step
 }
