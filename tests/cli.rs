@@ -331,6 +331,30 @@ fn four_phantom_subjects(out: &Path) {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+/// `train`'s arguments for a two-fold cross-validation by subject of the manifest `data`, every
+/// layer learning (the fold models go to the report folder beside `out`).
+#[cfg(feature = "train")]
+fn two_folds<'a>(data: &'a str, out: &'a str, epochs: &'a str, batch: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--manifest",
+        data,
+        "--out",
+        out,
+        "--epochs",
+        epochs,
+        "--batch",
+        batch,
+        "--unfreeze",
+        "all",
+        "--split-by",
+        "subject",
+        "--folds",
+        "2",
+        "--synthetic",
+    ]
+}
+
 #[cfg(feature = "train")]
 #[test]
 fn a_cross_validation_stopped_during_a_fold_resumes_that_fold_instead_of_keeping_it() {
@@ -340,25 +364,9 @@ fn a_cross_validation_stopped_during_a_fold_resumes_that_fold_instead_of_keeping
     four_phantom_subjects(&data);
     let out = dir.path().join("cv.onnx");
     let manifest = data.join("manifest.csv");
+    let (manifest, out) = (manifest.to_str().unwrap(), out.to_str().unwrap());
     let args = |resume: bool| {
-        let mut a = vec![
-            "train",
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--epochs",
-            "4",
-            "--batch",
-            "4",
-            "--unfreeze",
-            "all",
-            "--split-by",
-            "subject",
-            "--folds",
-            "2",
-            "--synthetic",
-        ];
+        let mut a = two_folds(manifest, out, "4", "4");
         if resume {
             a.push("--resume");
         }
@@ -421,24 +429,13 @@ fn train_with_folds_cross_validates_and_pretrain_makes_an_init_backbone() {
     let data = dir.path().join("data");
     four_phantom_subjects(&data);
     let out = dir.path().join("cv.onnx");
-    let o = endplate(&[
-        "train",
-        "--manifest",
-        data.join("manifest.csv").to_str().unwrap(),
-        "--out",
+    let manifest = data.join("manifest.csv");
+    let o = endplate(&two_folds(
+        manifest.to_str().unwrap(),
         out.to_str().unwrap(),
-        "--epochs",
         "1",
-        "--batch",
         "8",
-        "--unfreeze",
-        "all",
-        "--split-by",
-        "subject",
-        "--folds",
-        "2",
-        "--synthetic",
-    ]);
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(

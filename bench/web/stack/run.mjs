@@ -3,7 +3,7 @@
 // worker, then through 0..DEPTHS-1 extra JavaScript frames. With tract's 8x8 wasm kernel the
 // calls jumped from about 85 to 220 ms a little over a hundred calls in, and the extra frames
 // flipped them between the two (DEVELOPERS.md, "Page timing"). Run by `./build.sh bench-stack`.
-import { mkdir, copyFile, readdir } from 'node:fs/promises';
+import { mkdir, copyFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { root, www, serve, launch } from '../../../tests/browser/harness.mjs';
