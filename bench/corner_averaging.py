@@ -17,15 +17,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
+from real_baselines import auc  # (score, truth): the AUC every bench script reports
+
 ROOT = Path(__file__).resolve().parent.parent
 CORNERS = ["x1", "y1", "x2", "y2", "x3", "y3", "x4", "y4"]
-
-
-def auc(labels, scores):
-    pos = [s for s, y in zip(scores, labels) if y]
-    neg = [s for s, y in zip(scores, labels) if not y]
-    wins = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg)
-    return wins / (len(pos) * len(neg))
 
 
 def leaves_a_disc(q):
@@ -74,9 +71,9 @@ def main():
         if out.returncode:
             sys.exit(f"{fold}: endplate classify failed: {out.stderr.strip()}")
         lesion = [1 - r["probabilities"]["normal"] for r in json.loads(out.stdout)["results"]]
-        labels = [r["label"] == "lesion" for r in mine]
-        per = [lesion[i * (copies + 1):(i + 1) * (copies + 1)] for i in range(len(mine))]
-        plain, averaged = auc(labels, [p[0] for p in per]), auc(labels, [sum(p) / len(p) for p in per])
+        labels = np.array([r["label"] == "lesion" for r in mine])
+        per = np.array(lesion).reshape(len(mine), copies + 1)
+        plain, averaged = auc(per[:, 0], labels), auc(per.mean(1), labels)
         plain_all.append(plain)
         averaged_all.append(averaged)
         print(f"{fold.name}: {len(mine)} discs, AUC {plain:.3f} with its own corners, "

@@ -11,6 +11,8 @@ SPIDER graded the whole volume, the slice is its middle.
 """
 import csv, json, sys
 import numpy as np
+
+from real_baselines import auc  # (score, truth): the AUC every bench script reports
 cv, out = sys.argv[1], sys.argv[2]
 rows = []
 k = 0
@@ -23,11 +25,8 @@ for f in range(1, 6):
     rows += [(r['subject'].split(':')[-1], r['label'] == 'lesion', 1 - float(r['normal'])) for r in rs if 'spider' in r['subject']]
 y = np.array([r[1] for r in rows]); p = np.array([r[2] for r in rows])
 subs = sorted({r[0] for r in rows}); by = {s: [i for i, r in enumerate(rows) if r[0] == s] for s in subs}
-def auc(p, y):
-    pos, neg = p[y], p[~y]
-    return float((np.sum(pos[:, None] > neg[None, :]) + 0.5 * np.sum(pos[:, None] == neg[None, :])) / (len(pos) * len(neg)))
 def stats(p, y):
-    return {'auc': auc(p, y), 'sensitivity': float(np.mean(p[y] >= 0.5)), 'specificity': float(np.mean(p[~y] < 0.5)),
+    return {'auc': float(auc(p, y)), 'sensitivity': float(np.mean(p[y] >= 0.5)), 'specificity': float(np.mean(p[~y] < 0.5)),
             'accuracy': float(np.mean((p >= 0.5) == y))}
 point = stats(p, y)
 rng = np.random.default_rng(1); boot = []
