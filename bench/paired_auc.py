@@ -5,7 +5,7 @@ SPIDER graded the whole volume, the slice is its middle.
 
     python3 bench/paired_auc.py tta.csv            # columns of examples/tta_check's CSV
     python3 bench/paired_auc.py --cv A B [C ...]   # out-of-fold predictions of `train --folds`
-                                                   # reports on the same manifests and seed
+                                                   # reports on the same manifests (any seeds)
     python3 bench/paired_auc.py --cv --mean A B    # and an ensemble column: their logits of
                                                    # P(lesion) averaged, disc by disc
 """
@@ -17,22 +17,33 @@ from real_baselines import auc  # (score, truth): the same AUC as the baselines
 
 
 def from_cv(reports):
-    """The real (SPIDER) discs' out-of-fold P(lesion) of each report, disc by disc: the folds
-    and their row order are the same when the manifests and the seed are."""
+    """The real (SPIDER) discs' out-of-fold P(lesion) of each report, disc by disc. A fold's
+    predictions list each patient's discs in manifest order, so a disc is (patient, its place
+    among the patient's discs): reports of other seeds, whose folds differ, pair too. Only the
+    discs every report has held out are kept (a run still going has fewer folds)."""
+    per = []
+    for d in reports:
+        seen, got = {}, {}
+        for f in range(1, 100):
+            try:
+                rows = list(csv.DictReader(open(f"{d}/fold-{f}/predictions.csv")))
+            except FileNotFoundError:
+                break
+            for r in rows:
+                if "spider" not in r["subject"]:
+                    continue
+                s = r["subject"].split(":")[-1]
+                k = seen.get(s, 0)
+                seen[s] = k + 1
+                got[(s, k)] = (int(r["label"] == "lesion"), 1 - float(r["normal"]))
+        per.append(got)
     out = []
-    for f in range(1, 100):
-        try:
-            folds = [[r for r in csv.DictReader(open(f"{d}/fold-{f}/predictions.csv"))
-                      if "spider" in r["subject"]] for d in reports]
-        except FileNotFoundError:
-            break
-        assert len({len(x) for x in folds}) == 1, f"fold {f}: reports differ in discs"
-        for discs in zip(*folds):
-            assert len({(d["subject"], d["label"]) for d in discs}) == 1, "reports differ in folds"
-            row = {"subject": discs[0]["subject"].split(":")[-1],
-                   "lesion": int(discs[0]["label"] == "lesion")}
-            for d, r in zip(reports, discs):
-                row[d.rstrip("/").split("/")[-1]] = 1 - float(r["normal"])
+    for key in per[0]:
+        if all(key in g for g in per[1:]):
+            assert len({g[key][0] for g in per}) == 1, f"{key}: reports differ in labels"
+            row = {"subject": key[0], "lesion": per[0][key][0]}
+            for d, g in zip(reports, per):
+                row[d.rstrip("/").split("/")[-1]] = g[key][1]
             out.append(row)
     return out
 

@@ -3,7 +3,7 @@
 # SPIDER's graded discs (data/spider/manifest.csv), each a documented command with checkpoints;
 # `RESUME=1` continues a cut-off run (folds already done are kept). Two cores: run one at a time.
 #
-#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | real-phantoms-jitter | real-phantoms-jitter5 | real-phantoms-all | real-phantoms-all-long | real-phantoms-tone | scratch | scratch-phantoms | scratch-jitter | scratch-cosine | real-ft-aux | scratch-aux | real-phantoms-jitter-aux | staged-head | staged-top2 | pretext | baselines
+#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | real-phantoms-jitter | real-phantoms-jitter5 | real-phantoms-all | real-phantoms-all-long | real-phantoms-all-long-mirror | real-phantoms-all-long-seed2 | real-phantoms-tone | scratch | scratch-phantoms | scratch-jitter | scratch-cosine | real-ft-aux | scratch-aux | real-phantoms-jitter-aux | staged-head | staged-top2 | pretext | baselines
 #
 # OUT (default target/real-experiments) receives one folder per experiment with its fold
 # reports and cross_validation.json. PHANTOM_MODEL is the phantom-only model that the fine-tunes
@@ -23,9 +23,11 @@ PHANTOMS=${PHANTOMS:-$OUT/phantoms-240}
 [ -f "$PHANTOMS/manifest.csv" ] || "$BIN" synth --out "$PHANTOMS" --subjects 240 --seed 1 --bits 16 --class-mix paper
 # SPIDER's other gradings of each disc, columns of the manifest (data/spider/build_manifest.py).
 AUXILIARY=${AUXILIARY:-up_endplate,low_endplate,modic,narrowing,herniation,bulging,spondylolisthesis,pfirrmann_3plus,pfirrmann_4plus,pfirrmann_5}
-CV=(--folds 5 --split-by subject --keep-last --seed 1 ${RESUME:+--resume})
+# SEED (default 1) draws the folds as well as the training: a second seed's out-of-fold
+# predictions are still out of fold, so two seeds' runs can be averaged disc by disc.
+CV=(--folds 5 --split-by subject --keep-last ${RESUME:+--resume})
 run() { local name=$1; shift; "$BIN" train --out "$OUT/$name.onnx" --report "$OUT/$name" \
-  --checkpoints "$OUT/$name.checkpoints" "${CV[@]}" "$@" 2>&1 | tee "$OUT/$name.log"; }
+  --checkpoints "$OUT/$name.checkpoints" "${CV[@]}" --seed "${SEED:-1}" "$@" 2>&1 | tee "$OUT/$name.log"; }
 
 case ${1:-} in
   phantom-only)
@@ -65,6 +67,24 @@ case ${1:-} in
     run real-phantoms-all-long --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --share 3 --share 1 \
       --init "$PHANTOM_MODEL" --unfreeze all --epochs 8 --lr 3e-4 --lr-schedule cosine --corner-jitter 0.03 \
       --describe "SPIDER real discs (3/4 of every epoch) + 1200 phantom discs (1/4), 4 corner-jittered ROIs per disc, every layer fine-tuned from the phantom-only model for 8 epochs, cosine learning rate" ;;
+  real-phantoms-all-long-mirror)
+    # The bundled recipe's five fold models, each disc averaged with its mirror image: no
+    # training, each finished fold is resumed from real-phantoms-all-long's checkpoints with
+    # --mirror-average, which recalibrates it on its held-out discs and writes it again.
+    [ -f "$OUT/real-phantoms-all-long/cross_validation.json" ] || { echo "run real-phantoms-all-long first" >&2; exit 1; }
+    mkdir -p "$OUT/real-phantoms-all-long-mirror"
+    "$BIN" train --out "$OUT/real-phantoms-all-long-mirror.onnx" --report "$OUT/real-phantoms-all-long-mirror" \
+      --checkpoints "$OUT/real-phantoms-all-long.checkpoints" --folds 5 --split-by subject --keep-last --seed 1 --resume \
+      --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --share 3 --share 1 \
+      --init "$PHANTOM_MODEL" --unfreeze all --epochs 8 --lr 3e-4 --lr-schedule cosine --corner-jitter 0.03 --mirror-average \
+      --describe "SPIDER real discs (3/4 of every epoch) + 1200 phantom discs (1/4), 4 corner-jittered ROIs per disc, every layer fine-tuned from the phantom-only model for 8 epochs, cosine learning rate; each disc averaged with its mirror image" \
+      2>&1 | tee "$OUT/real-phantoms-all-long-mirror.log" ;;
+  real-phantoms-all-long-seed2)
+    # The bundled recipe again with another seed (other folds, other draws): is the average of
+    # two such networks worth running both in the page?
+    SEED=2 run real-phantoms-all-long-seed2 --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --share 3 --share 1 \
+      --init "$PHANTOM_MODEL" --unfreeze all --epochs 8 --lr 3e-4 --lr-schedule cosine --corner-jitter 0.03 \
+      --describe "SPIDER real discs (3/4 of every epoch) + 1200 phantom discs (1/4), 4 corner-jittered ROIs per disc, every layer fine-tuned from the phantom-only model for 8 epochs, cosine learning rate; seed 2" ;;
   real-phantoms-tone)
     # The bundled recipe with the ROIs also zoomed (up to 10 %) and their gamma (up to 30 %) and
     # contrast (up to 20 %) changed as they are drawn: real scanners differ in contrast, and the

@@ -355,6 +355,74 @@ fn two_folds<'a>(data: &'a str, out: &'a str, epochs: &'a str, batch: &'a str) -
     ]
 }
 
+/// `--mirror-average` changes no learning, so a finished run resumed with it is recalibrated
+/// and rewritten, not trained again: how the bundled model and finished cross-validations get
+/// it without hours of training on two cores.
+#[cfg(feature = "train")]
+#[test]
+fn resuming_a_finished_run_with_mirror_average_recalibrates_the_same_weights() {
+    use endplate::model::inference::mirrored;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    four_phantom_subjects(&data);
+    let out = dir.path().join("m.onnx");
+    let manifest = data.join("manifest.csv");
+    let (manifest, out_s) = (manifest.to_str().unwrap(), out.to_str().unwrap());
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "train",
+            "--manifest",
+            manifest,
+            "--out",
+            out_s,
+            "--epochs",
+            "1",
+            "--batch",
+            "4",
+            "--unfreeze",
+            "all",
+            "--split-by",
+            "subject",
+            "--synthetic",
+        ];
+        a.extend_from_slice(extra);
+        a
+    };
+    let o = endplate(&args(&[]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plain = Classifier::from_bytes("plain", &std::fs::read(&out).unwrap()).unwrap();
+    assert!(!plain.card().mirror_average);
+
+    let o = endplate(&args(&["--resume", "--mirror-average"]));
+    let log = stderr(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(!log.contains("train loss"), "no epoch runs again: {log}");
+    let averaged = Classifier::from_bytes("averaged", &std::fs::read(&out).unwrap()).unwrap();
+    assert!(averaged.card().mirror_average);
+    assert_eq!(
+        averaged.card().training.epochs,
+        plain.card().training.epochs
+    );
+    assert_ne!(
+        averaged.card().calibration,
+        plain.card().calibration,
+        "fitted again on the averaged validation logits"
+    );
+    // The same weights: the averaged logits are the plain model's on the ROI and its mirror.
+    let input: Vec<f32> = (0..3 * 128 * 128)
+        .map(|i| ((i * 7919) % 251) as f32 / 251.0)
+        .collect();
+    let own = plain.logits(input.clone(), 1).unwrap()[0];
+    let other = plain.logits(mirrored(&input, 128), 1).unwrap()[0];
+    let both = averaged.logits(input, 1).unwrap()[0];
+    for k in 0..4 {
+        assert!(
+            (both[k] - 0.5 * (own[k] + other[k])).abs() <= 1e-4,
+            "{both:?} against {own:?} and {other:?}"
+        );
+    }
+}
+
 #[cfg(feature = "train")]
 #[test]
 fn a_cross_validation_stopped_during_a_fold_resumes_that_fold_instead_of_keeping_it() {

@@ -3,7 +3,9 @@
 //! the exported ONNX run by tract gives the training framework's own logits.
 #![cfg(feature = "train")]
 
+use endplate::model::card::ModelCard;
 use endplate::model::file::{write_model, BatchNorm};
+use endplate::model::inference::mirrored;
 use endplate::model::resnet::Architecture;
 use endplate::phantom::{plan_subject, render, ClassMix};
 use endplate::train::{
@@ -170,17 +172,49 @@ fn short_training_run_checkpoints_resumes_calibrates_and_exports_faithfully() {
     let device = burn::tensor::Device::flex();
     let net = ResNet18::from_weights(&arch, &second.weights, &device).unwrap();
     let idx: Vec<usize> = (0..6).collect();
-    let burn_logits = train::predict(&net, &data, &idx, &RoiParams::default(), &device);
+    let burn_logits = train::predict(&net, &data, &idx, &RoiParams::default(), false, &device);
     let input: Vec<f32> = idx
         .iter()
         .flat_map(|&i| data.rois[i].to_tensor(&RoiParams::default()))
         .collect();
-    let tract_logits = tract.logits(input, idx.len()).unwrap();
-    for (b, t) in burn_logits.iter().zip(&tract_logits) {
-        for k in 0..4 {
-            assert!((b[k] - t[k]).abs() <= 1e-4, "burn {b:?} vs tract {t:?}");
-        }
-    }
+    let tract_logits = tract.logits(input.clone(), idx.len()).unwrap();
+    let close = |a: &[[f32; 4]], b: &[[f32; 4]]| {
+        a.iter()
+            .zip(b)
+            .all(|(a, b)| (0..4).all(|k| (a[k] - b[k]).abs() <= 1e-4))
+    };
+    assert!(
+        close(&burn_logits, &tract_logits),
+        "burn {burn_logits:?} vs tract {tract_logits:?}"
+    );
+
+    // Averaged with the mirror image: burn (validation, calibration) and tract (every reader)
+    // agree, and both are the mean of the two views' plain logits.
+    let mirror_card = ModelCard {
+        mirror_average: true,
+        ..card.clone()
+    };
+    let bytes = write_model(&arch, &second.weights, &mirror_card, BatchNorm::Fold).unwrap();
+    let tract_mirror = Classifier::from_bytes("mirror", &bytes).unwrap();
+    let averaged = tract_mirror.logits(input.clone(), idx.len()).unwrap();
+    let burn_averaged = train::predict(&net, &data, &idx, &RoiParams::default(), true, &device);
+    assert!(
+        close(&burn_averaged, &averaged),
+        "burn {burn_averaged:?} vs tract {averaged:?}"
+    );
+    let flipped = tract
+        .logits(mirrored(&input, RoiParams::default().size), idx.len())
+        .unwrap();
+    let mean: Vec<[f32; 4]> = tract_logits
+        .iter()
+        .zip(&flipped)
+        .map(|(a, b)| std::array::from_fn(|k| 0.5 * (a[k] + b[k])))
+        .collect();
+    assert!(close(&averaged, &mean), "{averaged:?} vs {mean:?}");
+    assert!(
+        !close(&averaged, &tract_logits),
+        "a phantom disc and its mirror image gave the same logits: {averaged:?}"
+    );
 }
 
 #[test]
@@ -262,7 +296,7 @@ fn a_folded_model_unfolds_to_the_same_function_with_the_datas_statistics() {
     let idx: Vec<usize> = (0..data.rois.len()).collect();
     let p = RoiParams::default();
     let net = ResNet18::from_weights(&arch, &unfolded, &device).unwrap();
-    let eval = train::predict(&net, &data, &idx, &p, &device);
+    let eval = train::predict(&net, &data, &idx, &p, false, &device);
     let input = endplate::disc::roi::network_input(data.rois.iter(), &p);
     let tract = Classifier::from_bytes("folded", &bytes)
         .unwrap()

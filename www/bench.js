@@ -155,10 +155,23 @@ async function endplate(engine, modelFetch, detectorFetch) {
   };
   const input = await engine.call('modelInput', { corners });
   const logits = (await engine.classify(corners)).results.map((r) => r.logits);
-  return { result, input, logits };
+  return { result, input, logits, mirror: Boolean(card.card?.mirror_average) };
 }
 
-async function onnxRuntimeWeb(modelBytes, input) {
+// A disc's input mirrored left to right, plane by plane: what a card's `mirror_average` has
+// every reader run next to the disc's own input (src/model/inference.rs, `mirrored`).
+function mirrored(input) {
+  const out = new Float32Array(input.length);
+  for (let row = 0; row < input.length; row += 128) {
+    for (let x = 0; x < 128; x++) out[row + x] = input[row + 127 - x];
+  }
+  return out;
+}
+
+// ONNX Runtime Web on the same file and inputs, doing the same work as ours: where the card
+// asks for each disc to be averaged with its mirror image, both views run (one batch of 2n)
+// and their logits are averaged.
+async function onnxRuntimeWeb(modelBytes, input, mirror) {
   const t0 = performance.now();
   const ort = await import('./vendor/ort/ort.wasm.min.mjs');
   ort.env.wasm.numThreads = 1;
@@ -169,8 +182,13 @@ async function onnxRuntimeWeb(modelBytes, input) {
   const ready = performance.now() - t0;
   const per = 3 * 128 * 128;
   const run = async (n) => {
-    const feeds = { input: new ort.Tensor('float32', input.slice(0, n * per), [n, 3, 128, 128]) };
-    return (await session.run(feeds)).logits.data;
+    const own = input.slice(0, n * per);
+    if (!mirror) return (await session.run({ input: new ort.Tensor('float32', own, [n, 3, 128, 128]) })).logits.data;
+    const both = new Float32Array(2 * n * per);
+    both.set(own);
+    both.set(mirrored(own), n * per);
+    const l = (await session.run({ input: new ort.Tensor('float32', both, [2 * n, 3, 128, 128]) })).logits.data;
+    return Float32Array.from({ length: 4 * n }, (_, i) => 0.5 * (l[i] + l[4 * n + i]));
   };
   const oneByOne = async (n) => { for (let k = 0; k < n; k++) await run(1); };
   for (let i = 0; i < 5; i++) { await run(5); await run(1); } // the same warm-up as ours
@@ -208,9 +226,9 @@ async function main() {
   log(`  1 disc ${r.one_disc_ms.toFixed(1)} ms (network alone ${r.one_disc_network_ms.toFixed(1)} ms); 5 discs ${r.five_discs_one_worker_ms.toFixed(1)} ms on one worker, ${r.five_discs_ms.toFixed(1)} ms on ${r.workers} workers (page round trips)`);
   let ort = null;
   try {
-    ort = await onnxRuntimeWeb(modelBytes, ours.input);
+    ort = await onnxRuntimeWeb(modelBytes, ours.input, ours.mirror);
     const o = ort.result;
-    log(`ONNX Runtime Web ${o.version} (wasm, 1 thread): session ${o.load_ms.toFixed(0)} ms`);
+    log(`ONNX Runtime Web ${o.version} (wasm, 1 thread${ours.mirror ? '; each disc and its mirror image, as the card asks' : ''}): session ${o.load_ms.toFixed(0)} ms`);
     log(`  1 disc ${o.one_disc_ms.toFixed(1)} ms; 5 discs ${o.five_discs_batched_ms.toFixed(1)} ms batched, ${o.five_discs_one_by_one_ms.toFixed(1)} ms one by one`);
     const diff = Math.max(...ours.logits.flat().map((v, i) => Math.abs(v - ort.logits[i])));
     ort.result.max_logit_difference = diff;

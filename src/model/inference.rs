@@ -32,6 +32,15 @@ pub fn rows_of_four(flat: &[f32]) -> Vec<[f32; 4]> {
         .collect()
 }
 
+/// Network input (`[.., width]` rows, any number of planes) mirrored left to right: what the
+/// card's `mirror_average` runs next to each disc's own input.
+pub fn mirrored(input: &[f32], width: usize) -> Vec<f32> {
+    input
+        .chunks_exact(width)
+        .flat_map(|row| row.iter().rev().copied())
+        .collect()
+}
+
 /// One disc's answer.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Prediction {
@@ -175,8 +184,8 @@ impl Classifier {
         self.features
     }
 
-    /// Run the plan once per disc of `input` (`[n, 3, 128, 128]` flattened) and collect output
-    /// `k` of each run, flattened.
+    /// Run the plan once per disc of `input` (`[n, 3, 128, 128]` flattened), or twice where the
+    /// card asks for the mirror image's average, and collect output `k` per disc, flattened.
     fn run_each(&self, input: &[f32], n: usize, k: usize) -> Result<Vec<f32>> {
         let per = 3 * INPUT_SIZE * INPUT_SIZE;
         if input.len() != n * per {
@@ -188,18 +197,29 @@ impl Classifier {
         }
         let mut flat = Vec::new();
         for disc in input.chunks_exact(per) {
-            let tensor = Tensor::from_shape(&[1, 3, INPUT_SIZE, INPUT_SIZE], disc)
-                .map_err(|e| Error::Inference(e.to_string()))?;
-            let out = self
-                .plan
-                .run(tvec!(tensor.into()))
-                .map_err(|e| Error::Inference(e.to_string()))?;
-            let view = out[k]
-                .to_plain_array_view::<f32>()
-                .map_err(|e| Error::Inference(e.to_string()))?;
-            flat.extend(view.iter().copied());
+            let out = self.run_one(disc, k)?;
+            if self.card.mirror_average {
+                let other = self.run_one(&mirrored(disc, INPUT_SIZE), k)?;
+                flat.extend(out.iter().zip(&other).map(|(a, b)| 0.5 * (a + b)));
+            } else {
+                flat.extend(out);
+            }
         }
         Ok(flat)
+    }
+
+    /// Output `k` of one run on one disc's `[1, 3, 128, 128]` input.
+    fn run_one(&self, disc: &[f32], k: usize) -> Result<Vec<f32>> {
+        let tensor = Tensor::from_shape(&[1, 3, INPUT_SIZE, INPUT_SIZE], disc)
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        let out = self
+            .plan
+            .run(tvec!(tensor.into()))
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        let view = out[k]
+            .to_plain_array_view::<f32>()
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        Ok(view.iter().copied().collect())
     }
 
     /// Raw logits for `n` inputs laid out as `[n, 3, 128, 128]`.

@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::model::calibration::Calibration;
 use crate::model::card::{ModelCard, Training, CARD_VERSION, PHANTOM_WARNING};
 use crate::model::file::{write_model, BatchNorm};
-use crate::model::inference::rows_of_four;
+use crate::model::inference::{mirrored, rows_of_four};
 use crate::model::resnet::{Architecture, WeightTensor, Weights};
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -154,26 +154,38 @@ fn scalar(t: Tensor<1>) -> f64 {
         .expect("float")[0] as f64
 }
 
-/// Logits of `idx` in eval mode, batched.
+/// Logits of `idx` in eval mode, batched; with `mirror`, the mean of each disc's logits and
+/// its mirror image's, as a model card's `mirror_average` has the readers do.
 pub fn predict(
     model: &ResNet18,
     data: &Dataset,
     idx: &[usize],
     p: &RoiParams,
+    mirror: bool,
     device: &Device,
 ) -> Vec<[f32; 4]> {
     let model = model.valid();
-    let mut out = Vec::with_capacity(idx.len());
-    for chunk in idx.chunks(64) {
-        let rois: Vec<&Roi> = chunk.iter().map(|&i| &data.rois[i]).collect();
-        let logits = model
-            .forward(batch_tensor(&rois, p, &device.clone().inner()))
-            .narrow(1, 0, 4);
-        let v = logits
+    let device = device.clone().inner();
+    let run = |input: Vec<f32>, n: usize| {
+        let x = Tensor::from_data(TensorData::new(input, [n, 3, p.size, p.size]), &device);
+        model
+            .forward(x)
+            .narrow(1, 0, 4)
             .into_data()
             .convert::<f32>()
             .try_to_vec::<f32>()
-            .expect("float");
+            .expect("float")
+    };
+    let mut out = Vec::with_capacity(idx.len());
+    for chunk in idx.chunks(64) {
+        let input = network_input(chunk.iter().map(|&i| &data.rois[i]), p);
+        let other = mirror.then(|| run(mirrored(&input, p.size), chunk.len()));
+        let mut v = run(input, chunk.len());
+        if let Some(other) = other {
+            v.iter_mut()
+                .zip(&other)
+                .for_each(|(a, b)| *a = 0.5 * (*a + b));
+        }
         out.extend(rows_of_four(&v));
     }
     out
@@ -344,6 +356,7 @@ pub fn train(
         let init = widen_head(init, extra, config.seed);
         (state, init.clone(), init)
     };
+    state.config.mirror_average = config.mirror_average;
     let config = state.config.clone();
     if state.train.is_empty() || state.val.is_empty() {
         return Err(Error::Invalid(format!(
@@ -455,7 +468,7 @@ pub fn train(
         if stopped {
             break;
         }
-        let val_logits = predict(&model, data, &state.val, &p, &device);
+        let val_logits = predict(&model, data, &state.val, &p, config.mirror_average, &device);
         let val_loss = cross_entropy(&val_logits, &val_truth);
         let secs = start.elapsed().as_secs_f64();
         let log = EpochLog {
@@ -489,7 +502,14 @@ pub fn train(
 
     // Calibrate the best model on the validation set, in eval mode.
     let best_model = ResNet18::from_weights(&arch, &best, &device)?;
-    let val_logits = predict(&best_model, data, &state.val, &p, &device);
+    let val_logits = predict(
+        &best_model,
+        data,
+        &state.val,
+        &p,
+        config.mirror_average,
+        &device,
+    );
     let calibration = Calibration::fit_platt(&val_logits, &val_truth)?;
     let best = class_head(best);
     let card = ModelCard {
@@ -497,6 +517,7 @@ pub fn train(
         name: format!("endplate-resnet18-{}", &data.hash[..8]),
         classes: Class::ALL.iter().map(|c| c.id().to_string()).collect(),
         preprocessing: p,
+        mirror_average: config.mirror_average,
         calibration,
         training: Training {
             data_description: config.data_description.clone(),

@@ -75,6 +75,12 @@ pub struct TrainConfig {
     /// Weight of the auxiliary loss (the mean over the columns) against the label's loss.
     #[serde(default = "default_auxiliary_weight")]
     pub auxiliary_weight: f64,
+    /// Validate, calibrate and write the model with each disc's output averaged with its
+    /// mirror image's (the card's `mirror_average`). Changes nothing in the learning, so a
+    /// resumed run takes it from its command line rather than from its checkpoint: resuming
+    /// a finished run with it recalibrates that run's model for the averaged outputs.
+    #[serde(default)]
+    pub mirror_average: bool,
 }
 
 /// `--auxiliary-weight`'s default, also for a checkpoint written before the field existed.
@@ -138,6 +144,7 @@ impl Default for TrainConfig {
             lr_schedule: LrSchedule::Plateau,
             auxiliary: Vec::new(),
             auxiliary_weight: default_auxiliary_weight(),
+            mirror_average: false,
         }
     }
 }

@@ -83,6 +83,12 @@ pub struct TrainArgs {
     /// disc), so the classes depend less on where exactly the corners were put
     #[arg(long, value_parser = jitter_fraction)]
     corner_jitter: Option<f64>,
+    /// Average each disc's outputs with its mirror image's (anterior and posterior swapped),
+    /// in validation, calibration and the written model's card: steadier than one view, at
+    /// twice the cost per disc wherever the model runs. Learning is unchanged, so `--resume`
+    /// of a finished run with it only recalibrates and rewrites that run's model
+    #[arg(long)]
+    mirror_average: bool,
     /// Jittered ROIs cut per disc with --corner-jitter (more: more memory, more variety)
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=16))]
     jitter_copies: u32,
@@ -388,6 +394,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         },
         auxiliary: a.auxiliary.clone(),
         auxiliary_weight: a.auxiliary_weight,
+        mirror_average: a.mirror_average,
         augment: endplate::train::augment::Augment {
             max_scale: a.augment_scale,
             max_gamma: a.augment_gamma,
