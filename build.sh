@@ -165,9 +165,9 @@ case "$task" in
     [ -f "$data/phantom-only.onnx" ] || git show 48a9a87:models/endplate-default.onnx > "$data/phantom-only.onnx"
     $bin train --manifest data/spider/manifest.csv --manifest "$data/train/manifest.csv" --share 3 --share 1 \
       --init "$data/phantom-only.onnx" --unfreeze all --epochs 8 --lr 3e-4 --lr-schedule cosine --corner-jitter 0.03 \
-      --split-by subject --seed 1 --keep-last \
+      --split-by subject --seed 1 --keep-last --mirror-average \
       --out models/endplate-default.onnx --checkpoints "$data/checkpoints-real" --report docs/bundled-model-report \
-      --describe "SPIDER (van der Graaf et al., Sci Data 2024, CC BY 4.0): 995 real discs of 171 patients labelled normal/lesion (3/4 of every epoch), plus 1200 phantom discs of 240 synthetic subjects, seed 1 (1/4); 4 corner-jittered ROIs per disc; every layer fine-tuned from the phantom-only model for 8 epochs, cosine learning rate" \
+      --describe "SPIDER (van der Graaf et al., Sci Data 2024, CC BY 4.0): 995 real discs of 171 patients labelled normal/lesion (3/4 of every epoch), plus 1200 phantom discs of 240 synthetic subjects, seed 1 (1/4); 4 corner-jittered ROIs per disc; every layer fine-tuned from the phantom-only model for 8 epochs, cosine learning rate; each disc averaged with its mirror image" \
       ${RESUME:+--resume}
     # Store the weights compactly only if no test disc changes class or moves 0.01 in probability:
     # int8 first (a quarter of the size), else float16 (a half), else float32.
@@ -178,10 +178,10 @@ case "$task" in
       fi
     done
     $bin evaluate --model models/endplate-default.onnx --manifest "$data/test/manifest.csv" --report docs/bundled-model-fresh-eval
-    # The card carries the real cross-validation (bench/real_experiments.sh real-phantoms-all-long) and
+    # The card carries the real cross-validation (bench/real_experiments.sh real-phantoms-all-long-mirror) and
     # the fresh phantom figures, which the page shows, and a warning that fits a real model.
-    cv=${CV:-target/real-experiments/real-phantoms-all-long/cross_validation.json}
-    python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['lesion_vs_normal_pooled']; p.update(data='SPIDER', folds=5, config='real (3/4) + phantoms (1/4), corner jitter 0.03, every layer fine-tuned from the phantom-only model for 8 epochs, cosine learning rate (bench/real_experiments.sh real-phantoms-all-long)'); json.dump(p, open(sys.argv[2], 'w'))" "$cv" "$data/real-cv.json"
+    cv=${CV:-target/real-experiments/real-phantoms-all-long-mirror/cross_validation.json}
+    python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['lesion_vs_normal_pooled']; p.update(data='SPIDER', folds=5, config='real (3/4) + phantoms (1/4), corner jitter 0.03, every layer fine-tuned from the phantom-only model for 8 epochs, cosine learning rate, each disc averaged with its mirror image (bench/real_experiments.sh real-phantoms-all-long, then real-phantoms-all-long-mirror)'); json.dump(p, open(sys.argv[2], 'w'))" "$cv" "$data/real-cv.json"
     target/debug/examples/amend_card models/endplate-default.onnx metrics.real_cross_validation "@$data/real-cv.json"
     python3 -c "import json,sys; m=json.load(open(sys.argv[1])); json.dump({'n': m['n'], 'accuracy': m['accuracy'], 'auc': m['auc'], 'set': 'endplate synth --subjects 100 --seed 9001 --bits 16 --class-mix paper'}, open(sys.argv[2], 'w'))" docs/bundled-model-fresh-eval/metrics.json "$data/phantom-test.json"
     target/debug/examples/amend_card models/endplate-default.onnx metrics.phantom_test "@$data/phantom-test.json"
