@@ -163,11 +163,16 @@ case "$task" in
         --checkpoints "$data/checkpoints" --report "$data/phantom-only.report" ${RESUME:+--resume}
     fi
     [ -f "$data/phantom-only.onnx" ] || git show 48a9a87:models/endplate-default.onnx > "$data/phantom-only.onnx"
+    # Every real disc trains (--no-validation-of 1); the calibration is fitted on the out-of-fold
+    # logits of this recipe's cross-validation (bench/real_experiments.sh real-phantoms-all-long,
+    # then real-phantoms-all-long-mirror), which must exist; a fifth of the phantoms still
+    # validates each epoch.
+    folds=${CALIBRATION_FOLDS:-target/real-experiments/real-phantoms-all-long-mirror}
     $bin train --manifest data/spider/manifest.csv --manifest "$data/train/manifest.csv" --share 3 --share 1 \
       --init "$data/phantom-only.onnx" --unfreeze all --epochs 8 --lr 3e-4 --lr-schedule cosine --corner-jitter 0.03 \
-      --split-by subject --seed 1 --keep-last --mirror-average \
-      --out models/endplate-default.onnx --checkpoints "$data/checkpoints-real" --report docs/bundled-model-report \
-      --describe "SPIDER (van der Graaf et al., Sci Data 2024, CC BY 4.0): 995 real discs of 171 patients labelled normal/lesion (3/4 of every epoch), plus 1200 phantom discs of 240 synthetic subjects, seed 1 (1/4); 4 corner-jittered ROIs per disc; every layer fine-tuned from the phantom-only model for 8 epochs, cosine learning rate; each disc averaged with its mirror image" \
+      --split-by subject --seed 1 --keep-last --mirror-average --no-validation-of 1 --calibrate-on-folds "$folds" \
+      --out models/endplate-default.onnx --checkpoints "$data/checkpoints-all-real" --report docs/bundled-model-report \
+      --describe "SPIDER (van der Graaf et al., Sci Data 2024, CC BY 4.0): 995 real discs of 171 patients labelled normal/lesion (3/4 of every epoch), plus 1200 phantom discs of 240 synthetic subjects, seed 1 (1/4); 4 corner-jittered ROIs per disc; every layer fine-tuned from the phantom-only model for 8 epochs, cosine learning rate; each disc averaged with its mirror image; calibrated on the out-of-fold logits of the same recipe's 5-fold cross-validation" \
       ${RESUME:+--resume}
     # Store the weights compactly only if no test disc changes class or moves 0.01 in probability:
     # int8 first (a quarter of the size), else float16 (a half), else float32.

@@ -9,6 +9,11 @@ changes, whose lesion call (P(lesion) >= 0.5) changes, the largest and median ch
 calibrated probability, and the discs the detector did not find at their level.
 
   python3 bench/detected_vs_hand.py [MANIFEST] [--model M.onnx] [--detector D.onnx] [--bin target/debug/endplate]
+  python3 bench/detected_vs_hand.py [MANIFEST] --cv target/real-experiments/real-phantoms-all-long-mirror
+
+With --cv, each disc is classified by the fold model of that cross-validation that held its
+patient out (fold-K/predictions.csv names them), so the figure is a recipe's on patients its
+network never saw, where the bundled model has seen every SPIDER patient.
 """
 import csv, json, os, subprocess, sys, tempfile
 
@@ -56,7 +61,22 @@ def main():
     base = os.path.dirname(os.path.abspath(manifest))
     rows = list(csv.DictReader(open(manifest)))
     binary = opt('--bin', 'target/debug/endplate')
-    hand, det = classify(rows, True, base, binary, extra), classify(rows, False, base, binary, extra)
+    if '--cv' in args:
+        cv = opt('--cv', '')
+        hand, det, seen = {}, {}, set()
+        for fold in sorted(d for d in os.listdir(cv) if d.startswith('fold-')):
+            held = {r['subject'].split(':')[-1] for r in csv.DictReader(open(os.path.join(cv, fold, 'predictions.csv')))}
+            mine = [r for r in rows if r['subject'] in held]
+            seen |= held
+            if mine:
+                model = ['--model', os.path.join(cv, fold, 'model.onnx')] + extra
+                hand.update(classify(mine, True, base, binary, model))
+                det.update(classify(mine, False, base, binary, model))
+        unseen = sorted({r['subject'] for r in rows} - seen)
+        if unseen:
+            print(f'no fold of {cv} held out {unseen}: left out')
+    else:
+        hand, det = classify(rows, True, base, binary, extra), classify(rows, False, base, binary, extra)
     changed = lesion_changed = 0
     deltas, missing = [], []
     for key, h in hand.items():

@@ -355,6 +355,183 @@ fn two_folds<'a>(data: &'a str, out: &'a str, epochs: &'a str, batch: &'a str) -
     ]
 }
 
+/// The bundled model learns from every real patient: `--no-validation-of` keeps a manifest's
+/// discs out of the validation set, and `--calibrate-on-folds` fits the calibration on a
+/// cross-validation's out-of-fold logits instead. Here manifest A stands for the real discs and
+/// B for the phantoms that still watch the run.
+#[cfg(feature = "train")]
+#[test]
+fn a_model_trained_on_every_disc_of_a_manifest_is_calibrated_on_the_folds_out_of_fold_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    four_phantom_subjects(&a);
+    let o = endplate(&[
+        "synth",
+        "--out",
+        b.to_str().unwrap(),
+        "--subjects",
+        "4",
+        "--seed",
+        "9",
+        "--bits",
+        "8",
+        "--class-mix",
+        "balanced",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A's labels as real gradings give them: normal or lesion of unknown type.
+    let text = std::fs::read_to_string(a.join("manifest.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let column = header.split(',').position(|c| c == "label").unwrap();
+    let binary: Vec<String> = std::iter::once(header.to_string())
+        .chain(lines.map(|l| {
+            let mut cells: Vec<&str> = l.split(',').collect();
+            if cells[column] != "normal" {
+                cells[column] = "lesion";
+            }
+            cells.join(",")
+        }))
+        .collect();
+    std::fs::write(a.join("binary.csv"), binary.join("\n") + "\n").unwrap();
+    let (ma, mb) = (a.join("binary.csv"), b.join("manifest.csv"));
+    let (ma, mb) = (ma.to_str().unwrap(), mb.to_str().unwrap());
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (cv, report, out) = (path("cv.onnx"), path("cv.report"), path("final.onnx"));
+    let common = |out: &str| {
+        vec![
+            "train".to_string(),
+            "--manifest".into(),
+            ma.into(),
+            "--manifest".into(),
+            mb.into(),
+            "--out".into(),
+            out.into(),
+            "--epochs".into(),
+            "1".into(),
+            "--batch".into(),
+            "4".into(),
+            "--unfreeze".into(),
+            "all".into(),
+            "--split-by".into(),
+            "subject".into(),
+            "--synthetic".into(),
+        ]
+    };
+    let run = |args: Vec<String>| endplate(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut args = common(&cv);
+    args.extend(["--folds".into(), "2".into()]);
+    let o = run(args);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Refusals, before any data are read, each naming the fix.
+    let refused = |extra: &[&str], want: &str| {
+        let mut args = common(&out);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let o = run(args);
+        let err = stderr(&o);
+        assert!(
+            !o.status.success() && err.contains(want),
+            "{extra:?}: {err}"
+        );
+    };
+    refused(&["--no-validation-of", "1"], "add --calibrate-on-folds DIR");
+    refused(
+        &["--no-validation-of", "3", "--calibrate-on-folds", &report],
+        "there are 2 --manifest files",
+    );
+    refused(
+        &["--calibrate-on-folds", &report, "--mirror-average"],
+        "does not average each disc with its mirror image",
+    );
+    refused(
+        &["--calibrate-on-folds", &report, "--folds", "2"],
+        "leave out --folds",
+    );
+    refused(
+        &["--calibrate-on-folds", &path("nowhere")],
+        "no fold-1, fold-2",
+    );
+
+    let mut args = common(&out);
+    args.extend(["--no-validation-of", "1", "--calibrate-on-folds", &report].map(String::from));
+    let o = run(args);
+    let log = stderr(&o);
+    assert!(o.status.success(), "{log}");
+    // Every disc of both manifests was held out by exactly one fold.
+    assert!(
+        log.contains("calibration fitted on the out-of-fold logits of 40 discs (2 fold models)"),
+        "{log}"
+    );
+    let model = Classifier::from_bytes("final", &std::fs::read(&out).unwrap()).unwrap();
+    let details = &model.card().training.details;
+    let (train, validation) = (
+        details["split"]["train"].as_u64().unwrap(),
+        details["split"]["validation"].as_u64().unwrap(),
+    );
+    assert_eq!(train + validation, 40, "{details}");
+    assert!(
+        (1..=10).contains(&validation),
+        "only B keeps validation discs: {details}"
+    );
+    assert_eq!(details["calibration"]["discs"], 40);
+    // With no real (binary-labelled) validation disc left, B's reports on the run.
+    let run_report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&path("final.report")).join("metrics.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(run_report["n"].as_u64(), Some(validation), "{run_report}");
+    assert_eq!(
+        run_report["sources"].as_array().map(Vec::len),
+        Some(1),
+        "{run_report}"
+    );
+    assert!(
+        run_report["accuracy"]["point"].as_f64().is_some(),
+        "{run_report}"
+    );
+    // The same fit, made here from the fold models and the same folds.
+    let data = endplate::train::Dataset::load_jittered(
+        &[ma.into(), mb.into()],
+        &RoiParams::default(),
+        None,
+    )
+    .unwrap();
+    let folds: Vec<Classifier> = (1..=2)
+        .map(|f| {
+            let p = Path::new(&report).join(format!("fold-{f}/model.onnx"));
+            Classifier::from_bytes("fold", &std::fs::read(p).unwrap()).unwrap()
+        })
+        .collect();
+    let config = endplate::train::TrainConfig {
+        split_by_subject: true,
+        ..Default::default()
+    };
+    let want = endplate::train::fold_calibration::calibrate_on_folds(&data, &config, &folds)
+        .unwrap()
+        .calibration;
+    // Equal but for the card's JSON round trip of each number.
+    let numbers = |c: &endplate::model::calibration::Calibration| {
+        let v = serde_json::to_value(c).unwrap();
+        v["sigmoids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| [s["a"].as_f64().unwrap(), s["b"].as_f64().unwrap()])
+            .collect::<Vec<f64>>()
+    };
+    let (got, wanted) = (numbers(&model.card().calibration), numbers(&want));
+    assert_eq!(got.len(), 8);
+    assert!(
+        got.iter().zip(&wanted).all(|(g, w)| (g - w).abs() < 1e-12),
+        "{got:?} against {wanted:?}"
+    );
+    assert!(matches!(
+        want,
+        endplate::model::calibration::Calibration::Platt { .. }
+    ));
+}
+
 /// `--mirror-average` changes no learning, so a finished run resumed with it is recalibrated
 /// and rewritten, not trained again: how the bundled model and finished cross-validations get
 /// it without hours of training on two cores.
@@ -597,7 +774,8 @@ fn train_with_folds_cross_validates_and_pretrain_makes_an_init_backbone() {
     let (o, _) = stage("3", Some("2"));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("was trained on") && stderr(&o).contains("same --seed"),
+        stderr(&o).contains("was trained on")
+            && stderr(&o).contains("same manifests, --seed and --split-by"),
         "{}",
         stderr(&o)
     );

@@ -16,6 +16,7 @@ pub mod dataset;
 pub mod detector;
 pub mod detector_data;
 pub mod detector_views;
+pub mod fold_calibration;
 pub mod network;
 pub mod plateau;
 pub mod sampler;
@@ -288,7 +289,7 @@ pub fn unfold_for_training(
 /// ([`split::per_source`]).
 pub fn split_discs(data: &Dataset, config: &TrainConfig) -> (Vec<usize>, Vec<usize>) {
     let groups = config.split_by_subject.then_some(data.subjects.as_slice());
-    split::per_source(
+    let (mut train, val) = split::per_source(
         &data.strata(),
         groups,
         &data.sources,
@@ -296,7 +297,14 @@ pub fn split_discs(data: &Dataset, config: &TrainConfig) -> (Vec<usize>, Vec<usi
             Some(f) => split::fold_split(strata, groups, f.of, f.index, config.seed),
             None => split::train_validation(strata, groups, config.seed),
         },
-    )
+    );
+    // Drawn as usual first, so the other manifests' splits stay what they were.
+    let (val, all): (Vec<usize>, Vec<usize>) = val
+        .into_iter()
+        .partition(|&i| !config.no_validation_of.contains(&data.sources[i]));
+    train.extend(all);
+    train.sort_unstable();
+    (train, val)
 }
 
 /// The outcome of a run.
@@ -360,9 +368,14 @@ pub fn train(
     let config = state.config.clone();
     if state.train.is_empty() || state.val.is_empty() {
         return Err(Error::Invalid(format!(
-            "need discs on both sides of the split: {} training, {} validation",
+            "need discs on both sides of the split: {} training, {} validation{}",
             state.train.len(),
-            state.val.len()
+            state.val.len(),
+            if config.no_validation_of.is_empty() {
+                ""
+            } else {
+                "; leave at least one manifest with validation discs (--no-validation-of names the ones without)"
+            }
         )));
     }
     let mut model = ResNet18::from_weights(&arch, &weights, &device)?;

@@ -81,6 +81,12 @@ pub struct TrainConfig {
     /// a finished run with it recalibrates that run's model for the averaged outputs.
     #[serde(default)]
     pub mirror_average: bool,
+    /// Manifests (0-based, in `--manifest` order) that keep no validation discs: every disc of
+    /// theirs trains. Their calibration must then come from elsewhere
+    /// ([`super::fold_calibration`]): the bundled model learns from every real patient, where
+    /// an 80/20 split kept a fifth of them for the calibration alone.
+    #[serde(default)]
+    pub no_validation_of: Vec<usize>,
 }
 
 /// `--auxiliary-weight`'s default, also for a checkpoint written before the field existed.
@@ -145,6 +151,7 @@ impl Default for TrainConfig {
             auxiliary: Vec::new(),
             auxiliary_weight: default_auxiliary_weight(),
             mirror_average: false,
+            no_validation_of: Vec::new(),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::evaluate::print_table3;
 use clap::Args;
-use endplate::{Class, Error, Label, Result, RoiParams};
+use endplate::{Class, Classifier, Error, Label, Result, RoiParams};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -89,6 +89,17 @@ pub struct TrainArgs {
     /// of a finished run with it only recalibrates and rewrites that run's model
     #[arg(long)]
     mirror_average: bool,
+    /// Keep none of this manifest's discs for validation (1 = the first --manifest;
+    /// repeatable): every one of them trains, and the other manifests' validation discs still
+    /// show how the run goes. Needs --calibrate-on-folds, since those discs would otherwise
+    /// calibrate the model
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    no_validation_of: Vec<u32>,
+    /// Fit the calibration on the out-of-fold logits of the cross-validation in this report
+    /// folder (`train --folds K --report DIR` with the same manifests, --seed and --split-by):
+    /// each DIR/fold-K/model.onnx runs on the discs its fold held out
+    #[arg(long)]
+    calibrate_on_folds: Option<PathBuf>,
     /// Jittered ROIs cut per disc with --corner-jitter (more: more memory, more variety)
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=16))]
     jitter_copies: u32,
@@ -259,6 +270,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             a.manifest.len()
         )));
     }
+    let calibration_folds = fold_models_for_calibration(&a)?;
     let ckpt = a
         .checkpoints
         .clone()
@@ -277,7 +289,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
                     dir.display()
                 )));
             };
-            Some((dir, init_folder_held_out(dir, k as usize)?))
+            Some((dir, init_folder_held_out("--init", dir, k as usize)?))
         }
     };
     // Read before the data, so a bad file fails at once; a folder's fold models are read per fold.
@@ -395,6 +407,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         auxiliary: a.auxiliary.clone(),
         auxiliary_weight: a.auxiliary_weight,
         mirror_average: a.mirror_average,
+        no_validation_of: a.no_validation_of.iter().map(|&m| m as usize - 1).collect(),
         augment: endplate::train::augment::Augment {
             max_scale: a.augment_scale,
             max_gamma: a.augment_gamma,
@@ -405,7 +418,21 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
     };
     let Some(k) = a.folds else {
         let init = init.expect("an init folder without --folds was refused above");
-        let (bytes, _) = train_and_report(&data, config, init, &ckpt, a.resume, &report)?;
+        if let Some((dir, held, _)) = &calibration_folds {
+            for f in 0..held.len() {
+                let cfg = TrainConfig {
+                    fold: Some(train::Fold {
+                        index: f,
+                        of: held.len(),
+                    }),
+                    no_validation_of: Vec::new(),
+                    ..config.clone()
+                };
+                refuse_learnt_held_out("--calibrate-on-folds", dir, held, f, &data, &cfg)?;
+            }
+        }
+        let folds = calibration_folds.as_ref().map(|(_, _, m)| m.as_slice());
+        let (bytes, _) = train_and_report(&data, config, init, &ckpt, a.resume, &report, folds)?;
         endplate::files::write_atomic(&a.out, &bytes)?;
         eprintln!(
             "wrote {} ({} bytes); report in {}",
@@ -440,7 +467,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         };
         let (fold_init, cfg) = match (&init_folds, &init) {
             (Some((dir, held)), _) => {
-                refuse_learnt_held_out(dir, held, f, &data, &cfg)?;
+                refuse_learnt_held_out("--init", dir, held, f, &data, &cfg)?;
                 let (w, desc) = unfold(read_init(
                     &dir.join(&name).join("model.onnx"),
                     &arch,
@@ -451,8 +478,15 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             (None, Some(w)) => (w.clone(), cfg),
             (None, None) => unreachable!("weights are read unless an init folder gives them"),
         };
-        let (bytes, metrics) =
-            train_and_report(&data, cfg, fold_init, &fold_ckpt, resume, &fold_report)?;
+        let (bytes, metrics) = train_and_report(
+            &data,
+            cfg,
+            fold_init,
+            &fold_ckpt,
+            resume,
+            &fold_report,
+            None,
+        )?;
         if train::STOP.load(std::sync::atomic::Ordering::Relaxed) {
             // A fold cut short is not done: without its model.onnx, --resume trains it on from
             // its checkpoint instead of keeping a half-trained fold's figures.
@@ -531,9 +565,28 @@ fn train_and_report(
     ckpt: &Path,
     resume: bool,
     report: &Path,
+    calibration_folds: Option<&[Classifier]>,
 ) -> Result<(Vec<u8>, serde_json::Value)> {
     let arch = endplate::model::resnet::Architecture::resnet18(4);
     let mut trained = run_training("model", data, config, init, ckpt, resume)?;
+    if let Some(folds) = calibration_folds {
+        let fitted = endplate::train::fold_calibration::calibrate_on_folds(
+            data,
+            &trained.state.config,
+            folds,
+        )?;
+        eprintln!(
+            "calibration fitted on the out-of-fold logits of {} discs ({} fold models)",
+            fitted.discs,
+            folds.len()
+        );
+        trained.card.calibration = fitted.calibration;
+        trained.card.training.details["calibration"] = serde_json::json!({
+            "fitted_on": "out-of-fold logits of a cross-validation of the same recipe: each fold model on the discs it held out",
+            "discs": fitted.discs,
+            "folds": folds.len(),
+        });
+    }
     // Metrics of the calibrated model on the validation set, into the card and the report.
     let probs: Vec<[f32; 4]> = trained
         .val_logits
@@ -551,8 +604,11 @@ fn train_and_report(
                 .any(|(l, &src)| src == s && *l == Label::Lesion)
         })
         .collect();
+    // Real discs that all train (`--no-validation-of`) leave the phantoms to report on.
+    let real_validation =
+        (0..trained.state.val.len()).any(|k| binary[data.sources[trained.state.val[k]]]);
     let primary: Vec<usize> = (0..trained.state.val.len())
-        .filter(|&k| !binary.contains(&true) || binary[data.sources[trained.state.val[k]]])
+        .filter(|&k| !real_validation || binary[data.sources[trained.state.val[k]]])
         .collect();
     let pick = |sel: &[usize]| {
         let subjects: Vec<String> = sel
@@ -571,6 +627,7 @@ fn train_and_report(
             .source_names
             .iter()
             .enumerate()
+            .filter(|(s, _)| !trained.state.config.no_validation_of.contains(s))
             .map(|(s, name)| {
                 let sel: Vec<usize> = (0..trained.state.val.len())
                     .filter(|&k| data.sources[trained.state.val[k]] == s)
@@ -672,16 +729,78 @@ fn read_init(
     Ok((w, desc, folded))
 }
 
+/// `--calibrate-on-folds`' folder, the subjects each of its folds held out, and its fold models.
+type CalibrationFolds<'a> = (&'a Path, Vec<BTreeSet<String>>, Vec<Classifier>);
+
+/// `--calibrate-on-folds`' folder, read before the data so a bad one fails at once. Refuses the
+/// flags' misuses with the fix: --no-validation-of without it, either with --folds, a manifest
+/// number past the last, and fold models averaged with their mirror images when this run is not
+/// (or the reverse), whose logits would not be this model's kind.
+fn fold_models_for_calibration(a: &TrainArgs) -> Result<Option<CalibrationFolds<'_>>> {
+    if let Some(&m) = a
+        .no_validation_of
+        .iter()
+        .find(|&&m| m as usize > a.manifest.len())
+    {
+        return Err(Error::Invalid(format!(
+            "--no-validation-of {m}: there are {} --manifest files; give the position of one (1 = the first)",
+            a.manifest.len()
+        )));
+    }
+    let Some(dir) = a.calibrate_on_folds.as_deref() else {
+        if a.no_validation_of.is_empty() {
+            return Ok(None);
+        }
+        return Err(Error::Invalid(
+            "--no-validation-of leaves those discs out of the validation set that calibrates the model; add --calibrate-on-folds DIR, a cross-validation of the same recipe (train --folds 5 --report DIR)".into(),
+        ));
+    };
+    if a.folds.is_some() {
+        return Err(Error::Invalid(
+            "--calibrate-on-folds and --no-validation-of make one final model; leave out --folds"
+                .into(),
+        ));
+    }
+    let k = (1..)
+        .take_while(|f| dir.join(format!("fold-{f}")).is_dir())
+        .count();
+    if k < 2 {
+        return Err(Error::Invalid(format!(
+            "--calibrate-on-folds {}: no fold-1, fold-2, … folders there; give the --report folder of a finished cross-validation (train --folds K)",
+            dir.display()
+        )));
+    }
+    let held = init_folder_held_out("--calibrate-on-folds", dir, k)?;
+    let models = (1..=k)
+        .map(|f| {
+            let path = dir.join(format!("fold-{f}/model.onnx"));
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let model = Classifier::from_bytes(&path.display().to_string(), &bytes)?;
+            if model.card().mirror_average != a.mirror_average {
+                return Err(Error::Invalid(format!(
+                    "--calibrate-on-folds: {} {} each disc with its mirror image and this run {}; calibrate on folds that run as this model will ({})",
+                    path.display(),
+                    if model.card().mirror_average { "averages" } else { "does not average" },
+                    if a.mirror_average { "does" } else { "does not" },
+                    if a.mirror_average { "resume that cross-validation with --mirror-average into a new --report folder" } else { "add --mirror-average" }
+                )));
+            }
+            Ok(model)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some((dir, held, models)))
+}
+
 /// The subjects each fold of an earlier cross-validation held out (its `predictions.csv`), after
 /// checking that every fold left its model: what [`refuse_learnt_held_out`] needs.
-fn init_folder_held_out(dir: &Path, k: usize) -> Result<Vec<BTreeSet<String>>> {
+fn init_folder_held_out(option: &str, dir: &Path, k: usize) -> Result<Vec<BTreeSet<String>>> {
     (1..=k)
         .map(|f| {
             let fold = dir.join(format!("fold-{f}"));
             let model = fold.join("model.onnx");
             if !model.is_file() {
                 return Err(Error::Invalid(format!(
-                    "--init {}: {} is missing; the folder must hold a finished {k}-fold cross-validation (train --folds {k} --report {})",
+                    "{option} {}: {} is missing; the folder must hold a finished {k}-fold cross-validation (train --folds {k} --report {})",
                     dir.display(),
                     model.display(),
                     dir.display()
@@ -697,6 +816,7 @@ fn init_folder_held_out(dir: &Path, k: usize) -> Result<Vec<BTreeSet<String>>> {
 /// holds out: the subjects `dir`'s other folds held out (`held`) are the ones its fold-`f` model
 /// trained on. Subjects it never saw (phantoms added in this stage) are fine.
 fn refuse_learnt_held_out(
+    option: &str,
     dir: &Path,
     held: &[BTreeSet<String>],
     f: usize,
@@ -711,7 +831,7 @@ fn refuse_learnt_held_out(
     let (_, val) = endplate::train::split_discs(data, cfg);
     match val.iter().map(|&i| &data.subjects[i]).find(|s| learnt(s)) {
         Some(s) => Err(Error::Invalid(format!(
-            "--init {}: its fold-{} model was trained on {s}, whom fold {} holds out here; run both stages with the same --seed, --split-by and --folds",
+            "{option} {}: its fold-{} model was trained on {s}, whom fold {} holds out here; give the same manifests, --seed and --split-by as that cross-validation (and --folds, for --init)",
             dir.display(),
             f + 1,
             f + 1
