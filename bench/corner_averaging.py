@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from real_baselines import auc  # (score, truth): the AUC every bench script reports
+from real_baselines import auc, held_out  # auc(score, truth): the AUC every bench script reports
 
 ROOT = Path(__file__).resolve().parent.parent
 CORNERS = ["x1", "y1", "x2", "y2", "x3", "y3", "x4", "y4"]
@@ -51,7 +51,7 @@ def main():
     rows = [r for r in csv.DictReader(open(manifest)) if r["label"] in ("normal", "lesion")]
     plain_all, averaged_all = [], []
     for fold in sorted(cv.glob("fold-*")):
-        held = {r["subject"].split(":")[-1] for r in csv.DictReader(open(fold / "predictions.csv"))}
+        held = held_out(fold)
         mine = [r for r in rows if r["subject"] in held]
         with tempfile.NamedTemporaryFile("w", suffix=".csv", newline="", delete=False) as f:
             w = csv.writer(f)

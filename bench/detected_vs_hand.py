@@ -17,6 +17,8 @@ network never saw, where the bundled model has seen every SPIDER patient.
 """
 import csv, json, os, subprocess, sys, tempfile
 
+from real_baselines import held_out  # the patients a fold folder held out
+
 COLS = ['image', 'subject', 'level', 'label', 'x1', 'y1', 'x2', 'y2', 'x3', 'y3', 'x4', 'y4']
 
 
@@ -65,7 +67,7 @@ def main():
         cv = opt('--cv', '')
         hand, det, seen = {}, {}, set()
         for fold in sorted(d for d in os.listdir(cv) if d.startswith('fold-')):
-            held = {r['subject'].split(':')[-1] for r in csv.DictReader(open(os.path.join(cv, fold, 'predictions.csv')))}
+            held = held_out(os.path.join(cv, fold))
             mine = [r for r in rows if r['subject'] in held]
             seen |= held
             if mine:

@@ -23,7 +23,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from real_baselines import auc  # (score, truth): the AUC every bench script reports
+from real_baselines import auc, held_out  # auc(score, truth): the AUC every bench script reports
 
 ROOT = Path(__file__).resolve().parent.parent
 CORNERS = ["x1", "y1", "x2", "y2", "x3", "y3", "x4", "y4"]
@@ -46,10 +46,10 @@ def rois(rows, manifest, binary, tmp):
     return np.stack(out)
 
 
-def p_lesion(session, gray):
+def logits_of(session, gray):
+    """Raw logits of gray ROIs (N, 128, 128), normalised as the card says, in batches of 32."""
     x = (np.repeat(gray[:, None], 3, axis=1) - MEAN) / STD
-    logits = np.concatenate([session.run(["logits"], {"input": x[i:i + 32]})[0] for i in range(0, len(x), 32)])
-    return logits
+    return np.concatenate([session.run(["logits"], {"input": x[i:i + 32]})[0] for i in range(0, len(x), 32)])
 
 
 def lesion_of(logits):
@@ -67,13 +67,13 @@ def main():
     options.intra_op_num_threads = 1
     pooled = {"plain": [], "flipped": [], "mean": [], "truth": [], "subject": []}
     for fold in sorted(cv.glob("fold-*")):
-        held = {r["subject"].split(":")[-1] for r in csv.DictReader(open(fold / "predictions.csv"))}
+        held = held_out(fold)
         mine = [r for r in rows if r["subject"] in held]
         with tempfile.TemporaryDirectory() as tmp:
             gray = rois(mine, manifest, binary, tmp)
         session = ort.InferenceSession(str(fold / "model.onnx"), options, providers=["CPUExecutionProvider"])
-        plain = p_lesion(session, gray)
-        flipped = p_lesion(session, gray[:, :, ::-1].copy())
+        plain = logits_of(session, gray)
+        flipped = logits_of(session, gray[:, :, ::-1].copy())
         truth = np.array([r["label"] == "lesion" for r in mine])
         scores = {"plain": lesion_of(plain), "flipped": lesion_of(flipped), "mean": lesion_of((plain + flipped) / 2)}
         for k, v in scores.items():

@@ -29,6 +29,13 @@ DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), '../../shared/da
 ORDER = ['L1L2', 'L2L3', 'L3L4', 'L4L5', 'L5S1']
 
 
+def held_out(fold):
+    """The patients a `train --folds` report's fold folder held out, as the manifest names them
+    (its predictions.csv prefixes each with the manifest's path)."""
+    with open(f"{fold}/predictions.csv") as f:
+        return {r["subject"].split(":")[-1] for r in csv.DictReader(f)}
+
+
 def auc(score, y):
     order = np.argsort(score, kind='mergesort')
     s = score[order]

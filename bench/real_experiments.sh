@@ -25,9 +25,14 @@ PHANTOMS=${PHANTOMS:-$OUT/phantoms-240}
 AUXILIARY=${AUXILIARY:-up_endplate,low_endplate,modic,narrowing,herniation,bulging,spondylolisthesis,pfirrmann_3plus,pfirrmann_4plus,pfirrmann_5}
 # SEED (default 1) draws the folds as well as the training: a second seed's out-of-fold
 # predictions are still out of fold, so two seeds' runs can be averaged disc by disc.
-CV=(--folds 5 --split-by subject --keep-last ${RESUME:+--resume})
+# CHECKPOINTS (default OUT/NAME.checkpoints) lets a run resume another run's finished folds.
 run() { local name=$1; shift; "$BIN" train --out "$OUT/$name.onnx" --report "$OUT/$name" \
-  --checkpoints "$OUT/$name.checkpoints" "${CV[@]}" --seed "${SEED:-1}" "$@" 2>&1 | tee "$OUT/$name.log"; }
+  --checkpoints "${CHECKPOINTS:-$OUT/$name.checkpoints}" --folds 5 --split-by subject --keep-last \
+  ${RESUME:+--resume} --seed "${SEED:-1}" "$@" 2>&1 | tee "$OUT/$name.log"; }
+# The bundled recipe (real-phantoms-all-long), shared by its variants below.
+ALL_LONG=(--manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --share 3 --share 1
+  --init "$PHANTOM_MODEL" --unfreeze all --epochs 8 --lr 3e-4 --lr-schedule cosine --corner-jitter 0.03)
+ALL_LONG_TEXT="SPIDER real discs (3/4 of every epoch) + 1200 phantom discs (1/4), 4 corner-jittered ROIs per disc, every layer fine-tuned from the phantom-only model for 8 epochs, cosine learning rate"
 
 case ${1:-} in
   phantom-only)
@@ -64,27 +69,19 @@ case ${1:-} in
   real-phantoms-all-long)
     # `real-phantoms-all` for 8 epochs with the learning rate falling along half a cosine, so
     # the longer run ends at a low rate instead of wherever the loss swung at 3e-4.
-    run real-phantoms-all-long --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --share 3 --share 1 \
-      --init "$PHANTOM_MODEL" --unfreeze all --epochs 8 --lr 3e-4 --lr-schedule cosine --corner-jitter 0.03 \
-      --describe "SPIDER real discs (3/4 of every epoch) + 1200 phantom discs (1/4), 4 corner-jittered ROIs per disc, every layer fine-tuned from the phantom-only model for 8 epochs, cosine learning rate" ;;
+    run real-phantoms-all-long "${ALL_LONG[@]}" --describe "$ALL_LONG_TEXT" ;;
   real-phantoms-all-long-mirror)
     # The bundled recipe's five fold models, each disc averaged with its mirror image: no
     # training, each finished fold is resumed from real-phantoms-all-long's checkpoints with
     # --mirror-average, which recalibrates it on its held-out discs and writes it again.
     [ -f "$OUT/real-phantoms-all-long/cross_validation.json" ] || { echo "run real-phantoms-all-long first" >&2; exit 1; }
     mkdir -p "$OUT/real-phantoms-all-long-mirror"
-    "$BIN" train --out "$OUT/real-phantoms-all-long-mirror.onnx" --report "$OUT/real-phantoms-all-long-mirror" \
-      --checkpoints "$OUT/real-phantoms-all-long.checkpoints" --folds 5 --split-by subject --keep-last --seed 1 --resume \
-      --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --share 3 --share 1 \
-      --init "$PHANTOM_MODEL" --unfreeze all --epochs 8 --lr 3e-4 --lr-schedule cosine --corner-jitter 0.03 --mirror-average \
-      --describe "SPIDER real discs (3/4 of every epoch) + 1200 phantom discs (1/4), 4 corner-jittered ROIs per disc, every layer fine-tuned from the phantom-only model for 8 epochs, cosine learning rate; each disc averaged with its mirror image" \
-      2>&1 | tee "$OUT/real-phantoms-all-long-mirror.log" ;;
+    RESUME=1 CHECKPOINTS="$OUT/real-phantoms-all-long.checkpoints" run real-phantoms-all-long-mirror \
+      "${ALL_LONG[@]}" --mirror-average --describe "$ALL_LONG_TEXT; each disc averaged with its mirror image" ;;
   real-phantoms-all-long-seed2)
     # The bundled recipe again with another seed (other folds, other draws): is the average of
     # two such networks worth running both in the page?
-    SEED=2 run real-phantoms-all-long-seed2 --manifest "$MANIFEST" --manifest "$PHANTOMS/manifest.csv" --share 3 --share 1 \
-      --init "$PHANTOM_MODEL" --unfreeze all --epochs 8 --lr 3e-4 --lr-schedule cosine --corner-jitter 0.03 \
-      --describe "SPIDER real discs (3/4 of every epoch) + 1200 phantom discs (1/4), 4 corner-jittered ROIs per disc, every layer fine-tuned from the phantom-only model for 8 epochs, cosine learning rate; seed 2" ;;
+    SEED=2 run real-phantoms-all-long-seed2 "${ALL_LONG[@]}" --describe "$ALL_LONG_TEXT; seed 2" ;;
   real-phantoms-tone)
     # The bundled recipe with the ROIs also zoomed (up to 10 %) and their gamma (up to 30 %) and
     # contrast (up to 20 %) changed as they are drawn: real scanners differ in contrast, and the

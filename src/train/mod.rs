@@ -58,11 +58,17 @@ pub trait Progress {
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
 fn batch_tensor(rois: &[&Roi], p: &RoiParams, device: &Device) -> Tensor<4> {
-    let data = network_input(rois.iter().copied(), p);
-    Tensor::from_data(
-        TensorData::new(data, [rois.len(), 3, p.size, p.size]),
+    input_tensor(
+        network_input(rois.iter().copied(), p),
+        rois.len(),
+        p,
         device,
     )
+}
+
+/// `n` discs' network input (`[n, 3, size, size]` flattened) as a tensor.
+fn input_tensor(input: Vec<f32>, n: usize, p: &RoiParams, device: &Device) -> Tensor<4> {
+    Tensor::from_data(TensorData::new(input, [n, 3, p.size, p.size]), device)
 }
 
 /// Which classes each label admits, as a 0/1 matrix [N, 4]: one-hot for a class, every class
@@ -168,9 +174,8 @@ pub fn predict(
     let model = model.valid();
     let device = device.clone().inner();
     let run = |input: Vec<f32>, n: usize| {
-        let x = Tensor::from_data(TensorData::new(input, [n, 3, p.size, p.size]), &device);
         model
-            .forward(x)
+            .forward(input_tensor(input, n, p, &device))
             .narrow(1, 0, 4)
             .into_data()
             .convert::<f32>()

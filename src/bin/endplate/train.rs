@@ -270,7 +270,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             a.manifest.len()
         )));
     }
-    let calibration_folds = fold_models_for_calibration(&a)?;
+    let calibration_folds = check_calibration_folds(&a)?;
     let ckpt = a
         .checkpoints
         .clone()
@@ -418,7 +418,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
     };
     let Some(k) = a.folds else {
         let init = init.expect("an init folder without --folds was refused above");
-        if let Some((dir, held, _)) = &calibration_folds {
+        if let Some((dir, held)) = &calibration_folds {
             for f in 0..held.len() {
                 let cfg = TrainConfig {
                     fold: Some(train::Fold {
@@ -431,7 +431,9 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
                 refuse_learnt_held_out("--calibrate-on-folds", dir, held, f, &data, &cfg)?;
             }
         }
-        let folds = calibration_folds.as_ref().map(|(_, _, m)| m.as_slice());
+        let folds = calibration_folds
+            .as_ref()
+            .map(|(dir, held)| (*dir, held.len()));
         let (bytes, _) = train_and_report(&data, config, init, &ckpt, a.resume, &report, folds)?;
         endplate::files::write_atomic(&a.out, &bytes)?;
         eprintln!(
@@ -565,15 +567,23 @@ fn train_and_report(
     ckpt: &Path,
     resume: bool,
     report: &Path,
-    calibration_folds: Option<&[Classifier]>,
+    calibration_folds: Option<(&Path, usize)>,
 ) -> Result<(Vec<u8>, serde_json::Value)> {
     let arch = endplate::model::resnet::Architecture::resnet18(4);
     let mut trained = run_training("model", data, config, init, ckpt, resume)?;
-    if let Some(folds) = calibration_folds {
+    if let Some((dir, k)) = calibration_folds {
+        // Loaded only now, so the fold models do not sit in memory through the training.
+        let folds = (1..=k)
+            .map(|f| {
+                let path = dir.join(format!("fold-{f}/model.onnx"));
+                let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                Classifier::from_bytes(&path.display().to_string(), &bytes)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let fitted = endplate::train::fold_calibration::calibrate_on_folds(
             data,
             &trained.state.config,
-            folds,
+            &folds,
         )?;
         eprintln!(
             "calibration fitted on the out-of-fold logits of {} discs ({} fold models)",
@@ -729,14 +739,14 @@ fn read_init(
     Ok((w, desc, folded))
 }
 
-/// `--calibrate-on-folds`' folder, the subjects each of its folds held out, and its fold models.
-type CalibrationFolds<'a> = (&'a Path, Vec<BTreeSet<String>>, Vec<Classifier>);
-
-/// `--calibrate-on-folds`' folder, read before the data so a bad one fails at once. Refuses the
-/// flags' misuses with the fix: --no-validation-of without it, either with --folds, a manifest
-/// number past the last, and fold models averaged with their mirror images when this run is not
-/// (or the reverse), whose logits would not be this model's kind.
-fn fold_models_for_calibration(a: &TrainArgs) -> Result<Option<CalibrationFolds<'_>>> {
+/// `--calibrate-on-folds`' folder and the subjects each of its folds held out, checked before
+/// the data are read so a bad folder fails at once (the fold models themselves are loaded after
+/// the training, in [`train_and_report`]). Refuses the flags' misuses with the fix:
+/// --no-validation-of without it, either with --folds, a manifest number past the last, and
+/// fold models averaged with their mirror images when this run is not (or the reverse), whose
+/// logits would not be this model's kind.
+#[allow(clippy::type_complexity)]
+fn check_calibration_folds(a: &TrainArgs) -> Result<Option<(&Path, Vec<BTreeSet<String>>)>> {
     if let Some(&m) = a
         .no_validation_of
         .iter()
@@ -771,24 +781,25 @@ fn fold_models_for_calibration(a: &TrainArgs) -> Result<Option<CalibrationFolds<
         )));
     }
     let held = init_folder_held_out("--calibrate-on-folds", dir, k)?;
-    let models = (1..=k)
-        .map(|f| {
-            let path = dir.join(format!("fold-{f}/model.onnx"));
-            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-            let model = Classifier::from_bytes(&path.display().to_string(), &bytes)?;
-            if model.card().mirror_average != a.mirror_average {
-                return Err(Error::Invalid(format!(
-                    "--calibrate-on-folds: {} {} each disc with its mirror image and this run {}; calibrate on folds that run as this model will ({})",
-                    path.display(),
-                    if model.card().mirror_average { "averages" } else { "does not average" },
-                    if a.mirror_average { "does" } else { "does not" },
-                    if a.mirror_average { "resume that cross-validation with --mirror-average into a new --report folder" } else { "add --mirror-average" }
-                )));
-            }
-            Ok(model)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Some((dir, held, models)))
+    for f in 1..=k {
+        // The card alone: parsing, not tract's optimisation of five networks.
+        let path = dir.join(format!("fold-{f}/model.onnx"));
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let name = path.display().to_string();
+        let card = endplate::model::file::read_card(
+            &name,
+            &endplate::model::file::parse_proto(&name, &bytes)?,
+        )?;
+        if card.mirror_average != a.mirror_average {
+            return Err(Error::Invalid(format!(
+                "--calibrate-on-folds: {name} {} each disc with its mirror image and this run {}; calibrate on folds that run as this model will ({})",
+                if card.mirror_average { "averages" } else { "does not average" },
+                if a.mirror_average { "does" } else { "does not" },
+                if a.mirror_average { "resume that cross-validation with --mirror-average into a new --report folder" } else { "add --mirror-average" }
+            )));
+        }
+    }
+    Ok(Some((dir, held)))
 }
 
 /// The subjects each fold of an earlier cross-validation held out (its `predictions.csv`), after
