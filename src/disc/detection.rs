@@ -268,14 +268,46 @@ pub fn spec_order(c: [Point; 4]) -> [Point; 4] {
     [up[0], up[1], low[0], low[1]]
 }
 
+/// How far apart neighbouring discs are on this slice: the median distance from each disc's
+/// centre to the nearest other's; 0 with fewer than three discs.
+///
+/// Disc width alone misjudges the step on some real slices: on an off-centre sagittal slice,
+/// or a tall patient's, the discs look narrow against the vertebral bodies, and one in twelve of
+/// SPIDER's steps between hand-marked discs is over 1.4 widths (up to 2.4), so a chain reaching
+/// 1.4 widths stopped at L5S1 on eight of its slices. A disc missed leaves a gap of two steps,
+/// which stays out of 1.45 steps' reach.
+fn typical_spacing(kept: &[(Candidate, DiscFrame)]) -> f64 {
+    if kept.len() < 3 {
+        return 0.0;
+    }
+    let mut nearest: Vec<f64> = kept
+        .iter()
+        .enumerate()
+        .map(|(i, (_, a))| {
+            kept.iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, (_, b))| a.center.distance(b.center))
+                .fold(f64::INFINITY, f64::min)
+        })
+        .collect();
+    nearest.sort_by(f64::total_cmp);
+    nearest[nearest.len() / 2]
+}
+
 /// Name levels by counting up from the sacrum and drop what is not on the spine.
 ///
 /// Duplicates (centres closer than 0.4 disc widths) keep the higher score. The disc with the
 /// highest L5S1 probability, if above the threshold, is L5S1; from it the chain climbs to the
-/// nearest disc above along the spine's own axis, 0.4–1.4 disc widths away (and at most 1.45
-/// times the previous step) and at most 0.7 widths aside, and stops at the first gap: a level
-/// skipped would misname every disc above, so discs past a gap are dropped rather than guessed. Without a sacrum the chain starts from the
-/// lowest disc, levels stay unnamed, and a lone disc is dropped as likely noise.
+/// nearest disc above along the spine's axis there (the mean of the two discs' axes):
+/// - at least 0.4 disc widths away, and at most 1.4 widths or 1.45 times the slice's
+///   [`typical_spacing`], whichever is further (but never past 2.5 widths), and never past 1.45
+///   times the previous step;
+/// - at most 0.7 widths aside.
+///
+/// It stops at the first gap: a level skipped would misname every disc above, so discs past a
+/// gap are dropped rather than guessed. Without a sacrum the chain starts from the lowest disc,
+/// levels stay unnamed, and a lone disc is dropped as likely noise.
 pub fn name_levels(mut cands: Vec<Candidate>, p: &DecodeParams) -> Vec<DetectedDisc> {
     cands.sort_by(|a, b| b.score.total_cmp(&a.score));
     // Each kept disc with its frame, computed once; corners that make no disc (coincident,
@@ -310,21 +342,33 @@ pub fn name_levels(mut cands: Vec<Candidate>, p: &DecodeParams) -> Vec<DetectedD
             .max_by(|&a, &b| kept[a].1.center.y.total_cmp(&kept[b].1.center.y))
             .expect("not empty")
     });
+    let spacing = typical_spacing(&kept);
     let mut used = vec![false; kept.len()];
     let mut chain = vec![start];
     used[start] = true;
     let mut last_step = f64::INFINITY;
     loop {
         let f = &kept[*chain.last().expect("chain starts with one")].1;
-        let reach = (1.4 * f.width).min(1.45 * last_step);
+        let reach = (1.4 * f.width)
+            .max((1.45 * spacing).min(2.5 * f.width))
+            .min(1.45 * last_step);
         let next = (0..kept.len())
             .filter(|&j| !used[j])
             .filter_map(|j| {
-                let c = kept[j].1.center;
-                let d = Point::new(c.x - f.center.x, c.y - f.center.y);
-                // Up the spine is against v, which points to the feet.
-                let along = -(d.x * f.v.x + d.y * f.v.y);
-                let aside = (d.x * f.u.x + d.y * f.u.y).abs();
+                let g = &kept[j].1;
+                let d = Point::new(g.center.x - f.center.x, g.center.y - f.center.y);
+                // Up the spine is against v, which points to the feet. The spine between two
+                // discs runs along the mean of their axes: L5S1 leans up to 40° more than the
+                // disc above it, which sits well aside of L5S1's own axis.
+                let v = Point::new(f.v.x + g.v.x, f.v.y + g.v.y);
+                let n = v.x.hypot(v.y);
+                let v = if n > 1e-6 {
+                    Point::new(v.x / n, v.y / n)
+                } else {
+                    f.v
+                };
+                let along = -(d.x * v.x + d.y * v.y);
+                let aside = (d.x * v.y - d.y * v.x).abs();
                 (along >= 0.4 * f.width && along <= reach && aside <= 0.7 * f.width)
                     .then_some((j, along))
             })
@@ -445,22 +489,59 @@ mod tests {
 
     /// A straight spine of `n` level discs, 40 px wide, 36 px apart, the lowest at y = 400.
     fn spine(n: usize) -> Vec<Candidate> {
+        spine_of(n, 40.0, 36.0)
+    }
+
+    /// A straight spine of `n` level discs `width` px wide and `step` px apart, the lowest at
+    /// y = 400.
+    fn spine_of(n: usize, width: f64, step: f64) -> Vec<Candidate> {
         (0..n)
             .map(|k| {
-                let y = 400.0 - 36.0 * k as f64;
+                let y = 400.0 - step * k as f64;
                 Candidate {
                     score: 0.9,
                     l5s1: if k == 0 { 0.8 } else { 0.05 },
                     corners: [
                         Point::new(200.0, y - 4.0),
-                        Point::new(240.0, y - 4.0),
+                        Point::new(200.0 + width, y - 4.0),
                         Point::new(200.0, y + 4.0),
-                        Point::new(240.0, y + 4.0),
+                        Point::new(200.0 + width, y + 4.0),
                     ],
                     placed: None,
                 }
             })
             .collect()
+    }
+
+    fn names(discs: &[DetectedDisc]) -> Vec<String> {
+        discs.iter().map(|d| d.level.clone().unwrap()).collect()
+    }
+
+    #[test]
+    fn narrow_discs_far_apart_still_chain_up_but_a_missed_one_stops_the_chain() {
+        // SPIDER has slices whose steps are twice the discs' width (spider_187): 1.4 widths
+        // alone found L5S1 and nothing above it.
+        let c = spine_of(5, 40.0, 84.0);
+        let discs = name_levels(c.clone(), &DecodeParams::default());
+        assert_eq!(names(&discs), ["L1L2", "L2L3", "L3L4", "L4L5", "L5S1"]);
+        let mut gap = c;
+        gap.remove(2);
+        let discs = name_levels(gap, &DecodeParams::default());
+        assert_eq!(names(&discs), ["L4L5", "L5S1"]);
+    }
+
+    #[test]
+    fn a_steep_l5s1_still_finds_the_level_disc_above_it() {
+        // spider_15: L5S1 leans 38° and L4L5, 100 px above, sits 54 px aside of its axis.
+        let mut c = spine_of(5, 56.0, 100.0);
+        let centre = Point::new(228.0, 400.0);
+        let (sin, cos) = 38f64.to_radians().sin_cos();
+        c[0].corners = c[0].corners.map(|p| {
+            let (x, y) = (p.x - centre.x, p.y - centre.y);
+            Point::new(centre.x + x * cos + y * sin, centre.y - x * sin + y * cos)
+        });
+        let discs = name_levels(c, &DecodeParams::default());
+        assert_eq!(names(&discs), ["L1L2", "L2L3", "L3L4", "L4L5", "L5S1"]);
     }
 
     #[test]
