@@ -302,7 +302,7 @@ fn typical_spacing(kept: &[(Candidate, DiscFrame)]) -> f64 {
 /// nearest disc above along the spine's axis there (the mean of the two discs' axes):
 /// - at least 0.4 disc widths away, and at most 1.4 widths or 1.45 times the slice's
 ///   [`typical_spacing`], whichever is further (but never past 2.5 widths), and never past 1.45
-///   times the previous step;
+///   times the previous step or the typical spacing, whichever is longer;
 /// - at most 0.7 widths aside.
 ///
 /// It stops at the first gap: a level skipped would misname every disc above, so discs past a
@@ -351,7 +351,7 @@ pub fn name_levels(mut cands: Vec<Candidate>, p: &DecodeParams) -> Vec<DetectedD
         let f = &kept[*chain.last().expect("chain starts with one")].1;
         let reach = (1.4 * f.width)
             .max((1.45 * spacing).min(2.5 * f.width))
-            .min(1.45 * last_step);
+            .min(1.45 * last_step.max(spacing));
         let next = (0..kept.len())
             .filter(|&j| !used[j])
             .filter_map(|j| {
@@ -528,6 +528,18 @@ mod tests {
         gap.remove(2);
         let discs = name_levels(gap, &DecodeParams::default());
         assert_eq!(names(&discs), ["L4L5", "L5S1"]);
+    }
+
+    #[test]
+    fn a_short_first_step_does_not_stop_the_chain_at_the_next() {
+        // spider_38: from a tilted L5S1 the step to L4L5 measures 49 px along the spine, the
+        // next 82 px; 1.45 times the last step alone (70 px) stopped the chain at L4L5.
+        let mut c = spine_of(5, 52.0, 70.0);
+        for d in &mut c[1..] {
+            d.corners = d.corners.map(|p| Point::new(p.x, p.y + 25.0));
+        }
+        let discs = name_levels(c, &DecodeParams::default());
+        assert_eq!(names(&discs), ["L1L2", "L2L3", "L3L4", "L4L5", "L5S1"]);
     }
 
     #[test]
