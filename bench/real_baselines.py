@@ -36,6 +36,38 @@ def held_out(fold):
         return {r["subject"].split(":")[-1] for r in csv.DictReader(f)}
 
 
+def from_cv(reports):
+    """The real (SPIDER) discs' out-of-fold P(lesion) of each report, disc by disc. A fold's
+    predictions list each patient's discs in manifest order, so a disc is (patient, its place
+    among the patient's discs): reports of other seeds, whose folds differ, pair too. Only the
+    discs every report has held out are kept (a run still going has fewer folds)."""
+    per = []
+    for d in reports:
+        seen, got = {}, {}
+        for f in range(1, 100):
+            try:
+                rows = list(csv.DictReader(open(f"{d}/fold-{f}/predictions.csv")))
+            except FileNotFoundError:
+                break
+            for r in rows:
+                if "spider" not in r["subject"]:
+                    continue
+                s = r["subject"].split(":")[-1]
+                k = seen.get(s, 0)
+                seen[s] = k + 1
+                got[(s, k)] = (int(r["label"] == "lesion"), 1 - float(r["normal"]))
+        per.append(got)
+    out = []
+    for key in per[0]:
+        if all(key in g for g in per[1:]):
+            assert len({g[key][0] for g in per}) == 1, f"{key}: reports differ in labels"
+            row = {"subject": key[0], "lesion": per[0][key][0]}
+            for d, g in zip(reports, per):
+                row[d.rstrip("/").split("/")[-1]] = g[key][1]
+            out.append(row)
+    return out
+
+
 def auc(score, y):
     order = np.argsort(score, kind='mergesort')
     s = score[order]
