@@ -5,16 +5,25 @@
 //! `bench/train.sh` runs PyTorch on the same network, batch and threads in the same run.
 //!
 //! RAYON_NUM_THREADS=2 cargo run --release --features train --example bench_train -- [STEPS] [OUT.json]
+//!
+//! Built with `--features tch` it measures burn on LibTorch's CPU backend instead (the device
+//! `endplate train` then uses; DEVELOPERS.md, "Training on LibTorch").
 
 #[path = "common/bench_input.rs"]
 mod bench_input;
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use endplate::model::resnet::Architecture;
 use endplate::train::network::ResNet18;
 use std::time::Instant;
+
+const ENGINE: &str = if cfg!(feature = "tch") {
+    "burn-tch"
+} else {
+    "burn-flex"
+};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -26,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let steps: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(8);
     let out = args.next();
     let batch = 32;
-    let device = Device::flex().autodiff();
+    let device = endplate::train::device().autodiff();
     let arch = Architecture::resnet18(4);
     let input = bench_input::pseudo_random_input(batch);
     let labels: Vec<i64> = (0..batch as i64).map(|i| i % 4).collect();
@@ -71,12 +80,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let t = median(total);
             let row = serde_json::json!({
-                "engine": "burn-flex", "trainable": what, "optimizer": opt, "batch": batch,
+                "engine": ENGINE, "trainable": what, "optimizer": opt, "batch": batch,
                 "threads": threads, "images_per_second": batch as f64 / t,
                 "ms": {"step": 1e3 * t, "forward": 1e3 * median(fwd), "backward": 1e3 * median(bwd), "optimizer": 1e3 * median(upd)},
             });
             eprintln!(
-                "burn-flex {what:<9} {opt:<4}: {:6.1} img/s  (step {:.0} ms = forward {:.0} + backward {:.0} + optimizer {:.0})",
+                "{ENGINE} {what:<9} {opt:<4}: {:6.1} img/s  (step {:.0} ms = forward {:.0} + backward {:.0} + optimizer {:.0})",
                 row["images_per_second"].as_f64().unwrap_or(0.0),
                 row["ms"]["step"].as_f64().unwrap_or(0.0),
                 row["ms"]["forward"].as_f64().unwrap_or(0.0),

@@ -140,7 +140,7 @@ pub fn restat_for_training(
     input: &DetectorInput,
     seed: u64,
 ) -> Result<Weights> {
-    let device = Device::flex();
+    let device = super::device();
     let unit = DecodeParams::default().offset_unit;
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x5EED_57A7);
     let size = input.size;
@@ -182,7 +182,7 @@ pub fn train_detector(
         return Err(no_slices());
     }
     let arch = DetectorArch::default();
-    let device = Device::flex().autodiff();
+    let device = super::device().autodiff();
     // The offsets are learnt in the unit the card's decoder reads them in.
     let unit = DecodeParams::default().offset_unit;
     let state_path = detector_state_path(dir);

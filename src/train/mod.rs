@@ -1,7 +1,8 @@
 //! Fine-tuning after the paper (section 2.2): stratified 80/20 split, weighted random sampler,
 //! on-the-fly augmentation, batch 32, learning rate 1e-3 divided by ten after 10 epochs without
 //! validation improvement, progressive unfreezing, then Platt calibration on the validation set
-//! and the model written with its card. Runs on burn's pure-Rust `flex` CPU backend on all cores.
+//! and the model written with its card. Runs on burn's pure-Rust `flex` CPU backend on all cores
+//! (or LibTorch's, with the `tch` feature: [`device`]).
 //!
 //! Stage 6, train: owns the training loop (here) and the pieces only training uses: the data
 //! ([`dataset`]), the run's settings and unfreezing schedule ([`schedule`]), checkpoints and
@@ -52,6 +53,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub trait Progress {
     fn batch(&mut self, epoch: usize, done: usize, total: usize, loss: f64, accuracy: f64, lr: f64);
     fn epoch(&mut self, log: &EpochLog);
+}
+
+/// The device every training runs on: burn's pure-Rust `flex` backend, or with the `tch` feature
+/// LibTorch's CPU backend, about 2.5 times faster here on a full ResNet18 step but only where
+/// PyTorch's libraries are installed (DEVELOPERS.md, "Training on LibTorch"). Everything else,
+/// the checkpoints and the model files included, is the same on both.
+pub fn device() -> Device {
+    // burn marks its LibTorch backend deprecated (CubeCL's CPU backend is to replace it, but it
+    // downloads LLVM at build time and cannot be built offline here).
+    #[cfg(feature = "tch")]
+    #[allow(deprecated)]
+    {
+        Device::libtorch()
+    }
+    #[cfg(not(feature = "tch"))]
+    {
+        Device::flex()
+    }
 }
 
 /// Set from a Ctrl-C handler: the run stops after the current batch and keeps the best model.
@@ -278,7 +297,7 @@ pub fn unfold_for_training(
     let Some(unfolded) = crate::model::resnet::unfold_batchnorm(folded, arch) else {
         return Ok(None);
     };
-    let device = Device::flex();
+    let device = device();
     let step = (data.rois.len() / 256).max(1);
     let rois: Vec<&Roi> = data.rois.iter().step_by(step).take(256).collect();
     let model = ResNet18::from_weights(arch, &unfolded, &device)?.restat_batchnorm(batch_tensor(
@@ -347,7 +366,7 @@ pub fn train(
     // the model written at the end keeps the four.
     let arch = Architecture::resnet18(4 + extra);
     let p = RoiParams::default();
-    let device = Device::flex().autodiff();
+    let device = device().autodiff();
 
     let (mut state, weights, mut best) = if resume {
         load_checkpoint(checkpoint_dir, &data.hash)?
