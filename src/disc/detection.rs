@@ -564,8 +564,7 @@ mod tests {
         c[1].placed = Some(c[1].corners.map(|p| Point::new(p.x + 2.0, p.y + 1.0)));
         c[2].placed = Some([Point::new(0.0, 0.0); 4]); // no disc: falls back to the regressed
         let discs = name_levels(c.clone(), &DecodeParams::default());
-        let levels: Vec<_> = discs.iter().map(|d| d.level.clone().unwrap()).collect();
-        assert_eq!(levels, ["L3L4", "L4L5", "L5S1"]);
+        assert_eq!(names(&discs), ["L3L4", "L4L5", "L5S1"]);
         assert_eq!(discs[1].corners, c[1].placed.unwrap());
         assert_eq!(discs[0].corners, c[2].corners);
         assert_eq!(discs[2].corners, c[0].corners);
@@ -574,9 +573,8 @@ mod tests {
     #[test]
     fn levels_count_up_from_the_sacrum_and_come_out_top_to_bottom() {
         let discs = name_levels(spine(7), &DecodeParams::default());
-        let names: Vec<_> = discs.iter().map(|d| d.level.clone().unwrap()).collect();
         assert_eq!(
-            names,
+            names(&discs),
             ["T11T12", "T12L1", "L1L2", "L2L3", "L3L4", "L4L5", "L5S1"]
         );
         assert_eq!(discs[6].lumbar_level(), Some(Level::L5S1));
@@ -592,8 +590,7 @@ mod tests {
         blob.l5s1 = 0.0;
         c.push(blob);
         let discs = name_levels(c, &DecodeParams::default());
-        let names: Vec<_> = discs.iter().map(|d| d.level.clone().unwrap()).collect();
-        assert_eq!(names, ["L3L4", "L4L5", "L5S1"]);
+        assert_eq!(names(&discs), ["L3L4", "L4L5", "L5S1"]);
     }
 
     #[test]
@@ -715,18 +712,15 @@ mod tests {
 
     #[test]
     fn corner_views_take_the_lumbar_discs_whole_and_in_overlapping_halves() {
-        let names = ["T12L1", "L1L2", "L2L3", "L3L4", "L4L5", "L5S1"];
-        let discs: Vec<DetectedDisc> = names
+        let levels = ["T12L1", "L1L2", "L2L3", "L3L4", "L4L5", "L5S1"];
+        let discs: Vec<DetectedDisc> = levels
             .iter()
             .enumerate()
             .map(|(k, l)| disc_at(Some(l), 40.0 * k as f64, 0.0))
             .collect();
-        let levels = |g: &Vec<DetectedDisc>| -> Vec<String> {
-            g.iter().map(|d| d.level.clone().unwrap()).collect()
-        };
         let groups = corner_view_groups(&discs);
         assert_eq!(
-            groups.iter().map(levels).collect::<Vec<_>>(),
+            groups.iter().map(|g| names(g)).collect::<Vec<_>>(),
             vec![
                 vec!["L1L2", "L2L3", "L3L4"],
                 vec!["L2L3", "L3L4", "L4L5", "L5S1"],
@@ -758,9 +752,9 @@ mod tests {
     }
     #[test]
     fn a_lowest_disc_the_chain_missed_is_added_as_l5s1_and_the_levels_above_move_up() {
-        let names = ["L2L3", "L3L4", "L4L5", "L5S1"];
-        let kept = |names: &[&str]| -> Vec<DetectedDisc> {
-            names
+        let levels = ["L2L3", "L3L4", "L4L5", "L5S1"];
+        let kept = |levels: &[&str]| -> Vec<DetectedDisc> {
+            levels
                 .iter()
                 .enumerate()
                 .map(|(k, l)| disc_at(Some(l), 40.0 * k as f64, 0.0))
@@ -772,19 +766,18 @@ mod tests {
             .enumerate()
             .map(|(k, l)| disc_at(Some(l), 80.0 + 40.0 * k as f64, 1.0))
             .collect();
-        let mut discs = kept(&names);
+        let mut discs = kept(&levels);
         assert_eq!(add_missed_lowest_disc(&mut discs, &closer), Some(4));
-        let levels: Vec<_> = discs.iter().map(|d| d.level.clone().unwrap()).collect();
-        assert_eq!(levels, ["L1L2", "L2L3", "L3L4", "L4L5", "L5S1"]);
+        assert_eq!(names(&discs), ["L1L2", "L2L3", "L3L4", "L4L5", "L5S1"]);
         assert_eq!(discs[4].corners, closer[2].corners);
         assert_eq!(from_sacrum("T12L1"), Some(5));
         assert_eq!(from_sacrum("nonsense"), None);
 
         // The closer view agrees (its L5S1 is the kept one): nothing changes.
-        let mut discs = kept(&names);
+        let mut discs = kept(&levels);
         let agreeing = vec![disc_at(Some("L5S1"), 120.0, 1.0)];
         assert_eq!(add_missed_lowest_disc(&mut discs, &agreeing), None);
-        assert_eq!(discs, kept(&names));
+        assert_eq!(discs, kept(&levels));
         // Its L5S1 is above the kept one (a kept disc): never renamed.
         let higher = vec![disc_at(Some("L5S1"), 80.0, 1.0)];
         assert_eq!(add_missed_lowest_disc(&mut discs, &higher), None);
