@@ -278,6 +278,21 @@ test('a real slice opened in the page gets its discs proposed and classified wit
   assert.deepEqual(await page.$$eval('#results li', (lis) => lis.map((li) => li.dataset.level)), proposed);
 });
 
+test('a tall real slice whose discs lie far apart gets all five lumbar levels proposed, as endplate classify finds them', async (t) => {
+  if (!existsSync(spider)) return t.skip('shared/data/spider-t2-sample is absent: no real slice to detect on');
+  const model = await ensureModel();
+  const detector = join(www, 'models/endplate-detector.onnx');
+  if (!existsSync(detector)) return t.skip('www/models/endplate-detector.onnx is absent (./build.sh wasm copies models/*.onnx)');
+  // 384 x 778 px, its discs up to 1.7 widths apart: before the chain's reach followed the
+  // slice's spacing (README, "The chain's reach follows the slice") only L5S1 was proposed.
+  const image = join(spider, 'spider_181_t2.png');
+  await openSlice(page, image);
+  console.log(await page.textContent('#detection'));
+  const proposed = await page.$$eval('#results li', (lis) => lis.map((li) => li.dataset.level));
+  assert.deepEqual([...proposed].sort(), ['L1L2', 'L2L3', 'L3L4', 'L4L5', 'L5S1']);
+  await classifiedAsTheCliClassifies(image, model, detector, proposed.length, 'tall-slice-detected.png');
+});
+
 test('a real slice stored upside down gets its levels from the sacrum at the top and is classified as endplate classify turns it', async (t) => {
   const full = resolve(root, '../shared/data/spider-t2');
   const image = join(full, 'spider_35_t2_SPACE.png'); // stored with the sacrum at the top
