@@ -152,7 +152,10 @@ case "$task" in
     # real SPIDER discs of data/spider/manifest.csv next to the phantoms. STAGE=2 starts from an
     # existing phantom model ($data/phantom-only.onnx, or the one of commit 48a9a87).
     cargo build --all-targets --features train
-    bin=target/debug/endplate
+    # BIN=target/tch/debug/endplate trains on LibTorch (DEVELOPERS.md); REAL_EPOCHS sets the
+    # second stage's length, which must match the cross-validation in CALIBRATION_FOLDS and CV.
+    bin=${BIN:-target/debug/endplate}
+    real_epochs=${REAL_EPOCHS:-8}
     data=${DATA:-target/phantoms}
     [ -f "$data/train/manifest.csv" ] || $bin synth --out "$data/train" --subjects 240 --seed 1 --bits 16 --class-mix paper
     [ -f "$data/test/manifest.csv" ] || $bin synth --out "$data/test" --subjects 100 --seed 9001 --bits 16 --class-mix paper
@@ -169,10 +172,10 @@ case "$task" in
     # validates each epoch.
     folds=${CALIBRATION_FOLDS:-target/real-experiments/real-phantoms-all-long-mirror}
     $bin train --manifest data/spider/manifest.csv --manifest "$data/train/manifest.csv" --share 3 --share 1 \
-      --init "$data/phantom-only.onnx" --unfreeze all --epochs 8 --lr 3e-4 --lr-schedule cosine --corner-jitter 0.03 \
+      --init "$data/phantom-only.onnx" --unfreeze all --epochs "$real_epochs" --lr 3e-4 --lr-schedule cosine --corner-jitter 0.03 \
       --split-by subject --seed 1 --keep-last --mirror-average --no-validation-of 1 --calibrate-on-folds "$folds" \
       --out models/endplate-default.onnx --checkpoints "$data/checkpoints-all-real" --report docs/bundled-model-report \
-      --describe "SPIDER (van der Graaf et al., Sci Data 2024, CC BY 4.0): 995 real discs of 171 patients labelled normal/lesion (3/4 of every epoch), plus 1200 phantom discs of 240 synthetic subjects, seed 1 (1/4); 4 corner-jittered ROIs per disc; every layer fine-tuned from the phantom-only model for 8 epochs, cosine learning rate; each disc averaged with its mirror image; calibrated on the out-of-fold logits of the same recipe's 5-fold cross-validation" \
+      --describe "SPIDER (van der Graaf et al., Sci Data 2024, CC BY 4.0): 995 real discs of 171 patients labelled normal/lesion (3/4 of every epoch), plus 1200 phantom discs of 240 synthetic subjects, seed 1 (1/4); 4 corner-jittered ROIs per disc; every layer fine-tuned from the phantom-only model for $real_epochs epochs, cosine learning rate; each disc averaged with its mirror image; calibrated on the out-of-fold logits of the same recipe's 5-fold cross-validation" \
       ${RESUME:+--resume}
     # Store the weights compactly only if no test disc changes class or moves 0.01 in probability:
     # int8 first (a quarter of the size), else float16 (a half), else float32.
@@ -186,7 +189,7 @@ case "$task" in
     # The card carries the real cross-validation (bench/real_experiments.sh real-phantoms-all-long-mirror) and
     # the fresh phantom figures, which the page shows, and a warning that fits a real model.
     cv=${CV:-target/real-experiments/real-phantoms-all-long-mirror/cross_validation.json}
-    python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['lesion_vs_normal_pooled']; p.update(data='SPIDER', folds=5, config='real (3/4) + phantoms (1/4), corner jitter 0.03, every layer fine-tuned from the phantom-only model for 8 epochs, cosine learning rate, each disc averaged with its mirror image (bench/real_experiments.sh real-phantoms-all-long, then real-phantoms-all-long-mirror)'); json.dump(p, open(sys.argv[2], 'w'))" "$cv" "$data/real-cv.json"
+    python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['lesion_vs_normal_pooled']; p.update(data='SPIDER', folds=5, config='real (3/4) + phantoms (1/4), corner jitter 0.03, every layer fine-tuned from the phantom-only model for $real_epochs epochs, cosine learning rate, each disc averaged with its mirror image ($(dirname "$cv"))'); json.dump(p, open(sys.argv[2], 'w'))" "$cv" "$data/real-cv.json"
     target/debug/examples/amend_card models/endplate-default.onnx metrics.real_cross_validation "@$data/real-cv.json"
     python3 -c "import json,sys; m=json.load(open(sys.argv[1])); json.dump({'n': m['n'], 'accuracy': m['accuracy'], 'auc': m['auc'], 'set': 'endplate synth --subjects 100 --seed 9001 --bits 16 --class-mix paper'}, open(sys.argv[2], 'w'))" docs/bundled-model-fresh-eval/metrics.json "$data/phantom-test.json"
     target/debug/examples/amend_card models/endplate-default.onnx metrics.phantom_test "@$data/phantom-test.json"
