@@ -25,6 +25,34 @@ fn bundled_detector() -> Option<Detector> {
     Some(Detector::from_bytes("bundled", &bytes).unwrap())
 }
 
+/// The bundled detector and the real slices of one of `data/spider`'s manifests with their true
+/// discs, or `None` (saying why) where either is absent.
+fn bundled_detector_and_real_truth(
+    manifest: &str,
+) -> Option<(
+    Detector,
+    Vec<(endplate::eval::detection::SliceTruth, endplate::Slice)>,
+)> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data/spider")
+        .join(manifest);
+    let Some(det) = bundled_detector() else {
+        eprintln!("skipped: models/endplate-detector.onnx is absent");
+        return None;
+    };
+    if !manifest
+        .parent()
+        .unwrap()
+        .join("../../../shared/data/spider-t2")
+        .is_dir()
+    {
+        eprintln!("skipped: ../shared/data/spider-t2 (the real slices) is absent");
+        return None;
+    }
+    let truth = endplate::eval::detection::read_truth(&manifest, |_| ()).unwrap();
+    Some((det, truth))
+}
+
 #[test]
 fn detector_and_classifier_files_refuse_each_others_role() {
     let det = random_detector(3, BatchNorm::Fold);
@@ -297,23 +325,10 @@ fn detect_tells_when_the_dicom_says_the_slice_is_mirrored() {
 
 #[test]
 fn bundled_detector_on_the_real_test_patients() {
-    let manifest =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/spider/corners-heldout.csv");
-    let Some(det) = bundled_detector() else {
-        eprintln!("skipped: models/endplate-detector.onnx is absent");
+    // The 12 patients the detector never learnt from nor chose an epoch by.
+    let Some((det, truth)) = bundled_detector_and_real_truth("corners-heldout.csv") else {
         return;
     };
-    if !manifest
-        .parent()
-        .unwrap()
-        .join("../../../shared/data/spider-t2")
-        .is_dir()
-    {
-        eprintln!("skipped: ../shared/data/spider-t2 (the real slices) is absent");
-        return;
-    }
-    // The 12 patients the detector never learnt from nor chose an epoch by.
-    let truth = endplate::eval::detection::read_truth(&manifest, |_| ()).unwrap();
     let r = endplate::eval::detection::evaluate(&det, &truth).unwrap();
     let median = r.overall.corner_median_mm.unwrap();
     eprintln!(
@@ -335,21 +350,9 @@ fn bundled_detector_on_the_real_test_patients() {
 
 #[test]
 fn tall_real_slices_whose_discs_lie_far_apart_get_their_levels() {
-    let manifest =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/spider/manifest.csv");
-    let Some(det) = bundled_detector() else {
-        eprintln!("skipped: models/endplate-detector.onnx is absent");
+    let Some((det, truth)) = bundled_detector_and_real_truth("manifest.csv") else {
         return;
     };
-    if !manifest
-        .parent()
-        .unwrap()
-        .join("../../../shared/data/spider-t2")
-        .is_dir()
-    {
-        eprintln!("skipped: ../shared/data/spider-t2 (the real slices) is absent");
-        return;
-    }
     // Slices where the level chain stopped at L5S1 while it reached only 1.4 disc widths per
     // step: their steps are up to 2.4 widths, and spider_15's L5S1 leans 38° (README, "The
     // chain's reach follows the slice"). Then 15 of their 40 discs were at their level; now 39
@@ -364,8 +367,7 @@ fn tall_real_slices_whose_discs_lie_far_apart_get_their_levels() {
         "spider_187",
         "spider_197",
     ];
-    let truth: Vec<_> = endplate::eval::detection::read_truth(&manifest, |_| ())
-        .unwrap()
+    let truth: Vec<_> = truth
         .into_iter()
         .filter(|(t, _)| tall.contains(&t.subject.as_str()))
         .collect();
