@@ -56,7 +56,7 @@ pub trait Progress {
 }
 
 /// The device every training runs on: burn's pure-Rust `flex` backend, or with the `tch` feature
-/// LibTorch's CPU backend, about 2.5 times faster here on a full ResNet18 step but only where
+/// LibTorch's CPU backend, about three times faster here on a full ResNet18 step but only where
 /// PyTorch's libraries are installed (DEVELOPERS.md, "Training on LibTorch"). Everything else,
 /// the checkpoints and the model files included, is the same on both.
 pub fn device() -> Device {

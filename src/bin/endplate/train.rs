@@ -575,7 +575,7 @@ fn train_and_report(
         // Loaded only now, so the fold models do not sit in memory through the training.
         let folds = (1..=k)
             .map(|f| {
-                let path = dir.join(format!("fold-{f}/model.onnx"));
+                let path = fold_model_path(dir, f);
                 let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
                 Classifier::from_bytes(&path.display().to_string(), &bytes)
             })
@@ -739,14 +739,21 @@ fn read_init(
     Ok((w, desc, folded))
 }
 
+/// `--calibrate-on-folds`' folder and the subjects each of its folds held out.
+type CalibrationFolds<'a> = (&'a Path, Vec<BTreeSet<String>>);
+
+/// Where a cross-validation report folder keeps fold `f`'s model (1-based).
+fn fold_model_path(dir: &Path, f: usize) -> std::path::PathBuf {
+    dir.join(format!("fold-{f}/model.onnx"))
+}
+
 /// `--calibrate-on-folds`' folder and the subjects each of its folds held out, checked before
 /// the data are read so a bad folder fails at once (the fold models themselves are loaded after
 /// the training, in [`train_and_report`]). Refuses the flags' misuses with the fix:
 /// --no-validation-of without it, either with --folds, a manifest number past the last, and
 /// fold models averaged with their mirror images when this run is not (or the reverse), whose
 /// logits would not be this model's kind.
-#[allow(clippy::type_complexity)]
-fn check_calibration_folds(a: &TrainArgs) -> Result<Option<(&Path, Vec<BTreeSet<String>>)>> {
+fn check_calibration_folds(a: &TrainArgs) -> Result<Option<CalibrationFolds<'_>>> {
     if let Some(&m) = a
         .no_validation_of
         .iter()
@@ -783,7 +790,7 @@ fn check_calibration_folds(a: &TrainArgs) -> Result<Option<(&Path, Vec<BTreeSet<
     let held = init_folder_held_out("--calibrate-on-folds", dir, k)?;
     for f in 1..=k {
         // The card alone: parsing, not tract's optimisation of five networks.
-        let path = dir.join(format!("fold-{f}/model.onnx"));
+        let path = fold_model_path(dir, f);
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
         let name = path.display().to_string();
         let card = endplate::model::file::read_card(
@@ -808,7 +815,7 @@ fn init_folder_held_out(option: &str, dir: &Path, k: usize) -> Result<Vec<BTreeS
     (1..=k)
         .map(|f| {
             let fold = dir.join(format!("fold-{f}"));
-            let model = fold.join("model.onnx");
+            let model = fold_model_path(dir, f);
             if !model.is_file() {
                 return Err(Error::Invalid(format!(
                     "{option} {}: {} is missing; the folder must hold a finished {k}-fold cross-validation (train --folds {k} --report {})",
