@@ -14,15 +14,23 @@ calibrated probability, and the discs the detector did not find at their level.
 With --cv, each disc is classified by the fold model of that cross-validation that held its
 patient out (fold-K/predictions.csv names them), so the figure is a recipe's on patients its
 network never saw, where the bundled model has seen every SPIDER patient.
+
+With --jitter N [--frac F] (default F 0.03, training's --corner-jitter), each disc's
+probabilities, both with the hand-placed and with the detected corners, are the mean over its
+own corners and N copies whose corners move by a normal draw of sd F x the disc's width (a
+move that leaves no disc keeps the disc's own corners): does smoothing the classifier over
+corner placement make its calls steadier between two placements?
 """
-import csv, json, os, subprocess, sys, tempfile
+import csv, json, os, random, subprocess, sys, tempfile
+
+from corner_averaging import leaves_a_disc
 
 from real_baselines import held_out  # the patients a fold folder held out
 
 COLS = ['image', 'subject', 'level', 'label', 'x1', 'y1', 'x2', 'y2', 'x3', 'y3', 'x4', 'y4']
 
 
-def classify(rows, with_corners, base, binary='target/debug/endplate', extra=()):
+def classify(rows, with_corners, base, binary='target/debug/endplate', extra=(), key=None):
     """`endplate classify --manifest` on `rows` (images relative to `base`), with their corners
     or with the corner cells empty, so the detector places them (each image detected once, the
     row's level kept); results keyed by (image file name, level)."""
@@ -35,7 +43,10 @@ def classify(rows, with_corners, base, binary='target/debug/endplate', extra=())
     out = subprocess.run([binary, 'classify', '--manifest', f.name, '--json', *extra],
                          capture_output=True, text=True, check=True)
     os.unlink(f.name)
-    return {(os.path.basename(d['image']), d['level']): d for d in json.loads(out.stdout)['results']}
+    results = json.loads(out.stdout)['results']
+    if key:  # rows told apart by a column of their own (moved copies of one disc)
+        return {r[key]: d for r, d in zip(rows, results)}
+    return {(os.path.basename(d['image']), d['level']): d for d in results}
 
 
 def centre(c):
@@ -54,6 +65,36 @@ def same_disc(hand, detected):
     return ((hx - dx) ** 2 + (hy - dy) ** 2) ** 0.5 <= width(hand) / 2
 
 
+def jittered(results, n, frac, seed=1):
+    """Manifest rows of `n` moved copies of every classified disc, keyed back to it."""
+    rng = random.Random(seed)
+    rows = []
+    for (image, level), d in sorted(results.items()):
+        c = d['corners']
+        w = width(c)
+        for k in range(n):
+            q = [v + rng.gauss(0, frac * w) for p in c for v in p]
+            if not leaves_a_disc(q):
+                q = [v for p in c for v in p]
+            rows.append({'image': d['image'], 'subject': f'{image}|{level}|{k}', 'level': level,
+                         **dict(zip(COLS[4:], (f'{v:.3f}' for v in q)))})
+    return rows
+
+
+def smoothed(results, n, frac, binary, extra):
+    """`results` with each disc's probabilities averaged over itself and `n` moved copies, and
+    its label the class of that mean."""
+    if n == 0:
+        return results
+    moved = classify(jittered(results, n, frac), True, '', binary, extra, key='subject')
+    out = {}
+    for key, d in results.items():
+        probs = [d['probabilities']] + [moved[f'{key[0]}|{key[1]}|{k}']['probabilities'] for k in range(n)]
+        mean = {c: sum(p[c] for p in probs) / len(probs) for c in d['probabilities']}
+        out[key] = dict(d, probabilities=mean, label=max(mean, key=mean.get))
+    return out
+
+
 def main():
     args = sys.argv[1:]
     opt = lambda k, d: args[args.index(k) + 1] if k in args else d
@@ -63,6 +104,7 @@ def main():
     base = os.path.dirname(os.path.abspath(manifest))
     rows = list(csv.DictReader(open(manifest)))
     binary = opt('--bin', 'target/debug/endplate')
+    n, frac = int(opt('--jitter', 0)), float(opt('--frac', 0.03))
     if '--cv' in args:
         cv = opt('--cv', '')
         hand, det, seen = {}, {}, set()
@@ -72,13 +114,14 @@ def main():
             seen |= held
             if mine:
                 model = ['--model', os.path.join(cv, fold, 'model.onnx')] + extra
-                hand.update(classify(mine, True, base, binary, model))
-                det.update(classify(mine, False, base, binary, model))
+                hand.update(smoothed(classify(mine, True, base, binary, model), n, frac, binary, model))
+                det.update(smoothed(classify(mine, False, base, binary, model), n, frac, binary, model))
         unseen = sorted({r['subject'] for r in rows} - seen)
         if unseen:
             print(f'no fold of {cv} held out {unseen}: left out')
     else:
-        hand, det = classify(rows, True, base, binary, extra), classify(rows, False, base, binary, extra)
+        hand = smoothed(classify(rows, True, base, binary, extra), n, frac, binary, extra)
+        det = smoothed(classify(rows, False, base, binary, extra), n, frac, binary, extra)
     changed = lesion_changed = 0
     deltas, missing = [], []
     for key, h in hand.items():
