@@ -153,7 +153,7 @@ case "$task" in
     # existing phantom model ($data/phantom-only.onnx, or the one of commit 48a9a87).
     cargo build --all-targets --features train
     # BIN=target/tch/debug/endplate trains on LibTorch (DEVELOPERS.md); REAL_EPOCHS sets the
-    # second stage's length, which must match the cross-validation in CALIBRATION_FOLDS and CV.
+    # second stage's length, which must match the cross-validation in CALIBRATION_FOLDS.
     bin=${BIN:-target/debug/endplate}
     real_epochs=${REAL_EPOCHS:-8}
     data=${DATA:-target/phantoms}
@@ -177,6 +177,13 @@ case "$task" in
       --out models/endplate-default.onnx --checkpoints "$data/checkpoints-all-real" --report docs/bundled-model-report \
       --describe "SPIDER (van der Graaf et al., Sci Data 2024, CC BY 4.0): 995 real discs of 171 patients labelled normal/lesion (3/4 of every epoch), plus 1200 phantom discs of 240 synthetic subjects, seed 1 (1/4); 4 corner-jittered ROIs per disc; every layer fine-tuned from the phantom-only model for $real_epochs epochs, cosine learning rate; each disc averaged with its mirror image; calibrated on the out-of-fold logits of the same recipe's 5-fold cross-validation" \
       ${RESUME:+--resume}
+    # Every reader averages each disc over its ROI and four copies cut with the corners moved
+    # (README, "Averaging over moved corners"): a fixed table in the disc's own frame, sd 0.03 of
+    # its width as training's jitter, the second pair the first's opposite (numpy's
+    # default_rng(1).standard_normal((2, 8)), rounded). Set before the storage check and the
+    # fresh phantom figures, which are then measured as shipped.
+    echo '{"fraction": 0.03, "moves": [[0.346, 0.822, 0.33, -1.303, 0.905, 0.446, -0.537, 0.581], [0.365, 0.294, 0.028, 0.547, -0.736, -0.163, -0.482, 0.599], [-0.346, -0.822, -0.33, 1.303, -0.905, -0.446, 0.537, -0.581], [-0.365, -0.294, -0.028, -0.547, 0.736, 0.163, 0.482, -0.599]]}' > "$data/moved-corners.json"
+    target/debug/examples/amend_card models/endplate-default.onnx preprocessing.moved_corners "@$data/moved-corners.json"
     # Store the weights compactly only if no test disc changes class or moves 0.01 in probability:
     # int8 first (a quarter of the size), else float16 (a half), else float32.
     for storage in int8 f16; do
@@ -186,10 +193,14 @@ case "$task" in
       fi
     done
     $bin evaluate --model models/endplate-default.onnx --manifest "$data/test/manifest.csv" --report docs/bundled-model-fresh-eval
-    # The card carries the real cross-validation (bench/real_experiments.sh real-phantoms-all-long-mirror) and
-    # the fresh phantom figures, which the page shows, and a warning that fits a real model.
-    cv=${CV:-target/real-experiments/real-phantoms-all-long-mirror/cross_validation.json}
-    python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['lesion_vs_normal_pooled']; p.update(data='SPIDER', folds=5, config='real (3/4) + phantoms (1/4), corner jitter 0.03, every layer fine-tuned from the phantom-only model for $real_epochs epochs, cosine learning rate, each disc averaged with its mirror image ($(dirname "$cv"))'); json.dump(p, open(sys.argv[2], 'w'))" "$cv" "$data/real-cv.json"
+    # The card carries the real cross-validation and the fresh phantom figures, which the page
+    # shows, and a warning that fits a real model. The real figure: the fold models of
+    # $folds run as this model runs (its moved copies, mirror image and calibration) on the
+    # patients each never saw (bench/moved_corners_cv.py --like).
+    rm -rf "$data/as-shipped"
+    python3 bench/moved_corners_cv.py "$folds" "$data/as-shipped" --like models/endplate-default.onnx
+    python3 bench/cv_so_far.py "$data/as-shipped" "$data/as-shipped.json"
+    python3 -c "import json,sys; p=json.load(open(sys.argv[1])); p.update(data='SPIDER', folds=5, config='real (3/4) + phantoms (1/4), corner jitter 0.03, every layer fine-tuned from the phantom-only model for $real_epochs epochs, cosine learning rate, each disc averaged with its mirror image and 4 copies with moved corners; the fold models of $folds with this model\'s calibration'); json.dump(p, open(sys.argv[2], 'w'))" "$data/as-shipped.json" "$data/real-cv.json"
     target/debug/examples/amend_card models/endplate-default.onnx metrics.real_cross_validation "@$data/real-cv.json"
     python3 -c "import json,sys; m=json.load(open(sys.argv[1])); json.dump({'n': m['n'], 'accuracy': m['accuracy'], 'auc': m['auc'], 'set': 'endplate synth --subjects 100 --seed 9001 --bits 16 --class-mix paper'}, open(sys.argv[2], 'w'))" docs/bundled-model-fresh-eval/metrics.json "$data/phantom-test.json"
     target/debug/examples/amend_card models/endplate-default.onnx metrics.phantom_test "@$data/phantom-test.json"

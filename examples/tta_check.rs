@@ -20,7 +20,11 @@ fn mirrored(roi: &Roi) -> Roi {
     let pixels = (0..n * n)
         .map(|i| roi.pixels[(i / n) * n + (n - 1 - i % n)])
         .collect();
-    Roi { size: n, pixels }
+    Roi {
+        size: n,
+        pixels,
+        moved: Vec::new(),
+    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -252,3 +252,99 @@ fn degenerate_corners_are_errors_not_panics() {
         }
     }
 }
+
+/// The card's moved copies (`preprocessing.moved_corners`): each is the ROI of the disc's corners
+/// moved in its own frame, the same for any order of the clicks; a move that leaves no disc
+/// gives the disc's own ROI; the network input holds the own ROI first, then the copies; a card
+/// without the field reads as before and writes no such field.
+#[test]
+fn moved_copies_are_cut_in_the_discs_own_frame_whatever_the_click_order() {
+    use endplate::disc::geometry::DiscFrame;
+    use endplate::disc::roi::{network_input, MovedCorners};
+    let slice = common::slice_from_fn(256, 256, pattern);
+    let corners = disc(Point::new(128.0, 120.0), 44.0, 12.0, 0.3, 1.0);
+    let width = DiscFrame::of(&corners).unwrap().width;
+    let height = 12.0;
+    // Third copy: the cranial corners moved down and the caudal ones up by half the height each,
+    // so the endplates meet and no disc is left to cut.
+    let (f, meet) = (0.03, 0.5 * height / (0.03 * width));
+    let moves = vec![
+        [0.5, -1.0, 1.2, 0.3, -0.7, 0.8, 0.1, -1.5],
+        [-0.5, 1.0, -1.2, -0.3, 0.7, -0.8, -0.1, 1.5],
+        [0.0, meet, 0.0, meet, 0.0, -meet, 0.0, -meet],
+    ];
+    let p = RoiParams {
+        moved_corners: Some(MovedCorners {
+            fraction: f,
+            moves: moves.clone(),
+        }),
+        ..RoiParams::default()
+    };
+    let plain = RoiParams::default();
+    let roi = Roi::extract(&slice, &corners, &p).unwrap();
+    let own = Roi::extract(&slice, &corners, &plain).unwrap();
+    assert_eq!(roi.pixels, own.pixels, "the disc's own ROI is unchanged");
+    assert!(own.moved.is_empty());
+    assert_eq!(roi.moved.len(), 3);
+    let frame = DiscFrame::of(&corners).unwrap();
+    for (k, unit) in moves.iter().enumerate().take(2) {
+        let moved = frame.moved(unit, f);
+        let expected = Roi::extract(&slice, &moved, &plain).unwrap();
+        assert_eq!(roi.moved[k], expected.pixels, "copy {k}");
+        let shift: f64 = corners
+            .iter()
+            .map(|c| {
+                moved
+                    .iter()
+                    .map(|m| m.distance(*c))
+                    .fold(f64::MAX, f64::min)
+            })
+            .sum::<f64>()
+            / 4.0;
+        assert!(
+            shift > 0.3 && shift < 3.0 * f * width,
+            "copy {k}: corners moved {shift:.2} px on a {width:.1} px disc"
+        );
+        assert!(
+            max_abs_diff(
+                &own,
+                &Roi {
+                    pixels: roi.moved[k].clone(),
+                    ..own.clone()
+                }
+            ) > 0.01
+        );
+    }
+    assert_eq!(
+        roi.moved[2], own.pixels,
+        "a move that leaves no disc keeps the own ROI"
+    );
+    for perm in PERMUTATIONS {
+        let again = Roi::extract(&slice, &perm.map(|i| corners[i]), &p).unwrap();
+        for (a, b) in again.moved.iter().zip(&roi.moved) {
+            let d = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
+            assert!(d < 1e-5, "order {perm:?}: copies differ by {d}");
+        }
+    }
+    let input = network_input([&roi, &own], &p);
+    let per = 3 * 128 * 128;
+    assert_eq!(
+        input.len(),
+        5 * per,
+        "4 views of the first disc, 1 of the second"
+    );
+    assert_eq!(input[..per], own.to_tensor(&plain)[..]);
+    assert_eq!(p.views_per_disc(), 4);
+    assert_eq!(plain.views_per_disc(), 1);
+
+    let json = serde_json::to_value(&plain).unwrap();
+    assert!(json.get("moved_corners").is_none(), "{json}");
+    let back: RoiParams = serde_json::from_value(json).unwrap();
+    assert_eq!(back, plain);
+    let with: RoiParams = serde_json::from_value(serde_json::to_value(&p).unwrap()).unwrap();
+    assert_eq!(with, p);
+}

@@ -155,7 +155,8 @@ async function endplate(engine, modelFetch, detectorFetch) {
   };
   const input = await engine.call('modelInput', { corners });
   const logits = (await engine.classify(corners)).results.map((r) => r.logits);
-  return { result, input, logits, mirror: Boolean(card.card?.mirror_average) };
+  const views = 1 + (card.card?.preprocessing?.moved_corners?.moves?.length ?? 0);
+  return { result, input, logits, mirror: Boolean(card.card?.mirror_average), views };
 }
 
 // A disc's input mirrored left to right, plane by plane: what a card's `mirror_average` has
@@ -168,10 +169,11 @@ function mirrored(input) {
   return out;
 }
 
-// ONNX Runtime Web on the same file and inputs, doing the same work as ours: where the card
-// asks for each disc to be averaged with its mirror image, both views run (one batch of 2n)
-// and their logits are averaged.
-async function onnxRuntimeWeb(modelBytes, input, mirror) {
+// ONNX Runtime Web on the same file and inputs, doing the same work as ours: each disc's
+// `views` inputs (its ROI and the moved copies of the card's `preprocessing.moved_corners`)
+// run, each also mirrored where the card asks for the mirror image's average (one batch of
+// all), and their logits are averaged per disc.
+async function onnxRuntimeWeb(modelBytes, input, mirror, views = 1) {
   const t0 = performance.now();
   const ort = await import('./vendor/ort/ort.wasm.min.mjs');
   ort.env.wasm.numThreads = 1;
@@ -182,13 +184,22 @@ async function onnxRuntimeWeb(modelBytes, input, mirror) {
   const ready = performance.now() - t0;
   const per = 3 * 128 * 128;
   const run = async (n) => {
-    const own = input.slice(0, n * per);
-    if (!mirror) return (await session.run({ input: new ort.Tensor('float32', own, [n, 3, 128, 128]) })).logits.data;
-    const both = new Float32Array(2 * n * per);
-    both.set(own);
-    both.set(mirrored(own), n * per);
-    const l = (await session.run({ input: new ort.Tensor('float32', both, [2 * n, 3, 128, 128]) })).logits.data;
-    return Float32Array.from({ length: 4 * n }, (_, i) => 0.5 * (l[i] + l[4 * n + i]));
+    const own = input.slice(0, n * views * per);
+    const m = n * views; // inputs, disc after disc, each disc's views together
+    const all = new Float32Array((mirror ? 2 : 1) * m * per);
+    all.set(own);
+    if (mirror) all.set(mirrored(own), m * per);
+    const runs = all.length / per;
+    const l = (await session.run({ input: new ort.Tensor('float32', all, [runs, 3, 128, 128]) })).logits.data;
+    return Float32Array.from({ length: 4 * n }, (_, i) => {
+      const [disc, k] = [Math.floor(i / 4), i % 4];
+      let sum = 0;
+      for (let v = 0; v < views; v++) {
+        sum += l[4 * (disc * views + v) + k];
+        if (mirror) sum += l[4 * (m + disc * views + v) + k];
+      }
+      return sum / (views * (mirror ? 2 : 1));
+    });
   };
   const oneByOne = async (n) => { for (let k = 0; k < n; k++) await run(1); };
   for (let i = 0; i < 5; i++) { await run(5); await run(1); } // the same warm-up as ours
@@ -226,7 +237,7 @@ async function main() {
   log(`  1 disc ${r.one_disc_ms.toFixed(1)} ms (network alone ${r.one_disc_network_ms.toFixed(1)} ms); 5 discs ${r.five_discs_one_worker_ms.toFixed(1)} ms on one worker, ${r.five_discs_ms.toFixed(1)} ms on ${r.workers} workers (page round trips)`);
   let ort = null;
   try {
-    ort = await onnxRuntimeWeb(modelBytes, ours.input, ours.mirror);
+    ort = await onnxRuntimeWeb(modelBytes, ours.input, ours.mirror, ours.views);
     const o = ort.result;
     log(`ONNX Runtime Web ${o.version} (wasm, 1 thread${ours.mirror ? '; each disc and its mirror image, as the card asks' : ''}): session ${o.load_ms.toFixed(0)} ms`);
     log(`  1 disc ${o.one_disc_ms.toFixed(1)} ms; 5 discs ${o.five_discs_batched_ms.toFixed(1)} ms batched, ${o.five_discs_one_by_one_ms.toFixed(1)} ms one by one`);

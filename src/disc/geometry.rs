@@ -174,4 +174,24 @@ impl DiscFrame {
             endplates: [[upper.0, upper.1], [lower.0, lower.1]],
         })
     }
+    /// The four corners in the disc's own order (the cranial endplate's, then the caudal one's,
+    /// each along `u`), each moved by `unit` (`du1, dv1, .. du4, dv4`) times `fraction` of the
+    /// width along `u` and `v`: a move the same for any order of the clicks and any rotation
+    /// of the slice, so every reader cuts the same copy of a disc (`RoiParams::moved_corners`).
+    pub fn moved(&self, unit: &[f64; 8], fraction: f64) -> [Point; 4] {
+        let along = |p: &Point| p.sub(self.center).dot(self.u);
+        let mut ordered = [Point::default(); 4];
+        for (k, mut pair) in self.endplates.into_iter().enumerate() {
+            pair.sort_by(|a, b| along(a).total_cmp(&along(b)));
+            ordered[2 * k..2 * k + 2].copy_from_slice(&pair);
+        }
+        let scale = fraction * self.width;
+        std::array::from_fn(|i| {
+            let (du, dv) = (unit[2 * i] * scale, unit[2 * i + 1] * scale);
+            Point::new(
+                ordered[i].x + du * self.u.x + dv * self.v.x,
+                ordered[i].y + du * self.u.y + dv * self.v.y,
+            )
+        })
+    }
 }

@@ -32,6 +32,34 @@ pub struct RoiParams {
     /// Per-channel normalisation of the gray value copied to three channels.
     pub mean: [f32; 3],
     pub std: [f32; 3],
+    /// Copies of each disc cut with its corners moved, whose network outputs are averaged with
+    /// the disc's own: a call that hangs on where exactly the corners sit flips between two
+    /// readers' (or the detector's and a reader's) corners; averaged over nearby placements it
+    /// flips about half as often (README, "Averaging over moved corners"). Absent in cards made
+    /// before it: one ROI per disc.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_corners: Option<MovedCorners>,
+}
+
+/// The card's fixed table of corner moves, so that every reader (CLI, page, another
+/// implementation) cuts the same copies and no random draw happens at inference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MovedCorners {
+    /// Scale of a unit move, as a fraction of the disc's width (the mean of its two endplates'
+    /// lengths); 0.03 is training's `--corner-jitter`.
+    pub fraction: f64,
+    /// One row per copy: the moves of the four corners in the disc's own frame
+    /// ([`DiscFrame::moved`]: the cranial endplate's two corners, then the caudal one's, each
+    /// along and across the endplates), in units of `fraction` of the width; standard normal
+    /// draws, so a copy is what training's isotropic jitter could have cut.
+    pub moves: Vec<[f64; 8]>,
+}
+
+impl RoiParams {
+    /// Network inputs per disc: its own ROI and one per moved copy.
+    pub fn views_per_disc(&self) -> usize {
+        1 + self.moved_corners.as_ref().map_or(0, |m| m.moves.len())
+    }
 }
 
 impl Default for RoiParams {
@@ -46,6 +74,7 @@ impl Default for RoiParams {
             pad_value: 0.5,
             mean: [0.485, 0.456, 0.406],
             std: [0.229, 0.224, 0.225],
+            moved_corners: None,
         }
     }
 }
@@ -87,10 +116,13 @@ impl RoiRect {
 }
 
 /// A preprocessed disc: `size x size` gray values in [0, 1], row-major.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Roi {
     pub size: usize,
     pub pixels: Vec<f32>,
+    /// The copies cut with the corners moved as the card's `moved_corners` says, each like
+    /// `pixels`; empty without it. The network sees them after `pixels`, the previews never.
+    pub moved: Vec<Vec<f32>>,
 }
 
 /// Contrast-stretched bilinear sample at continuous slice coordinates; outside the slice the
@@ -150,7 +182,27 @@ impl Roi {
         p: &RoiParams,
     ) -> Result<Roi> {
         let rect = RoiRect::new(corners, (slice.width, slice.height), p)?;
-        Ok(Self::resample(slice, stretch, &rect, p))
+        let mut roi = Self::resample(slice, stretch, &rect, p);
+        if let Some(m) = &p.moved_corners {
+            // A move that leaves no disc to cut (the endplates crossing on a thin disc) gives the
+            // disc's own ROI, as in training.
+            roi.moved = m
+                .moves
+                .iter()
+                .map(|unit| {
+                    RoiRect::new(
+                        &rect.frame.moved(unit, m.fraction),
+                        (slice.width, slice.height),
+                        p,
+                    )
+                    .map_or_else(
+                        |_| roi.pixels.clone(),
+                        |r| Self::resample(slice, stretch, &r, p).pixels,
+                    )
+                })
+                .collect();
+        }
+        Ok(roi)
     }
 
     fn resample(slice: &Slice, stretch: &Stretch, rect: &RoiRect, p: &RoiParams) -> Roi {
@@ -183,7 +235,11 @@ impl Roi {
                 pixels[(y0 + b) * n + x0 + a] = acc / (nx * ny) as f32;
             }
         }
-        Roi { size: n, pixels }
+        Roi {
+            size: n,
+            pixels,
+            moved: Vec::new(),
+        }
     }
 
     /// The network input for this disc: `[3, size, size]`, the gray value normalised per channel.
@@ -192,8 +248,10 @@ impl Roi {
     }
 
     fn push_tensor(&self, p: &RoiParams, out: &mut Vec<f32>) {
-        for c in 0..3 {
-            out.extend(self.pixels.iter().map(|&g| (g - p.mean[c]) / p.std[c]));
+        for pixels in std::iter::once(&self.pixels).chain(&self.moved) {
+            for c in 0..3 {
+                out.extend(pixels.iter().map(|&g| (g - p.mean[c]) / p.std[c]));
+            }
         }
     }
 
@@ -206,11 +264,12 @@ impl Roi {
     }
 }
 
-/// The network input for several discs, `[n, 3, size, size]` flattened, written into one buffer
-/// of its final size (inference, the page's workers and every training batch build it).
+/// The network input for several discs, `[n * views, 3, size, size]` flattened (each disc's own
+/// ROI, then its moved copies), written into one buffer of its final size (inference, the page's
+/// workers and every training batch build it).
 pub fn network_input<'a>(rois: impl IntoIterator<Item = &'a Roi>, p: &RoiParams) -> Vec<f32> {
     let rois = rois.into_iter();
-    let mut out = Vec::with_capacity(rois.size_hint().0 * 3 * p.size * p.size);
+    let mut out = Vec::with_capacity(rois.size_hint().0 * p.views_per_disc() * 3 * p.size * p.size);
     for roi in rois {
         roi.push_tensor(p, &mut out);
     }

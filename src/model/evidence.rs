@@ -75,15 +75,19 @@ pub fn occlusion_with(
     occlusion_of_input(model, &input, patch, stride)
 }
 
-/// The occlusion map of one disc already turned into network input (`[3, n, n]` flattened, as
-/// [`network_input`] makes it): the page's workers hold only the model and get this. The
-/// patch is each channel's mean, which is the ROI's mean gray after the card's normalisation.
+/// The occlusion map of one disc already turned into network input (`[views, 3, n, n]`
+/// flattened, as [`network_input`] makes it): the page's workers hold only the model and get
+/// this. The map explains the disc's own ROI, the first view, alone: a patch hidden in it
+/// would be diluted by the moved copies a card may average it with. The patch is each
+/// channel's mean, which is the ROI's mean gray after the card's normalisation.
 pub fn occlusion_of_input(
     model: &Classifier,
     input: &[f32],
     patch: usize,
     stride: usize,
 ) -> Result<Evidence> {
+    let views = model.card().preprocessing.views_per_disc();
+    let input = &input[..input.len() / views];
     let n = ((input.len() / 3) as f64).sqrt().round() as usize;
     if n == 0 || 3 * n * n != input.len() || patch == 0 {
         return Err(Error::Invalid(format!(
@@ -92,7 +96,7 @@ pub fn occlusion_of_input(
         )));
     }
     let plane = n * n;
-    let base_logits = model.logits(input.to_vec(), 1)?[0];
+    let base_logits = model.logits_of_own_views(input.to_vec(), 1)?[0];
     let base = model.predict(base_logits);
     let class = base.class;
     let k = class.index();
@@ -117,7 +121,7 @@ pub fn occlusion_of_input(
                 hidden[c * plane + y * n + x0..c * plane + y * n + x1].fill(*g);
             }
         }
-        let logits = model.logits(hidden.clone(), 1)?[0];
+        let logits = model.logits_of_own_views(hidden.clone(), 1)?[0];
         let drop = base.probabilities[k] - model.predict(logits).probabilities[k];
         max_drop = max_drop.max(drop);
         for y in y0..y1 {

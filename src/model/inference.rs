@@ -184,10 +184,34 @@ impl Classifier {
         self.features
     }
 
-    /// Run the plan once per disc of `input` (`[n, 3, 128, 128]` flattened), or twice where the
-    /// card asks for the mirror image's average, and collect output `k` per disc, flattened.
-    fn run_each(&self, input: &[f32], n: usize, k: usize) -> Result<Vec<f32>> {
-        let per = 3 * INPUT_SIZE * INPUT_SIZE;
+    /// Values of one disc's network input: its own ROI and the moved copies its card asks for
+    /// (`preprocessing.moved_corners`), each `[3, 128, 128]`.
+    fn per_disc(&self) -> usize {
+        self.views() * 3 * INPUT_SIZE * INPUT_SIZE
+    }
+
+    fn views(&self) -> usize {
+        self.card.preprocessing.views_per_disc()
+    }
+
+    /// The number of discs in `input`, or an error saying what a disc's input is.
+    fn discs_in(&self, input: &[f32]) -> Result<usize> {
+        let per = self.per_disc();
+        if input.len() % per != 0 {
+            return Err(Error::Inference(format!(
+                "{} input values are not a whole number of discs of {} x 3 x {INPUT_SIZE} x {INPUT_SIZE}",
+                input.len(),
+                self.card.preprocessing.views_per_disc()
+            )));
+        }
+        Ok(input.len() / per)
+    }
+
+    /// Run the plan on every view of each disc of `input` (its own ROI and its moved copies,
+    /// each also mirrored where the card asks for the mirror image's average) and collect
+    /// output `k` per disc, averaged over the runs, flattened.
+    fn run_each(&self, input: &[f32], n: usize, k: usize, views: usize) -> Result<Vec<f32>> {
+        let per = views * 3 * INPUT_SIZE * INPUT_SIZE;
         if input.len() != n * per {
             return Err(Error::Inference(format!(
                 "{} values for {n} discs, expected {}",
@@ -197,13 +221,23 @@ impl Classifier {
         }
         let mut flat = Vec::new();
         for disc in input.chunks_exact(per) {
-            let out = self.run_one(disc, k)?;
-            if self.card.mirror_average {
-                let other = self.run_one(&mirrored(disc, INPUT_SIZE), k)?;
-                flat.extend(out.iter().zip(&other).map(|(a, b)| 0.5 * (a + b)));
-            } else {
-                flat.extend(out);
+            let mut sum: Vec<f32> = Vec::new();
+            let mut runs = 0usize;
+            for view in disc.chunks_exact(3 * INPUT_SIZE * INPUT_SIZE) {
+                let mut add = |out: Vec<f32>| {
+                    if sum.is_empty() {
+                        sum = out;
+                    } else {
+                        sum.iter_mut().zip(&out).for_each(|(s, o)| *s += o);
+                    }
+                    runs += 1;
+                };
+                add(self.run_one(view, k)?);
+                if self.card.mirror_average {
+                    add(self.run_one(&mirrored(view, INPUT_SIZE), k)?);
+                }
             }
+            flat.extend(sum.into_iter().map(|s| s / runs as f32));
         }
         Ok(flat)
     }
@@ -224,7 +258,13 @@ impl Classifier {
 
     /// Raw logits for `n` inputs laid out as `[n, 3, 128, 128]`.
     pub fn logits(&self, input: Vec<f32>, n: usize) -> Result<Vec<[f32; 4]>> {
-        Ok(rows_of_four(&self.run_each(&input, n, 0)?))
+        Ok(rows_of_four(&self.run_each(&input, n, 0, self.views())?))
+    }
+
+    /// Raw logits of one view per disc (`[n, 3, 128, 128]`), without the moved copies the card
+    /// may ask for: what an occlusion map explains, the disc's own ROI.
+    pub fn logits_of_own_views(&self, input: Vec<f32>, n: usize) -> Result<Vec<[f32; 4]>> {
+        Ok(rows_of_four(&self.run_each(&input, n, 0, 1)?))
     }
 
     /// The pooled features (the last layer's input) of discs already turned into network input,
@@ -233,14 +273,7 @@ impl Classifier {
         let width = self
             .features
             .ok_or_else(|| super::last_layer::no_features(&self.source))?;
-        let per = 3 * INPUT_SIZE * INPUT_SIZE;
-        if input.len() % per != 0 {
-            return Err(Error::Inference(format!(
-                "{} input values are not a whole number of discs of 3 x {INPUT_SIZE} x {INPUT_SIZE}",
-                input.len()
-            )));
-        }
-        let flat = self.run_each(input, input.len() / per, 1)?;
+        let flat = self.run_each(input, self.discs_in(input)?, 1, self.views())?;
         Ok(flat.chunks_exact(width).map(|c| c.to_vec()).collect())
     }
 
@@ -260,14 +293,7 @@ impl Classifier {
     /// [`crate::disc::roi::network_input`] makes it): lets the page share one slice's discs among workers that
     /// hold only the model.
     pub fn classify_input(&self, input: Vec<f32>) -> Result<Vec<Prediction>> {
-        let per = 3 * INPUT_SIZE * INPUT_SIZE;
-        if input.len() % per != 0 {
-            return Err(Error::Inference(format!(
-                "{} input values are not a whole number of discs of 3 x {INPUT_SIZE} x {INPUT_SIZE}",
-                input.len()
-            )));
-        }
-        let n = input.len() / per;
+        let n = self.discs_in(&input)?;
         let logits = self.logits(input, n)?;
         Ok(logits.into_iter().map(|l| self.predict(l)).collect())
     }

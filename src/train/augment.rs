@@ -68,7 +68,11 @@ pub fn quarter_turns(roi: &Roi, k: usize) -> Roi {
             roi.pixels[sy * n + sx]
         })
         .collect();
-    Roi { size: n, pixels }
+    Roi {
+        size: n,
+        pixels,
+        moved: Vec::new(),
+    }
 }
 
 impl Augment {
@@ -122,6 +126,7 @@ impl Augment {
         Roi {
             size: n,
             pixels: out,
+            moved: Vec::new(),
         }
     }
 }
@@ -136,12 +141,14 @@ mod tests {
         let roi = Roi {
             size: 2,
             pixels: vec![1.0, 2.0, 3.0, 4.0],
+            ..Roi::default()
         };
         assert_eq!(quarter_turns(&roi, 1).pixels, vec![3.0, 1.0, 4.0, 2.0]);
         assert_eq!(quarter_turns(&roi, 2).pixels, vec![4.0, 3.0, 2.0, 1.0]);
         let big = Roi {
             size: 5,
             pixels: (0..25).map(|v| v as f32).collect(),
+            ..Roi::default()
         };
         let once = quarter_turns(&big, 1);
         assert_eq!(
@@ -158,7 +165,11 @@ mod tests {
     #[test]
     fn identity_when_everything_is_off_and_flip_mirrors() {
         let pixels: Vec<f32> = (0..16 * 16).map(|i| (i % 16) as f32 / 15.0).collect();
-        let roi = Roi { size: 16, pixels };
+        let roi = Roi {
+            size: 16,
+            pixels,
+            ..Roi::default()
+        };
         let mut rng = SmallRng::seed_from_u64(1);
         let none = Augment {
             max_shift: 0.0,
@@ -177,6 +188,7 @@ mod tests {
         Roi {
             size: 16,
             pixels: (0..16 * 16).map(|i| (i % 16) as f32 / 15.0).collect(),
+            ..Roi::default()
         }
     }
 
