@@ -9,7 +9,7 @@ so `bench/paired_auc.py --cv CV OUT` pairs the two on the same discs and
 `bench/detected_vs_hand.py MANIFEST --cv OUT` measures the amended models against detected
 corners. Label noise: SPIDER graded the whole volume, the slice is its middle.
 
-    python3 bench/moved_corners_cv.py target/real-experiments/real-phantoms-all-12 OUT [PATH @FILE | --like MODEL]
+    python3 bench/moved_corners_cv.py target/real-experiments/real-phantoms-all-12 OUT [PATH @FILE ... | --like MODEL]
 
 `--like models/endplate-default.onnx` on the cross-validation its calibration was fitted on
 (`train --calibrate-on-folds`) gives the figure its card carries: the fold models run as the
@@ -32,7 +32,7 @@ COLS = ["image", "subject", "level", "label", "x1", "y1", "x2", "y2", "x3", "y3"
 
 def main():
     cv, out = Path(sys.argv[1]), Path(sys.argv[2])
-    field = sys.argv[3:5]
+    field = sys.argv[3:]
     if field and field[0] == "--like":
         import onnx  # the card is the ONNX file's `endplate.card` metadata
         meta = onnx.load(field[1], load_external_data=False).metadata_props
