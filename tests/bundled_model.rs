@@ -41,6 +41,12 @@ fn fresh_phantoms_reproduce_the_card_metrics_within_their_intervals() {
         figures.len() == 2 && figures[0].contains("SPIDER") && figures[1].contains("Phantoms"),
         "{figures:?}"
     );
+    // The call at 50 %, as the card's cross-validation measured it (72.7 % and 78.4 %).
+    assert!(
+        figures[0].contains("finds 72.7 %") && figures[0].contains("calls 78.4 %"),
+        "{}",
+        figures[0]
+    );
     assert!(card
         .display_warning()
         .is_some_and(|w| w.contains("not a medical device")));

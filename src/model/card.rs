@@ -228,8 +228,15 @@ pub fn figures(card: &ModelCard) -> Vec<String> {
     }
     let real = &m["real_cross_validation"];
     if let Some(auc) = pct(&real["auc"]) {
+        // What a user acts on is the call at 50 %: say how often it is right on each side.
+        let at_half = match (pct(&real["sensitivity"]), pct(&real["specificity"])) {
+            (Some(sens), Some(spec)) => format!(
+                " At P(lesion) ≥ 50 % it finds {sens} of the lesions and calls {spec} of the normal discs normal."
+            ),
+            _ => String::new(),
+        };
         out.push(format!(
-            "Real MRI: AUC of P(lesion) {auc} over {} discs of {} patients ({}), patient-level {}-fold cross-validation. SPIDER's labels are noisy: graded on the whole volume, seen here on one slice.",
+            "Real MRI: AUC of P(lesion) {auc} over {} discs of {} patients ({}), patient-level {}-fold cross-validation.{at_half} SPIDER's labels are noisy: graded on the whole volume, seen here on one slice.",
             real["n"], real["subjects"], real["data"].as_str().unwrap_or("SPIDER"), real["folds"]
         ));
     }
