@@ -30,10 +30,10 @@ from real_baselines import held_out  # the patients a fold folder held out
 COLS = ['image', 'subject', 'level', 'label', 'x1', 'y1', 'x2', 'y2', 'x3', 'y3', 'x4', 'y4']
 
 
-def classify(rows, with_corners, base, binary='target/debug/endplate', extra=(), key=None):
-    """`endplate classify --manifest` on `rows` (images relative to `base`), with their corners
-    or with the corner cells empty, so the detector places them (each image detected once, the
-    row's level kept); results keyed by (image file name, level)."""
+def classify_list(rows, with_corners, base, binary='target/debug/endplate', extra=()):
+    """`endplate classify --manifest --json` on `rows` (images relative to `base`), with their
+    corners or with the corner cells empty, so the detector places them (each image detected
+    once, the row's level kept): its results in order, one per row where corners are given."""
     with tempfile.NamedTemporaryFile('w', suffix='.csv', delete=False) as f:
         w = csv.writer(f)
         w.writerow(COLS)
@@ -41,10 +41,18 @@ def classify(rows, with_corners, base, binary='target/debug/endplate', extra=(),
             corners = [r[c] for c in COLS[4:]] if with_corners else [''] * 8
             w.writerow([os.path.join(base, r['image']), r['subject'], r['level'], ''] + corners)
     out = subprocess.run([binary, 'classify', '--manifest', f.name, '--json', *extra],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True)
     os.unlink(f.name)
-    results = json.loads(out.stdout)['results']
-    if key:  # rows told apart by a column of their own (moved copies of one disc)
+    if out.returncode:
+        sys.exit(f'endplate classify {" ".join(extra)} failed: {out.stderr.strip()}')
+    return json.loads(out.stdout)['results']
+
+
+def classify(rows, with_corners, base, binary='target/debug/endplate', extra=(), key=None):
+    """[`classify_list`]'s results keyed by (image file name, level), or by the rows' own `key`
+    column (moved copies of one disc)."""
+    results = classify_list(rows, with_corners, base, binary, extra)
+    if key:
         return {r[key]: d for r, d in zip(rows, results)}
     return {(os.path.basename(d['image']), d['level']): d for d in results}
 

@@ -23,11 +23,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from detected_vs_hand import classify_list
 from real_baselines import held_out
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "data/spider/manifest.csv"
-COLS = ["image", "subject", "level", "label", "x1", "y1", "x2", "y2", "x3", "y3", "x4", "y4"]
 
 
 def main():
@@ -51,23 +51,17 @@ def main():
         model = dest / "model.onnx"
         shutil.copy(fold / "model.onnx", model)
         for path, value in zip(field[::2], field[1::2]):
-            subprocess.run([str(ROOT / "target/debug/examples/amend_card"), str(model), path, value],
-                           check=True, capture_output=True)
-        manifest = dest / "held-out.csv"
-        with open(manifest, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(COLS)
-            for r in mine:
-                w.writerow([(MANIFEST.parent / r["image"]).resolve()] + [r[c] for c in COLS[1:]])
-        run = subprocess.run([str(ROOT / "target/debug/endplate"), "classify", "--manifest", str(manifest),
-                              "--json", "--model", str(model)], capture_output=True, text=True)
-        if run.returncode:
-            sys.exit(f"{fold}: endplate classify failed: {run.stderr.strip()}")
-        results = json.loads(run.stdout)["results"]
+            run = subprocess.run([str(ROOT / "target/debug/examples/amend_card"), str(model), path, value],
+                                 capture_output=True, text=True)
+            if run.returncode:
+                sys.exit(f"{model}: amend_card {path} failed (cargo build --examples first?): "
+                         f"{run.stderr.strip()}")
+        results = classify_list(mine, True, str(MANIFEST.parent), str(ROOT / "target/debug/endplate"),
+                                ["--model", str(model)])
         with open(dest / "predictions.csv", "w", newline="") as f:
             w = csv.writer(f)
-            # train's columns, then the raw logits (averaged over the views), for refitting a
-            # calibration on them (bench/real_calibration.py)
+            # train's columns, then the raw logits (averaged over the views): what the README's
+            # "The calibration of P(lesion)" refitted its calibration on
             w.writerow(["subject", "label", "normal", "wavy", "notched", "schmorl",
                         "logit_normal", "logit_wavy", "logit_notched", "logit_schmorl"])
             for r, d in zip(mine, results):

@@ -450,7 +450,10 @@ impl Endplate {
     /// The ROI of one disc as the model will see it: 128x128 gray bytes.
     #[wasm_bindgen(js_name = roiPreview)]
     pub fn roi_preview(&self, corners: &[f64]) -> Result<Vec<u8>, JsError> {
-        let roi = self.rois(corners)?.into_iter().next();
+        let roi = self
+            .rois(corners, &self.params().own_roi_only())?
+            .into_iter()
+            .next();
         Ok(roi
             .ok_or_else(|| js("roiPreview needs the eight numbers of one disc's corners"))?
             .to_gray8())
@@ -469,7 +472,10 @@ impl Endplate {
     /// Classify every disc (eight numbers each) in one call. Returns
     /// `[{"label", "probabilities": {...}, "logits": [...]}, ...]` in input order.
     pub fn classify(&self, corners: &[f64]) -> Result<JsValue, JsError> {
-        let preds = self.model()?.classify(&self.rois(corners)?).map_err(js)?;
+        let preds = self
+            .model()?
+            .classify(&self.rois(corners, &self.params())?)
+            .map_err(js)?;
         predictions_js(&preds)
     }
 
@@ -485,7 +491,10 @@ impl Endplate {
     /// current slice, flattened `[n, width]`: what adaptation refits the last layer on. An error
     /// for a model without the `features` output, a disc outside the slice, no slice.
     pub fn features(&self, corners: &[f64]) -> Result<Vec<f32>, JsError> {
-        let rows = self.model()?.features(&self.rois(corners)?).map_err(js)?;
+        let rows = self
+            .model()?
+            .features(&self.rois(corners, &self.params())?)
+            .map_err(js)?;
         Ok(rows.concat())
     }
 
@@ -578,16 +587,15 @@ impl Endplate {
     #[wasm_bindgen(js_name = modelInput)]
     pub fn model_input(&self, corners: &[f64]) -> Result<Vec<f32>, JsError> {
         Ok(crate::disc::roi::network_input(
-            &self.rois(corners)?,
+            &self.rois(corners, &self.params())?,
             &self.params(),
         ))
     }
 
     /// The ROIs of these discs (corners as shown), from the slice turned upright where the
     /// detector found it stored upside down.
-    fn rois(&self, corners: &[f64]) -> Result<Vec<Roi>, JsError> {
+    fn rois(&self, corners: &[f64], p: &RoiParams) -> Result<Vec<Roi>, JsError> {
         let (shown, stretch) = self.slice()?;
-        let p = self.params();
         let slice = self.turned.as_ref().unwrap_or(shown);
         corners_from(corners)?
             .iter()
@@ -597,7 +605,7 @@ impl Endplate {
                     Some(_) => flip_corners(c, shown.height),
                     None => *c,
                 };
-                Roi::extract_with(slice, stretch, &c, &p)
+                Roi::extract_with(slice, stretch, &c, p)
                     .map_err(|e| js(format!("disc {}: {e}", i + 1)))
             })
             .collect()

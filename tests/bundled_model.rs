@@ -135,11 +135,11 @@ fn real_discs_get_a_p_lesion_near_their_lesion_share() {
         .unwrap()
         .into_iter()
         .filter(|r| r.label.is_some())
+        // The manifest names the full data set's copy of each image; read the sample's.
         .filter_map(|mut r| {
             let name = std::path::Path::new(&r.image).file_name()?.to_owned();
-            let here = sample.join(name);
-            here.is_file().then(|| {
-                r.image = here.display().to_string();
+            sample.join(&name).is_file().then(|| {
+                r.image = name.to_string_lossy().into_owned();
                 r
             })
         })
@@ -149,7 +149,7 @@ fn real_discs_get_a_p_lesion_near_their_lesion_share() {
     let model = Classifier::from_bytes("endplate-default.onnx", &bytes).unwrap();
     let rois = endplate::manifest::rois(
         &rows,
-        std::path::Path::new("/"),
+        &sample,
         Default::default(),
         &model.card().preprocessing,
         |_| (),

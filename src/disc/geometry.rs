@@ -174,6 +174,7 @@ impl DiscFrame {
             endplates: [[upper.0, upper.1], [lower.0, lower.1]],
         })
     }
+
     /// The four corners in the disc's own order (the cranial endplate's, then the caudal one's,
     /// each along `u`), each moved by `unit` (`du1, dv1, .. du4, dv4`) times `fraction` of the
     /// width along `u` and `v`: a move the same for any order of the clicks and any rotation

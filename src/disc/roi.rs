@@ -60,6 +60,15 @@ impl RoiParams {
     pub fn views_per_disc(&self) -> usize {
         1 + self.moved_corners.as_ref().map_or(0, |m| m.moves.len())
     }
+
+    /// These parameters without the moved copies: for what shows or writes the disc's own ROI
+    /// only (a preview, `endplate roi`), so it does not cut copies it never uses.
+    pub fn own_roi_only(&self) -> RoiParams {
+        RoiParams {
+            moved_corners: None,
+            ..self.clone()
+        }
+    }
 }
 
 impl Default for RoiParams {

@@ -45,15 +45,7 @@ impl Sigmoid {
         if scores.iter().any(|s| !s.is_finite()) {
             return Err(Error::Invalid("Platt fit: a score is not finite".into()));
         }
-        let prior1 = positive.iter().filter(|&&p| p).count() as f64;
-        let prior0 = positive.len() as f64 - prior1;
-        let hi = (prior1 + 1.0) / (prior1 + 2.0);
-        let lo = 1.0 / (prior0 + 2.0);
-        let t: Vec<f64> = positive
-            .iter()
-            .map(|&p| share * if p { hi } else { lo })
-            .collect();
-
+        let t = smoothed_targets(positive, share);
         let objective = |a: f64, b: f64| -> f64 {
             scores
                 .iter()
@@ -68,62 +60,31 @@ impl Sigmoid {
                 })
                 .sum()
         };
-        let (mut a, mut b) = (0.0, ((prior0 + 1.0) / (prior1 + 1.0)).ln());
-        let mut fval = objective(a, b);
-        const SIGMA: f64 = 1e-12;
-        const MIN_STEP: f64 = 1e-10;
-        for _ in 0..100 {
-            let (mut h11, mut h22, mut h21, mut g1, mut g2) = (SIGMA, SIGMA, 0.0, 0.0, 0.0);
-            for (&f, &t) in scores.iter().zip(&t) {
-                let z = f * a + b;
-                let (p, q) = if z >= 0.0 {
-                    let e = (-z).exp();
-                    (e / (1.0 + e), 1.0 / (1.0 + e))
-                } else {
-                    let e = z.exp();
-                    (1.0 / (1.0 + e), e / (1.0 + e))
-                };
-                let d2 = p * q;
-                h11 += f * f * d2;
-                h22 += d2;
-                h21 += f * d2;
-                let d1 = t - p;
-                g1 += f * d1;
-                g2 += d1;
-            }
-            if g1.abs() < 1e-5 && g2.abs() < 1e-5 {
-                break;
-            }
-            let det = h11 * h22 - h21 * h21;
-            let da = -(h22 * g1 - h21 * g2) / det;
-            let db = -(-h21 * g1 + h11 * g2) / det;
-            let gd = g1 * da + g2 * db;
-            let mut step = 1.0;
-            while step >= MIN_STEP {
-                let (na, nb) = (a + step * da, b + step * db);
-                let nf = objective(na, nb);
-                if nf < fval + 1e-4 * step * gd {
-                    (a, b, fval) = (na, nb, nf);
-                    break;
-                }
-                step /= 2.0;
-            }
-            if step < MIN_STEP {
-                break;
-            }
-        }
-        Ok(Sigmoid { a, b })
+        let terms = |a: f64, b: f64, i: usize| {
+            let z = scores[i] * a + b;
+            let (p, q) = if z >= 0.0 {
+                let e = (-z).exp();
+                (e / (1.0 + e), 1.0 / (1.0 + e))
+            } else {
+                let e = z.exp();
+                (1.0 / (1.0 + e), e / (1.0 + e))
+            };
+            (p * q, t[i] - p)
+        };
+        let prior1 = positive.iter().filter(|&&p| p).count() as f64;
+        let prior0 = positive.len() as f64 - prior1;
+        let start = Sigmoid {
+            a: 0.0,
+            b: ((prior0 + 1.0) / (prior1 + 1.0)).ln(),
+        };
+        Ok(minimise(scores, start, objective, terms, 1e-5))
     }
 
     /// Refit this sigmoid so that its share of the normalisation, `σ(s) / (σ(s) + rest)`, is
-    /// calibrated for `positive` (same smoothed targets as [`Self::fit`]), starting from `self`:
-    /// Fisher scoring with step halving. `rest` is the sum of the other classes' sigmoids for
-    /// each disc.
+    /// calibrated for `positive` (the smoothed targets of [`Self::fit`]), starting from `self`.
+    /// `rest` is the sum of the other classes' sigmoids for each disc.
     fn refit_normalised(&self, scores: &[f64], rest: &[f64], positive: &[bool]) -> Sigmoid {
-        let prior1 = positive.iter().filter(|&&p| p).count() as f64;
-        let prior0 = positive.len() as f64 - prior1;
-        let (hi, lo) = ((prior1 + 1.0) / (prior1 + 2.0), 1.0 / (prior0 + 2.0));
-        let t: Vec<f64> = positive.iter().map(|&p| if p { hi } else { lo }).collect();
+        let t = smoothed_targets(positive, 1.0);
         let share = |a: f64, b: f64, i: usize| {
             let s = Sigmoid { a, b }.apply(scores[i]);
             (s, (s / (s + rest[i])).clamp(1e-15, 1.0 - 1e-15))
@@ -136,47 +97,81 @@ impl Sigmoid {
                 })
                 .sum()
         };
-        let (mut a, mut b) = (self.a, self.b);
-        let mut fval = objective(a, b);
-        if !fval.is_finite() {
+        if !objective(self.a, self.b).is_finite() {
             return *self;
         }
-        for _ in 0..100 {
-            // With z = a s + b: dp/dz = -p (1 - p) (1 - σ), so the objective's gradient in z is
-            // (t - p)(1 - σ) and its Fisher information p (1 - p) (1 - σ)².
-            let (mut h11, mut h22, mut h21, mut g1, mut g2) = (1e-12, 1e-12, 0.0, 0.0, 0.0);
-            for (i, &f) in scores.iter().enumerate() {
-                let (s, p) = share(a, b, i);
-                let w = p * (1.0 - p) * (1.0 - s) * (1.0 - s);
-                h11 += f * f * w;
-                h22 += w;
-                h21 += f * w;
-                let d1 = (t[i] - p) * (1.0 - s);
-                g1 += f * d1;
-                g2 += d1;
-            }
-            if g1.abs() < 1e-6 && g2.abs() < 1e-6 {
-                break;
-            }
-            let det = h11 * h22 - h21 * h21;
-            let (da, db) = (-(h22 * g1 - h21 * g2) / det, -(-h21 * g1 + h11 * g2) / det);
-            let gd = g1 * da + g2 * db;
-            let mut step = 1.0;
-            while step >= 1e-10 {
-                let (na, nb) = (a + step * da, b + step * db);
-                let nf = objective(na, nb);
-                if nf.is_finite() && nf < fval + 1e-4 * step * gd {
-                    (a, b, fval) = (na, nb, nf);
-                    break;
-                }
-                step /= 2.0;
-            }
-            if step < 1e-10 {
-                break;
-            }
-        }
-        Sigmoid { a, b }
+        // With z = a s + b: dp/dz = -p (1 - p) (1 - σ), so the objective's gradient in z is
+        // (t - p)(1 - σ) and its Fisher information p (1 - p) (1 - σ)² (Fisher scoring).
+        let terms = |a: f64, b: f64, i: usize| {
+            let (s, p) = share(a, b, i);
+            (
+                p * (1.0 - p) * (1.0 - s) * (1.0 - s),
+                (t[i] - p) * (1.0 - s),
+            )
+        };
+        minimise(scores, *self, objective, terms, 1e-6)
     }
+}
+
+/// Platt's smoothed targets (Lin, Lin & Weng): (n₁ + 1) / (n₁ + 2) for a positive, 1 / (n₀ + 2)
+/// for a negative, each times `share`.
+fn smoothed_targets(positive: &[bool], share: f64) -> Vec<f64> {
+    let prior1 = positive.iter().filter(|&&p| p).count() as f64;
+    let prior0 = positive.len() as f64 - prior1;
+    let (hi, lo) = ((prior1 + 1.0) / (prior1 + 2.0), 1.0 / (prior0 + 2.0));
+    positive
+        .iter()
+        .map(|&p| share * if p { hi } else { lo })
+        .collect()
+}
+
+/// Minimise `objective(a, b)` of a sigmoid `1 / (1 + exp(a s + b))` from `start` by Newton (or
+/// Fisher scoring) steps with step halving, Lin, Lin & Weng's algorithm 1. `terms(a, b, i)`
+/// gives score `i`'s weight in the second derivative in `z = a s + b` and its term of the
+/// negative gradient in `z`; the loop stops when both gradient components are under `tolerance`.
+fn minimise(
+    scores: &[f64],
+    start: Sigmoid,
+    objective: impl Fn(f64, f64) -> f64,
+    terms: impl Fn(f64, f64, usize) -> (f64, f64),
+    tolerance: f64,
+) -> Sigmoid {
+    const SIGMA: f64 = 1e-12;
+    const MIN_STEP: f64 = 1e-10;
+    let Sigmoid { mut a, mut b } = start;
+    let mut fval = objective(a, b);
+    for _ in 0..100 {
+        let (mut h11, mut h22, mut h21, mut g1, mut g2) = (SIGMA, SIGMA, 0.0, 0.0, 0.0);
+        for (i, &f) in scores.iter().enumerate() {
+            let (d2, d1) = terms(a, b, i);
+            h11 += f * f * d2;
+            h22 += d2;
+            h21 += f * d2;
+            g1 += f * d1;
+            g2 += d1;
+        }
+        if g1.abs() < tolerance && g2.abs() < tolerance {
+            break;
+        }
+        let det = h11 * h22 - h21 * h21;
+        let da = -(h22 * g1 - h21 * g2) / det;
+        let db = -(-h21 * g1 + h11 * g2) / det;
+        let gd = g1 * da + g2 * db;
+        let mut step = 1.0;
+        while step >= MIN_STEP {
+            let (na, nb) = (a + step * da, b + step * db);
+            let nf = objective(na, nb);
+            if nf < fval + 1e-4 * step * gd {
+                (a, b, fval) = (na, nb, nf);
+                break;
+            }
+            step /= 2.0;
+        }
+        if step < MIN_STEP {
+            break;
+        }
+    }
+    Sigmoid { a, b }
 }
 
 /// How logits become probabilities.

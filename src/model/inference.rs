@@ -6,6 +6,9 @@
 
 use super::card::ModelCard;
 use super::card::{FEATURES_NAME, INPUT_NAME, INPUT_SIZE, OUTPUT_NAME};
+
+/// Values of one `[3, 128, 128]` network input.
+const PER_VIEW: usize = 3 * INPUT_SIZE * INPUT_SIZE;
 use super::file;
 use crate::class::Class;
 use crate::disc::roi::Roi;
@@ -184,34 +187,34 @@ impl Classifier {
         self.features
     }
 
-    /// Values of one disc's network input: its own ROI and the moved copies its card asks for
+    /// Network inputs per disc: its own ROI and the moved copies its card asks for
     /// (`preprocessing.moved_corners`), each `[3, 128, 128]`.
-    fn per_disc(&self) -> usize {
-        self.views() * 3 * INPUT_SIZE * INPUT_SIZE
-    }
-
     fn views(&self) -> usize {
         self.card.preprocessing.views_per_disc()
     }
 
-    /// The number of discs in `input`, or an error saying what a disc's input is.
+    /// The number of discs in `input`, or an error saying what a disc's input is and where it
+    /// comes from.
     fn discs_in(&self, input: &[f32]) -> Result<usize> {
-        let per = self.per_disc();
+        let per = self.views() * PER_VIEW;
         if input.len() % per != 0 {
             return Err(Error::Inference(format!(
-                "{} input values are not a whole number of discs of {} x 3 x {INPUT_SIZE} x {INPUT_SIZE}",
+                "{} input values are not a whole number of discs of {} x 3 x {INPUT_SIZE} x {INPUT_SIZE} \
+                 (this model's card asks for {} view(s) per disc): make the input with this model's \
+                 card (network_input of ROIs cut with its preprocessing), not another model's",
                 input.len(),
-                self.card.preprocessing.views_per_disc()
+                self.views(),
+                self.views()
             )));
         }
         Ok(input.len() / per)
     }
 
-    /// Run the plan on every view of each disc of `input` (its own ROI and its moved copies,
-    /// each also mirrored where the card asks for the mirror image's average) and collect
-    /// output `k` per disc, averaged over the runs, flattened.
+    /// Run the plan on every view of each disc of `input` (`views` inputs per disc: its own ROI
+    /// and its moved copies, each also mirrored where the card asks for the mirror image's
+    /// average) and collect output `k` per disc, averaged over the runs, flattened.
     fn run_each(&self, input: &[f32], n: usize, k: usize, views: usize) -> Result<Vec<f32>> {
-        let per = views * 3 * INPUT_SIZE * INPUT_SIZE;
+        let per = views * PER_VIEW;
         if input.len() != n * per {
             return Err(Error::Inference(format!(
                 "{} values for {n} discs, expected {}",
@@ -221,23 +224,15 @@ impl Classifier {
         }
         let mut flat = Vec::new();
         for disc in input.chunks_exact(per) {
-            let mut sum: Vec<f32> = Vec::new();
-            let mut runs = 0usize;
-            for view in disc.chunks_exact(3 * INPUT_SIZE * INPUT_SIZE) {
-                let mut add = |out: Vec<f32>| {
-                    if sum.is_empty() {
-                        sum = out;
-                    } else {
-                        sum.iter_mut().zip(&out).for_each(|(s, o)| *s += o);
-                    }
-                    runs += 1;
-                };
-                add(self.run_one(view, k)?);
+            let mut runs = Vec::with_capacity(2 * views);
+            for view in disc.chunks_exact(PER_VIEW) {
+                runs.push(self.run_one(view, k)?);
                 if self.card.mirror_average {
-                    add(self.run_one(&mirrored(view, INPUT_SIZE), k)?);
+                    runs.push(self.run_one(&mirrored(view, INPUT_SIZE), k)?);
                 }
             }
-            flat.extend(sum.into_iter().map(|s| s / runs as f32));
+            let mean = |j: usize| runs.iter().map(|r| r[j]).sum::<f32>() / runs.len() as f32;
+            flat.extend((0..runs[0].len()).map(mean));
         }
         Ok(flat)
     }
@@ -256,7 +251,8 @@ impl Classifier {
         Ok(view.iter().copied().collect())
     }
 
-    /// Raw logits for `n` inputs laid out as `[n, 3, 128, 128]`.
+    /// Raw logits for `n` discs laid out as `[n * views, 3, 128, 128]` (each disc's own ROI, then
+    /// the moved copies its card asks for; `network_input` lays them out so).
     pub fn logits(&self, input: Vec<f32>, n: usize) -> Result<Vec<[f32; 4]>> {
         Ok(rows_of_four(&self.run_each(&input, n, 0, self.views())?))
     }
@@ -289,9 +285,9 @@ impl Classifier {
         self.classify_input(crate::disc::roi::network_input(rois, p))
     }
 
-    /// Classify discs already turned into network input (`[n, 3, 128, 128]` flattened, as
-    /// [`crate::disc::roi::network_input`] makes it): lets the page share one slice's discs among workers that
-    /// hold only the model.
+    /// Classify discs already turned into network input (`[n * views, 3, 128, 128]` flattened,
+    /// as [`crate::disc::roi::network_input`] makes it): lets the page share one slice's discs
+    /// among workers that hold only the model.
     pub fn classify_input(&self, input: Vec<f32>) -> Result<Vec<Prediction>> {
         let n = self.discs_in(&input)?;
         let logits = self.logits(input, n)?;

@@ -82,8 +82,7 @@ impl Phantom {
         };
         let p = RoiParams {
             pad_value: 0.0,
-            moved_corners: None,
-            ..p.clone()
+            ..p.own_roi_only()
         };
         Roi::extract_with(&slice, &unit, &disc.corners, &p)
     }

@@ -19,7 +19,8 @@ pub struct RoiArgs {
 
 pub fn run(a: RoiArgs) -> Result<()> {
     let params = match &a.model {
-        Some(m) => load_model(Some(m))?.card().preprocessing.clone(),
+        // The own ROI only: the PNG shows no moved copies, so none is cut.
+        Some(m) => load_model(Some(m))?.card().preprocessing.own_roi_only(),
         None => RoiParams::default(),
     };
     let (rows, base) = discs(&a.disc, None)?;
