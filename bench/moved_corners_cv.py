@@ -60,8 +60,8 @@ def main():
                                 ["--model", str(model)])
         with open(dest / "predictions.csv", "w", newline="") as f:
             w = csv.writer(f)
-            # train's columns, then the raw logits (averaged over the views): what the README's
-            # "The calibration of P(lesion)" refitted its calibration on
+            # train's columns, then the raw logits (averaged over the views): what
+            # docs/real-mri-experiments.md's "The calibration of P(lesion)" refitted its calibration on
             w.writerow(["subject", "label", "normal", "wavy", "notched", "schmorl",
                         "logit_normal", "logit_wavy", "logit_notched", "logit_schmorl"])
             for r, d in zip(mine, results):

@@ -1,11 +1,11 @@
 //! The bundled model against its own card: on the fresh phantom set of the README (seed 9001,
 //! 100 subjects, never used in training, which used seed 1), rendered here in memory exactly as
 //! `endplate synth --seed 9001 --subjects 100 --bits 16` writes it, the four-class accuracy is
-//! at least 90 % and reproduces the card's `phantom_test` figure and the README's published
-//! report (docs/bundled-model-fresh-eval) within two discs; the card names the real data it
-//! learnt from (SPIDER) and its real cross-validation figure, which the page shows; it has the
-//! pooled `features` output that adaptation needs; on real sample discs its P(lesion) sits near
-//! their lesion share.
+//! at least 90 % and reproduces the card's `phantom_test` figure and the published report
+//! (docs/bundled-model-fresh-eval, tabled in docs/bundled-model.md) within two discs; the card
+//! names the real data it learnt from (SPIDER) and its real cross-validation figure, which the
+//! page shows; it has the pooled `features` output that adaptation needs; on real sample discs
+//! its P(lesion) sits near their lesion share.
 
 mod common;
 

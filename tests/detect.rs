@@ -354,9 +354,9 @@ fn tall_real_slices_whose_discs_lie_far_apart_get_their_levels() {
         return;
     };
     // Slices where the level chain stopped at L5S1 while it reached only 1.4 disc widths per
-    // step: their steps are up to 2.4 widths, and spider_15's L5S1 leans 38° (README, "The
-    // chain's reach follows the slice"). Then 15 of their 40 discs were at their level; now 39
-    // (spider_99's L1L2 is still missed).
+    // step: their steps are up to 2.4 widths, and spider_15's L5S1 leans 38°
+    // (docs/detection-experiments.md, "The chain's reach follows the slice"). Then 15 of their
+    // 40 discs were at their level; now 39 (spider_99's L1L2 is still missed).
     let tall = [
         "spider_15",
         "spider_38",

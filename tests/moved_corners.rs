@@ -2,8 +2,8 @@
 //! bundled model, whose card carries four: the classifier averages the network's outputs over a
 //! disc's own ROI and its copies (each with its mirror image where the card says so) before the
 //! calibration; an occlusion map still explains the disc's own ROI; input with the wrong number
-//! of views is refused. (How much steadier the calls are is measured, not tested: README, Real
-//! MRI, "Averaging over moved corners".)
+//! of views is refused. (How much steadier the calls are is measured, not tested:
+//! docs/real-mri-experiments.md, "Averaging over moved corners".)
 
 use endplate::model::file::{card_json, encode_with_card, parse_proto};
 use endplate::phantom::{plan_subject, render, ClassMix};

@@ -133,7 +133,7 @@ pub fn warp(
         // Unrotated (every detector view): a column's taps do not depend on the row, nor a
         // row's on the column, so each is placed once instead of once per pixel. The same
         // arithmetic as below, so the same numbers; it took a third off a detection natively
-        // (README, "Resampling the views").
+        // (docs/performance.md, "Resampling the views").
         let columns: Vec<Tap> = (0..out_w * taps)
             .map(|k| Tap::new(to_slice.a * tap_at(k, taps, step) + to_slice.tx, width))
             .collect();

@@ -3,7 +3,7 @@
 //! vector registers, so V8 spills them to the machine stack inside its loop. The speed of those
 //! spills hangs on the stack's alignment when the kernel is entered, and that alignment moves
 //! whenever V8 recompiles a function further up the call chain. In Chromium 156 on a 2-core Xeon
-//! the same detection then took 85 or 220 ms, flipping a hundred-odd calls in (README, "Why the
+//! the same detection then took 85 or 220 ms, flipping a hundred-odd calls in (docs/performance.md, "Why the
 //! page was sometimes 2.5× slower"). The 4x4 kernel's accumulators fit in the registers, so its
 //! speed does not move: about 15 % slower than the 8x8 on its good days, never 2.5×.
 //!

@@ -284,7 +284,8 @@ test('a tall real slice whose discs lie far apart gets all five lumbar levels pr
   const detector = join(www, 'models/endplate-detector.onnx');
   if (!existsSync(detector)) return t.skip('www/models/endplate-detector.onnx is absent (./build.sh wasm copies models/*.onnx)');
   // 384 x 778 px, its discs up to 1.7 widths apart: before the chain's reach followed the
-  // slice's spacing (README, "The chain's reach follows the slice") only L5S1 was proposed.
+  // slice's spacing (docs/detection-experiments.md, "The chain's reach follows the slice") only
+  // L5S1 was proposed.
   const image = join(spider, 'spider_181_t2.png');
   await openSlice(page, image);
   console.log(await page.textContent('#detection'));
