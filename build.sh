@@ -155,7 +155,7 @@ case "$task" in
     # BIN=target/tch/debug/endplate trains on LibTorch (DEVELOPERS.md); REAL_EPOCHS sets the
     # second stage's length, which must match the cross-validation in CALIBRATION_FOLDS.
     bin=${BIN:-target/debug/endplate}
-    real_epochs=${REAL_EPOCHS:-8}
+    real_epochs=${REAL_EPOCHS:-12}
     data=${DATA:-target/phantoms}
     [ -f "$data/train/manifest.csv" ] || $bin synth --out "$data/train" --subjects 240 --seed 1 --bits 16 --class-mix paper
     [ -f "$data/test/manifest.csv" ] || $bin synth --out "$data/test" --subjects 100 --seed 9001 --bits 16 --class-mix paper
@@ -167,10 +167,10 @@ case "$task" in
     fi
     [ -f "$data/phantom-only.onnx" ] || git show 48a9a87:models/endplate-default.onnx > "$data/phantom-only.onnx"
     # Every real disc trains (--no-validation-of 1); the calibration is fitted on the out-of-fold
-    # logits of this recipe's cross-validation (bench/real_experiments.sh real-phantoms-all-long,
-    # then real-phantoms-all-long-mirror), which must exist; a fifth of the phantoms still
-    # validates each epoch.
-    folds=${CALIBRATION_FOLDS:-target/real-experiments/real-phantoms-all-long-mirror}
+    # logits of this recipe's cross-validation (bench/real_experiments.sh real-phantoms-all-12),
+    # which must exist; a fifth of the phantoms still validates each epoch.
+    folds=${CALIBRATION_FOLDS:-target/real-experiments/real-phantoms-all-12}
+    [ -f "$folds/fold-5/predictions.csv" ] || { echo "build.sh model: $folds/fold-5/predictions.csv is missing: run the recipe's cross-validation first (BIN=$bin bench/real_experiments.sh real-phantoms-all-12, about 70 minutes on LibTorch), or name another with CALIBRATION_FOLDS" >&2; exit 2; }
     $bin train --manifest data/spider/manifest.csv --manifest "$data/train/manifest.csv" --share 3 --share 1 \
       --init "$data/phantom-only.onnx" --unfreeze all --epochs "$real_epochs" --lr 3e-4 --lr-schedule cosine --corner-jitter 0.03 \
       --split-by subject --seed 1 --keep-last --mirror-average --no-validation-of 1 --calibrate-on-folds "$folds" \
