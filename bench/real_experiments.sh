@@ -3,7 +3,7 @@
 # SPIDER's graded discs (data/spider/manifest.csv), each a documented command with checkpoints;
 # `RESUME=1` continues a cut-off run (folds already done are kept). Two cores: run one at a time.
 #
-#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | real-phantoms-jitter | real-phantoms-jitter5 | real-phantoms-all | real-phantoms-all-long | real-phantoms-all-long-mirror | real-phantoms-all-long-seed2 | real-phantoms-all-12 | real-phantoms-tone | scratch | scratch-phantoms | scratch-jitter | scratch-cosine | real-ft-aux | scratch-aux | real-phantoms-jitter-aux | staged-head | staged-top2 | pretext | baselines
+#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | real-phantoms-jitter | real-phantoms-jitter5 | real-phantoms-all | real-phantoms-all-long | real-phantoms-all-long-mirror | real-phantoms-all-long-seed2 | real-phantoms-all-12 | real-phantoms-all-12-aux | real-phantoms-tone | scratch | scratch-phantoms | scratch-jitter | scratch-cosine | real-ft-aux | scratch-aux | real-phantoms-jitter-aux | staged-head | staged-top2 | pretext | baselines
 #
 # OUT (default target/real-experiments) receives one folder per experiment with its fold
 # reports and cross_validation.json. PHANTOM_MODEL is the phantom-only model that the fine-tunes
@@ -85,6 +85,15 @@ case ${1:-} in
     args=("${ALL_LONG[@]}")
     for i in "${!args[@]}"; do [ "${args[$i]}" = --epochs ] && args[i+1]=12; done
     run real-phantoms-all-12 "${args[@]}" --mirror-average --describe "${ALL_LONG_TEXT/8 epochs/12 epochs}; each disc averaged with its mirror image" ;;
+  real-phantoms-all-12-aux)
+    # The bundled recipe (real-phantoms-all-12) also learning SPIDER's other gradings of each
+    # real disc, its upper and lower endplate apart among them (`--auxiliary`: one extra output
+    # per column in training, dropped from the fold models; phantom discs carry none). On the
+    # top-two fine-tune they had added +0.5 (real-ft-aux). Compare with real-phantoms-all-12.
+    args=("${ALL_LONG[@]}")
+    for i in "${!args[@]}"; do [ "${args[$i]}" = --epochs ] && args[i+1]=12; done
+    run real-phantoms-all-12-aux "${args[@]}" --mirror-average --auxiliary "$AUXILIARY" \
+      --describe "${ALL_LONG_TEXT/8 epochs/12 epochs}; each disc averaged with its mirror image; learning SPIDER's other gradings beside the label" ;;
   real-phantoms-all-long-seed2)
     # The bundled recipe again with another seed (other folds, other draws): is the average of
     # two such networks worth running both in the page?

@@ -62,8 +62,8 @@ pub struct ModelCard {
     /// posterior swapped), and average the two outputs (logits and pooled features) before the
     /// calibration. Training flips half of its ROIs so, so a network reads both views; their
     /// mean is a little steadier than either (docs/real-mri-experiments.md, "Averaging each disc
-    /// with its mirror image": +0.4 points of real cross-validated AUC, within the noise, and 1.6 on the
-    /// phantoms), at twice the cost per disc.
+    /// with its mirror image": +0.4 points of real cross-validated AUC, within the noise, and 1.6
+    /// on the phantoms), at twice the cost per disc.
     /// SPEC.md's ROI itself is never mirrored. Absent in older cards: one view.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mirror_average: bool,
