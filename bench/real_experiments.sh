@@ -3,7 +3,7 @@
 # SPIDER's graded discs (data/spider/manifest.csv), each a documented command with checkpoints;
 # `RESUME=1` continues a cut-off run (folds already done are kept). Two cores: run one at a time.
 #
-#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | real-phantoms-jitter | real-phantoms-jitter5 | real-phantoms-all | real-phantoms-all-long | real-phantoms-all-long-mirror | real-phantoms-all-long-seed2 | real-phantoms-all-12 | real-phantoms-all-12-aux | real-phantoms-tone | scratch | scratch-phantoms | scratch-jitter | scratch-cosine | real-ft-aux | scratch-aux | real-phantoms-jitter-aux | staged-head | staged-top2 | pretext | baselines
+#   bench/real_experiments.sh phantom-only | real-ft | real-ft-jitter | real-phantoms-ft | real-phantoms-jitter | real-phantoms-jitter5 | real-phantoms-all | real-phantoms-all-long | real-phantoms-all-long-mirror | real-phantoms-all-long-seed2 | real-phantoms-all-12 | real-phantoms-all-12-aux | real-phantoms-all-12-thoracic | real-phantoms-tone | scratch | scratch-phantoms | scratch-jitter | scratch-cosine | real-ft-aux | scratch-aux | real-phantoms-jitter-aux | staged-head | staged-top2 | pretext | baselines
 #
 # OUT (default target/real-experiments) receives one folder per experiment with its fold
 # reports and cross_validation.json. PHANTOM_MODEL is the phantom-only model that the fine-tunes
@@ -94,6 +94,17 @@ case ${1:-} in
     for i in "${!args[@]}"; do [ "${args[$i]}" = --epochs ] && args[i+1]=12; done
     run real-phantoms-all-12-aux "${args[@]}" --mirror-average --auxiliary "$AUXILIARY" \
       --describe "${ALL_LONG_TEXT/8 epochs/12 epochs}; each disc averaged with its mirror image; learning SPIDER's other gradings beside the label" ;;
+  real-phantoms-all-12-thoracic)
+    # The bundled recipe with 385 more real discs: the graded discs above L1L2 (T12L1 ...
+    # T9T10) of the same slices, with the detector's corners (data/spider/thoracic.csv). Each
+    # patient's thoracic discs follow their lumbar discs' fold, so the lumbar folds are
+    # real-phantoms-all-12's and the two pair disc by disc. Shares 3 : 0.7 : 1 keep about as
+    # many lumbar and phantom draws per epoch as the bundled recipe's 3 : 1 (the epoch grows by
+    # the thoracic discs). Scored on the lumbar discs only (bench/moved_corners_cv.py --like).
+    run real-phantoms-all-12-thoracic --manifest "$MANIFEST" --manifest data/spider/thoracic.csv \
+      --manifest "$PHANTOMS/manifest.csv" --share 3 --share 0.7 --share 1 --init "$PHANTOM_MODEL" \
+      --unfreeze all --epochs 12 --lr 3e-4 --lr-schedule cosine --corner-jitter 0.03 --mirror-average \
+      --describe "${ALL_LONG_TEXT/8 epochs/12 epochs}; each disc averaged with its mirror image; plus 385 graded SPIDER discs above L1L2 of the same slices (detector corners; share 0.7, lumbar 3, phantoms 1)" ;;
   real-phantoms-all-long-seed2)
     # The bundled recipe again with another seed (other folds, other draws): is the average of
     # two such networks worth running both in the page?

@@ -238,3 +238,80 @@ fn agreement(rows: &[endplate::manifest::Row], ours: &[endplate::manifest::Row])
     distances.sort_by(f64::total_cmp);
     (matched, distances[distances.len() / 2])
 }
+
+/// `data/spider/thoracic.csv` (more training discs, never a test set): each row is a graded
+/// disc above L1L2 of a slice of `manifest.csv`, labelled with SPIDER's grading of the level its
+/// note names (`IVD label` 6 is T12/L1, counted from the bottom as the lumbar levels are), its
+/// corners above that slice's L1L2 (the image's y grows downwards), and every ROI cuts.
+#[test]
+fn the_thoracic_discs_carry_spiders_grading_of_their_level_and_lie_above_l1l2() {
+    let Some(data) = spider() else { return };
+    let mut grades: HashMap<(String, usize), bool> = HashMap::new();
+    let mut reader = csv::Reader::from_path(data.join("radiological_gradings.csv")).unwrap();
+    for rec in reader.records().map(Result::unwrap) {
+        let ivd: usize = rec[1].parse().unwrap();
+        grades.insert((rec[0].to_string(), ivd), &rec[3] == "1" || &rec[4] == "1");
+    }
+    let (_, _, lumbar) = real_manifest();
+    let top_of_l1l2: HashMap<&str, f64> = lumbar
+        .iter()
+        .filter(|r| r.level == Some(endplate::Level::L1L2))
+        .map(|r| {
+            (
+                r.image.as_str(),
+                r.corners.iter().map(|c| c.y).fold(f64::MAX, f64::min),
+            )
+        })
+        .collect();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/spider/thoracic.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let rows = endplate::manifest::parse("thoracic.csv", &text).unwrap();
+    let notes: Vec<String> = csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.unwrap()[15].to_string())
+        .collect();
+    let (mut lesions, mut levels) = (0, std::collections::BTreeSet::new());
+    for (r, note) in rows.iter().zip(&notes) {
+        let ivd: usize = note
+            .split("IVD label ")
+            .nth(1)
+            .and_then(|s| s.split(')').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{}: no IVD label in the note {note:?}", r.image));
+        assert!((6..=9).contains(&ivd), "{note}");
+        assert_eq!(
+            r.level, None,
+            "{}: the level column takes L1L2-L5S1 only",
+            r.image
+        );
+        let patient = r.subject.strip_prefix("spider_").unwrap().to_string();
+        let label = r.label.expect("every thoracic disc is labelled");
+        assert_eq!(
+            label.is_lesion(),
+            grades[&(patient, ivd)],
+            "{} {note}",
+            r.image
+        );
+        let lowest = r.corners.iter().map(|c| c.y).fold(f64::MIN, f64::max);
+        assert!(
+            lowest < top_of_l1l2[r.image.as_str()],
+            "{} {note}: not above L1L2",
+            r.image
+        );
+        lesions += label.is_lesion() as usize;
+        levels.insert(ivd);
+    }
+    assert!(rows.len() >= 350, "only {} thoracic discs", rows.len());
+    assert_eq!(levels.into_iter().collect::<Vec<_>>(), [6, 7, 8, 9]);
+    let share = lesions as f64 / rows.len() as f64;
+    assert!((0.3..0.55).contains(&share), "lesion share {share}");
+    let rois = endplate::manifest::rois(
+        &rows,
+        path.parent().unwrap(),
+        endplate::image::decode::DecodeOptions::default(),
+        &endplate::RoiParams::default(),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(rois.len(), rows.len());
+}

@@ -157,6 +157,22 @@ impl Dataset {
     }
 
     /// The stratification and balancing key of each disc: its source and label together.
+    /// Each disc's subject as its manifest names it, without the manifest prefix: the person
+    /// that the by-subject split keeps on one side across manifests (the same patient's lumbar
+    /// and thoracic discs listed in two files are still one patient).
+    pub fn people(&self) -> Vec<&str> {
+        self.subjects
+            .iter()
+            .zip(&self.sources)
+            .map(|(s, &m)| {
+                self.source_names
+                    .get(m)
+                    .and_then(|name| s.strip_prefix(name.as_str())?.strip_prefix(':'))
+                    .unwrap_or(s)
+            })
+            .collect()
+    }
+
     pub fn strata(&self) -> Vec<usize> {
         self.labels
             .iter()

@@ -310,9 +310,11 @@ pub fn unfold_for_training(
 
 /// A run's training and validation discs (indices into `data`): the held-out fold, or the
 /// paper's 80/20 split, stratified by label and drawn for each manifest on its own
-/// ([`split::per_source`]).
+/// ([`split::per_source`]); by subject, a person named in an earlier manifest stays on the side
+/// that manifest's split gave them.
 pub fn split_discs(data: &Dataset, config: &TrainConfig) -> (Vec<usize>, Vec<usize>) {
-    let groups = config.split_by_subject.then_some(data.subjects.as_slice());
+    let people: Vec<String> = data.people().into_iter().map(String::from).collect();
+    let groups = config.split_by_subject.then_some(people.as_slice());
     let (mut train, val) = split::per_source(
         &data.strata(),
         groups,

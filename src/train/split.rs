@@ -95,6 +95,10 @@ pub fn fold_split(
 /// run: real discs trained next to phantoms hold out the same patients in fold K as real discs
 /// alone, so two recipes can be paired disc by disc, or one continue from the other's fold
 /// models without a held-out patient ever having been learnt. One source splits as before.
+///
+/// With `groups`, a group that an earlier source already placed follows it to the same side,
+/// and only the source's other groups are split: more discs of the same patients in a second
+/// manifest never put a patient on both sides, and leave the first manifest's split as it was.
 pub fn per_source(
     strata: &[usize],
     groups: Option<&[String]>,
@@ -102,18 +106,35 @@ pub fn per_source(
     split: impl Fn(&[usize], Option<&[String]>) -> (Vec<usize>, Vec<usize>),
 ) -> (Vec<usize>, Vec<usize>) {
     let (mut train, mut val) = (Vec::new(), Vec::new());
+    // Groups placed so far: true when held out.
+    let mut placed: BTreeMap<&str, bool> = BTreeMap::new();
     for s in sources
         .iter()
         .copied()
         .collect::<std::collections::BTreeSet<_>>()
     {
-        let idx: Vec<usize> = (0..strata.len()).filter(|&i| sources[i] == s).collect();
+        let mut idx: Vec<usize> = Vec::new();
+        for i in (0..strata.len()).filter(|&i| sources[i] == s) {
+            match groups.and_then(|g| placed.get(g[i].as_str())) {
+                Some(true) => val.push(i),
+                Some(false) => train.push(i),
+                None => idx.push(i),
+            }
+        }
         let own: Vec<usize> = idx.iter().map(|&i| strata[i]).collect();
         let own_groups: Option<Vec<String>> =
             groups.map(|g| idx.iter().map(|&i| g[i].clone()).collect());
         let (t, v) = split(&own, own_groups.as_deref());
-        train.extend(t.into_iter().map(|j| idx[j]));
-        val.extend(v.into_iter().map(|j| idx[j]));
+        let (t, v): (Vec<usize>, Vec<usize>) = (
+            t.into_iter().map(|j| idx[j]).collect(),
+            v.into_iter().map(|j| idx[j]).collect(),
+        );
+        if let Some(g) = groups {
+            placed.extend(t.iter().map(|&i| (g[i].as_str(), false)));
+            placed.extend(v.iter().map(|&i| (g[i].as_str(), true)));
+        }
+        train.extend(t);
+        val.extend(v);
     }
     train.sort_unstable();
     val.sort_unstable();
@@ -161,6 +182,38 @@ mod tests {
             "{}",
             val.len()
         );
+    }
+
+    #[test]
+    fn a_patient_in_two_sources_stays_on_the_side_the_first_gave_them() {
+        // 60 lumbar discs of 20 patients, then 30 thoracic discs of 15 of them and 6 of 3
+        // patients the first source does not have.
+        let mut classes: Vec<usize> = (0..60).map(|i| (i / 3) % 2).collect();
+        let mut groups: Vec<String> = (0..60).map(|i| format!("r{}", i / 3)).collect();
+        let mut sources = vec![0usize; 60];
+        for i in 0..36 {
+            classes.push(2 + i % 2);
+            groups.push(format!("r{}", 5 + i / 2));
+            sources.push(1);
+        }
+        for f in 0..5 {
+            let split = |c: &[usize], g: Option<&[String]>| fold_split(c, g, 5, f, 7);
+            let (train, val) = per_source(&classes, Some(&groups), &sources, split);
+            assert_eq!(train.len() + val.len(), 96);
+            let held: std::collections::HashSet<&String> =
+                val.iter().map(|&i| &groups[i]).collect();
+            assert!(
+                train.iter().all(|&i| !held.contains(&groups[i])),
+                "fold {f}: a patient on both sides"
+            );
+            // The first source's split is the one it has alone.
+            let alone = split(&classes[..60], Some(&groups[..60]));
+            let first = |v: &[usize]| v.iter().copied().filter(|&i| i < 60).collect::<Vec<_>>();
+            assert_eq!((first(&train), first(&val)), alone, "fold {f}");
+        }
+        // Without groups nothing follows anything: each source split on its own.
+        let (train, val) = per_source(&classes, None, &sources, |c, g| fold_split(c, g, 5, 0, 7));
+        assert_eq!(train.len() + val.len(), 96);
     }
 
     #[test]
