@@ -36,11 +36,13 @@ def held_out(fold):
         return {r["subject"].split(":")[-1] for r in csv.DictReader(f)}
 
 
-def from_cv(reports):
+def from_cv(reports, manifest=None):
     """The real (SPIDER) discs' out-of-fold P(lesion) of each report, disc by disc. A fold's
-    predictions list each patient's discs in manifest order, so a disc is (patient, its place
-    among the patient's discs): reports of other seeds, whose folds differ, pair too. Only the
-    discs every report has held out are kept (a run still going has fewer folds)."""
+    predictions list each patient's discs in manifest order, so a disc is (its manifest's file
+    name, patient, its place among the patient's discs there): reports of other seeds, whose
+    folds differ, pair too. Only the discs every report has held out are kept (a run still
+    going has fewer folds; a run with more manifests, e.g. thoracic.csv, pairs on the
+    manifests the others have). `manifest` (a file name) keeps that manifest's discs only."""
     per = []
     for d in reports:
         seen, got = {}, {}
@@ -52,16 +54,19 @@ def from_cv(reports):
             for r in rows:
                 if "spider" not in r["subject"]:
                     continue
-                s = r["subject"].split(":")[-1]
+                source, _, s = r["subject"].rpartition(":")
+                s = (source.split("/")[-1], s)
+                if manifest and s[0] != manifest:
+                    continue
                 k = seen.get(s, 0)
                 seen[s] = k + 1
-                got[(s, k)] = (int(r["label"] == "lesion"), 1 - float(r["normal"]))
+                got[(*s, k)] = (int(r["label"] == "lesion"), 1 - float(r["normal"]))
         per.append(got)
     out = []
     for key in per[0]:
         if all(key in g for g in per[1:]):
             assert len({g[key][0] for g in per}) == 1, f"{key}: reports differ in labels"
-            row = {"subject": key[0], "lesion": per[0][key][0]}
+            row = {"subject": key[1], "lesion": per[0][key][0]}
             for d, g in zip(reports, per):
                 row[d.rstrip("/").split("/")[-1]] = g[key][1]
             out.append(row)

@@ -31,7 +31,7 @@ def main():
             labelled[r['subject']].append(r)
     place = defaultdict(int)
     rows = []
-    for p in from_cv([run]):
+    for p in from_cv([run], os.path.basename(manifest)):
         k = place[p['subject']]
         place[p['subject']] += 1
         m = labelled[p['subject']][k]
