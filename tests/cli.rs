@@ -917,6 +917,86 @@ fn real_subset(dir: &Path, patients: usize) -> Option<(std::path::PathBuf, usize
 
 #[cfg(feature = "train")]
 #[test]
+fn a_patient_in_two_manifests_is_held_out_in_both_and_resampled_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((real, _, patients)) = real_subset(dir.path(), 6) else {
+        return;
+    };
+    // The same patients' discs in two files, as data/spider/thoracic.csv sits beside
+    // manifest.csv: each patient's first three discs in one, the rest in the other.
+    let text = std::fs::read_to_string(&real).unwrap();
+    let rows = endplate::manifest::parse("real.csv", &text).unwrap();
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    for r in rows {
+        let k = seen.entry(r.subject.clone()).or_default();
+        *k += 1;
+        if *k <= 3 { &mut first } else { &mut second }.push(r);
+    }
+    let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+    std::fs::write(&a, endplate::manifest::write(&first, &[], &[])).unwrap();
+    std::fs::write(&b, endplate::manifest::write(&second, &[], &[])).unwrap();
+    let report = dir.path().join("two.report");
+    let o = endplate(&[
+        "train",
+        "--manifest",
+        a.to_str().unwrap(),
+        "--manifest",
+        b.to_str().unwrap(),
+        "--out",
+        dir.path().join("two.onnx").to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--init",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models/endplate-default.onnx")
+            .to_str()
+            .unwrap(),
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--split-by",
+        "subject",
+        "--folds",
+        "2",
+        "--keep-last",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for fold in ["fold-1", "fold-2"] {
+        let text = std::fs::read_to_string(report.join(fold).join("predictions.csv")).unwrap();
+        // Held-out patients per manifest ("PATH:subject").
+        let held = |m: &Path| -> std::collections::BTreeSet<String> {
+            let prefix = format!("{}:", m.display());
+            csv::Reader::from_reader(text.as_bytes())
+                .records()
+                .filter_map(|r| r.unwrap()[0].strip_prefix(&prefix).map(String::from))
+                .collect()
+        };
+        let (ha, hb) = (held(&a), held(&b));
+        assert!(!ha.is_empty() && ha.len() < patients, "{fold}: {ha:?}");
+        assert_eq!(
+            ha, hb,
+            "{fold}: a patient held out in one file and trained in the other"
+        );
+    }
+    let cv: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(report.join("cross_validation.json")).unwrap(),
+    )
+    .unwrap();
+    let pooled = &cv["lesion_vs_normal_pooled"];
+    assert_eq!(
+        (pooled["n"].as_u64(), pooled["subjects"].as_u64()),
+        (
+            Some((first.len() + second.len()) as u64),
+            Some(patients as u64)
+        ),
+        "every disc once, each patient one draw of the bootstrap"
+    );
+}
+
+#[cfg(feature = "train")]
+#[test]
 fn real_binary_labels_evaluate_by_subject_and_train_beside_phantoms() {
     let dir = tempfile::tempdir().unwrap();
     let Some((real, n_real, patients)) = real_subset(dir.path(), 6) else {

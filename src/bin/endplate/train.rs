@@ -503,6 +503,18 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
     let pooled = pooled_predictions(&report, k)?;
     if pooled.0.iter().any(|l| l.is_lesion()) && pooled.0.iter().any(|l| !l.is_lesion()) {
         let (truth, probs, subjects) = pooled;
+        // Resampled by person, as the split keeps them: a patient's discs in two manifests
+        // (lumbar and thoracic) are one draw.
+        let subjects: Vec<String> = subjects
+            .iter()
+            .map(|s| {
+                a.manifest
+                    .iter()
+                    .find_map(|m| s.strip_prefix(&format!("{}:", m.display())))
+                    .unwrap_or(s)
+                    .to_string()
+            })
+            .collect();
         let lesion: Vec<bool> = truth.iter().map(|l| l.is_lesion()).collect();
         let p: Vec<f64> = probs.iter().map(|p| 1.0 - p[0] as f64).collect();
         cv["lesion_vs_normal_pooled"] = serde_json::to_value(endplate::eval::lesion::evaluate(
