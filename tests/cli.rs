@@ -916,6 +916,38 @@ fn real_subset(dir: &Path, patients: usize) -> Option<(std::path::PathBuf, usize
 }
 
 #[cfg(feature = "train")]
+/// `endplate train` on `manifests` for one epoch per fold, two folds by subject, from the
+/// bundled model: the short run the cross-validation tests share.
+fn two_folds_from_the_bundled_model(manifests: &[&Path], out: &Path, more: &[&str]) -> Output {
+    let init = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/endplate-default.onnx");
+    let mut args = vec!["train".to_string()];
+    for m in manifests {
+        args.extend(["--manifest".to_string(), m.display().to_string()]);
+    }
+    args.extend(
+        [
+            "--out",
+            out.to_str().unwrap(),
+            "--init",
+            init.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--batch",
+            "8",
+            "--split-by",
+            "subject",
+            "--folds",
+            "2",
+            "--keep-last",
+        ]
+        .iter()
+        .chain(more)
+        .map(|a| a.to_string()),
+    );
+    endplate(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[cfg(feature = "train")]
 #[test]
 fn a_patient_in_two_manifests_is_held_out_in_both_and_resampled_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -937,31 +969,11 @@ fn a_patient_in_two_manifests_is_held_out_in_both_and_resampled_once() {
     std::fs::write(&a, endplate::manifest::write(&first, &[], &[])).unwrap();
     std::fs::write(&b, endplate::manifest::write(&second, &[], &[])).unwrap();
     let report = dir.path().join("two.report");
-    let o = endplate(&[
-        "train",
-        "--manifest",
-        a.to_str().unwrap(),
-        "--manifest",
-        b.to_str().unwrap(),
-        "--out",
-        dir.path().join("two.onnx").to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-        "--init",
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("models/endplate-default.onnx")
-            .to_str()
-            .unwrap(),
-        "--epochs",
-        "1",
-        "--batch",
-        "8",
-        "--split-by",
-        "subject",
-        "--folds",
-        "2",
-        "--keep-last",
-    ]);
+    let o = two_folds_from_the_bundled_model(
+        &[&a, &b],
+        &dir.path().join("two.onnx"),
+        &["--report", report.to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     for fold in ["fold-1", "fold-2"] {
         let text = std::fs::read_to_string(report.join(fold).join("predictions.csv")).unwrap();
@@ -1024,35 +1036,18 @@ fn real_binary_labels_evaluate_by_subject_and_train_beside_phantoms() {
     let data = dir.path().join("phantoms");
     four_phantom_subjects(&data);
     let out = dir.path().join("mixed.onnx");
-    let o = endplate(&[
-        "train",
-        "--manifest",
-        real.to_str().unwrap(),
-        "--manifest",
-        data.join("manifest.csv").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--init",
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("models/endplate-default.onnx")
-            .to_str()
-            .unwrap(),
-        "--epochs",
-        "1",
-        "--batch",
-        "8",
-        "--split-by",
-        "subject",
-        "--folds",
-        "2",
-        "--keep-last",
-        "--share",
-        "3",
-        "--share",
-        "1",
-        "--auxiliary",
-        "up_endplate,modic",
-    ]);
+    let o = two_folds_from_the_bundled_model(
+        &[&real, &data.join("manifest.csv")],
+        &out,
+        &[
+            "--share",
+            "3",
+            "--share",
+            "1",
+            "--auxiliary",
+            "up_endplate,modic",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
