@@ -178,8 +178,8 @@ case "$task" in
       --describe "SPIDER (van der Graaf et al., Sci Data 2024, CC BY 4.0): 995 real discs of 171 patients labelled normal/lesion (3/4 of every epoch), plus 1200 phantom discs of 240 synthetic subjects, seed 1 (1/4); 4 corner-jittered ROIs per disc; every layer fine-tuned from the phantom-only model for $real_epochs epochs, cosine learning rate; each disc averaged with its mirror image; calibrated on the out-of-fold logits of the same recipe's 5-fold cross-validation" \
       ${RESUME:+--resume}
     # Every reader averages each disc over its ROI and four copies cut with the corners moved
-    # (docs/real-mri-experiments.md, "Averaging over moved corners"): a fixed table in the disc's own frame, sd 0.03 of
-    # its width as training's jitter, the second pair the first's opposite (numpy's
+    # (docs/real-mri-experiments.md, "Averaging over moved corners"): a fixed table in the
+    # disc's own frame, sd 0.03 of its width as training's jitter, the second pair the first's opposite (numpy's
     # default_rng(1).standard_normal((2, 8)), rounded). Set before the storage check and the
     # fresh phantom figures, which are then measured as shipped.
     echo '{"fraction": 0.03, "moves": [[0.346, 0.822, 0.33, -1.303, 0.905, 0.446, -0.537, 0.581], [0.365, 0.294, 0.028, 0.547, -0.736, -0.163, -0.482, 0.599], [-0.346, -0.822, -0.33, 1.303, -0.905, -0.446, 0.537, -0.581], [-0.365, -0.294, -0.028, -0.547, 0.736, 0.163, 0.482, -0.599]]}' > "$data/moved-corners.json"

@@ -35,8 +35,8 @@ pub struct RoiParams {
     /// Copies of each disc cut with its corners moved, whose network outputs are averaged with
     /// the disc's own: a call that hangs on where exactly the corners sit flips between two
     /// readers' (or the detector's and a reader's) corners; averaged over nearby placements it
-    /// flips less often (docs/real-mri-experiments.md, "Averaging over moved corners"). Absent in cards made before
-    /// it: one ROI per disc.
+    /// flips less often (docs/real-mri-experiments.md, "Averaging over moved corners"). Absent
+    /// in cards made before it: one ROI per disc.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved_corners: Option<MovedCorners>,
 }

@@ -247,8 +247,9 @@ impl Calibration {
         // lesion classes' sigmoids (fitted on the phantoms, the only discs that name a lesion's
         // type) leave little room beside it: one-vs-rest, the bundled model's out-of-fold
         // P(lesion) averaged 0.34 on SPIDER discs of which 48 % are lesions. So the normal
-        // sigmoid is refitted on every disc against the normalised P(normal) (docs/real-mri-experiments.md,
-        // "The calibration of P(lesion)"); the lesion classes keep theirs.
+        // sigmoid is refitted on every disc against the normalised P(normal)
+        // (docs/real-mri-experiments.md, "The calibration of P(lesion)"); the lesion classes
+        // keep theirs.
         let scores: Vec<f64> = logits.iter().map(|l| l[0] as f64).collect();
         let rest: Vec<f64> = logits
             .iter()

@@ -6,15 +6,15 @@
 
 use super::card::ModelCard;
 use super::card::{FEATURES_NAME, INPUT_NAME, INPUT_SIZE, OUTPUT_NAME};
-
-/// Values of one `[3, 128, 128]` network input.
-const PER_VIEW: usize = 3 * INPUT_SIZE * INPUT_SIZE;
 use super::file;
 use crate::class::Class;
 use crate::disc::roi::Roi;
 use crate::error::{Error, Result};
 use std::sync::Arc;
 use tract_onnx::prelude::*;
+
+/// Values of one `[3, 128, 128]` network input.
+const PER_VIEW: usize = 3 * INPUT_SIZE * INPUT_SIZE;
 
 /// Use `n` threads for the matrix products of every later run (native only; the browser runs
 /// single-threaded). One thread is tract's default.

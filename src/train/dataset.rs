@@ -33,6 +33,16 @@ pub struct Dataset {
     pub auxiliary: Vec<Vec<Option<f32>>>,
 }
 
+/// A subject as `Dataset::subjects` (and `train --folds`'s predictions.csv) writes it,
+/// `MANIFEST:subject`, without the prefix of whichever of `manifests` it came from: the person.
+/// A subject of no listed manifest is returned whole.
+pub fn person<'a>(subject: &'a str, manifests: &[String]) -> &'a str {
+    manifests
+        .iter()
+        .find_map(|m| subject.strip_prefix(m.as_str())?.strip_prefix(':'))
+        .unwrap_or(subject)
+}
+
 /// Corners moved at random before extra ROIs are cut, so the network learns to give the same
 /// answer wherever, within a millimetre or two, a reader or the detector puts them: a 0.5 mm
 /// move of hand-placed corners changed the class of 13–15 % of real test discs
@@ -156,23 +166,17 @@ impl Dataset {
         out
     }
 
-    /// The stratification and balancing key of each disc: its source and label together.
-    /// Each disc's subject as its manifest names it, without the manifest prefix: the person
-    /// that the by-subject split keeps on one side across manifests (the same patient's lumbar
-    /// and thoracic discs listed in two files are still one patient).
+    /// Each disc's subject as its manifest names it ([`person`]): the person that the
+    /// by-subject split keeps on one side across manifests (the same patient's lumbar and
+    /// thoracic discs listed in two files are still one patient).
     pub fn people(&self) -> Vec<&str> {
         self.subjects
             .iter()
-            .zip(&self.sources)
-            .map(|(s, &m)| {
-                self.source_names
-                    .get(m)
-                    .and_then(|name| s.strip_prefix(name.as_str())?.strip_prefix(':'))
-                    .unwrap_or(s)
-            })
+            .map(|s| person(s, &self.source_names))
             .collect()
     }
 
+    /// The stratification and balancing key of each disc: its source and label together.
     pub fn strata(&self) -> Vec<usize> {
         self.labels
             .iter()
@@ -354,4 +358,20 @@ fn read_discs(
         hasher.update(b)
     })?;
     Ok((rows, rois))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_person_is_the_subject_without_its_manifests_prefix() {
+        let manifests = ["data/spider/manifest.csv".to_string(), "t.csv".to_string()];
+        assert_eq!(
+            super::person("data/spider/manifest.csv:spider_6", &manifests),
+            "spider_6"
+        );
+        assert_eq!(super::person("t.csv:spider_6", &manifests), "spider_6");
+        // A subject whose own name holds a colon keeps it; an unknown prefix stays whole.
+        assert_eq!(super::person("t.csv:a:b", &manifests), "a:b");
+        assert_eq!(super::person("other.csv:x", &manifests), "other.csv:x");
+    }
 }
