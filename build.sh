@@ -130,6 +130,8 @@ case "$task" in
     ;;
   bench-web)
     build_wasm
+    # onnx cuts the detector to its first network for ONNX Runtime Web (bench/web/run.mjs).
+    python3 -c "import onnx" 2>/dev/null || pip install --quiet onnx
     command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
     (cd tests/browser && npm ci --no-audit --no-fund --silent)
     (cd bench/web && npm ci --no-audit --no-fund --silent)

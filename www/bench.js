@@ -83,10 +83,19 @@ async function detector(engine, bytes, sliceUrls) {
 
 /// The detector network alone, ours (in the worker) and ONNX Runtime Web's (wasm, one thread) on
 /// the same input, timed in alternation so that load from elsewhere on the machine falls on both.
+/// ONNX Runtime runs every network of a file, even when asked for `maps` alone; `?ortDetector=URL`
+/// gives it the same file cut to its first network (the runner writes one with Python's onnx), so
+/// that both engines run the same network.
 async function detectorNetworks(engine, ort, bytes, input) {
   ort.env.wasm.numThreads = 1;
   ort.env.wasm.wasmPaths = new URL('vendor/ort/', location.href).href;
   const size = Math.round(Math.sqrt(input.length));
+  const cut = params.get('ortDetector');
+  if (cut) {
+    const res = await fetch(cut);
+    if (!res.ok) throw new Error(`${cut}: HTTP ${res.status}`);
+    bytes = new Uint8Array(await res.arrayBuffer());
+  }
   const t0 = performance.now();
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
   const load = performance.now() - t0;
@@ -107,7 +116,8 @@ async function detectorNetworks(engine, ort, bytes, input) {
   const [a, b] = [(await ours()).maps, await theirs()];
   return {
     endplate: { network_ms: median(inWorker), network_round_trip_ms: median(trip) },
-    onnxruntime_web: { load_ms: load, network_ms: median(ortMs), max_map_difference: Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i]))) },
+    onnxruntime_web: { load_ms: load, network_ms: median(ortMs), file: cut ? 'first network only' : 'whole file',
+      max_map_difference: Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i]))) },
   };
 }
 
@@ -266,7 +276,7 @@ async function main() {
       const n = await detectorNetworks(engine, ortLib, await detectorFetch, det.input);
       Object.assign(det.result, n.endplate);
       detOrt = { result: n.onnxruntime_web };
-      log(`  network alone, one view (${Math.round(Math.sqrt(det.input.length))}², timed in alternation): endplate ${n.endplate.network_ms.toFixed(1)} ms in the worker (${n.endplate.network_round_trip_ms.toFixed(1)} ms page round trip); ONNX Runtime Web (wasm, 1 thread) ${n.onnxruntime_web.network_ms.toFixed(1)} ms, session ${n.onnxruntime_web.load_ms.toFixed(0)} ms; largest map difference ${n.onnxruntime_web.max_map_difference.toExponential(2)}`);
+      log(`  network alone, one view (${Math.round(Math.sqrt(det.input.length))}², timed in alternation): endplate ${n.endplate.network_ms.toFixed(1)} ms in the worker (${n.endplate.network_round_trip_ms.toFixed(1)} ms page round trip); ONNX Runtime Web (wasm, 1 thread, ${n.onnxruntime_web.file}) ${n.onnxruntime_web.network_ms.toFixed(1)} ms, session ${n.onnxruntime_web.load_ms.toFixed(0)} ms; largest map difference ${n.onnxruntime_web.max_map_difference.toExponential(2)}`);
     } catch (e) {
       log(`  ONNX Runtime Web on the detector failed: ${e.message ?? e}`);
     }

@@ -22,5 +22,5 @@ mod onnx;
 pub mod orientation;
 pub mod resnet;
 pub mod storage;
-#[cfg(target_arch = "wasm32")]
+#[cfg(any(target_arch = "wasm32", test))]
 mod wasm_kernel;
