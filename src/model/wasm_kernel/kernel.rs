@@ -40,47 +40,40 @@ pub unsafe fn kernel_f32_8x4(spec: &[FusedKerSpec<f32>]) -> isize {
     // c{j}{l,h}: column j of the tile, rows 0–3 (l) and 4–7 (h).
     let (mut c0l, mut c0h, mut c1l, mut c1h) = (z, z, z, z);
     let (mut c2l, mut c2h, mut c3l, mut c3h) = (z, z, z, z);
-    // One operand for all eight accumulators: `$f(operand, acc)`.
+    // `acc = $f(operand, acc)` for the eight accumulators, each with its own operand (given in
+    // the accumulators' order), the one shape of every element-wise arm.
+    macro_rules! each {
+        ([$o0l:expr, $o0h:expr, $o1l:expr, $o1h:expr, $o2l:expr, $o2h:expr, $o3l:expr, $o3h:expr], $f:expr) => {{
+            c0l = $f($o0l, c0l);
+            c0h = $f($o0h, c0h);
+            c1l = $f($o1l, c1l);
+            c1h = $f($o1h, c1h);
+            c2l = $f($o2l, c2l);
+            c2h = $f($o2h, c2h);
+            c3l = $f($o3l, c3l);
+            c3h = $f($o3h, c3h);
+        }};
+    }
+    // One operand for all eight accumulators.
     macro_rules! all {
         ($s:expr, $f:expr) => {{
             let s = $s;
-            c0l = $f(s, c0l);
-            c0h = $f(s, c0h);
-            c1l = $f(s, c1l);
-            c1h = $f(s, c1h);
-            c2l = $f(s, c2l);
-            c2h = $f(s, c2h);
-            c3l = $f(s, c3l);
-            c3h = $f(s, c3h);
+            each!([s, s, s, s, s, s, s, s], $f)
         }};
     }
-    // A per-row operand (8 values, down the lanes): `$f(row values, acc)`.
+    // A per-row operand (8 values, down the lanes).
     macro_rules! per_row {
         ($p:expr, $f:expr) => {{
             let (rl, rh) = (load($p), load($p.add(4)));
-            c0l = $f(rl, c0l);
-            c0h = $f(rh, c0h);
-            c1l = $f(rl, c1l);
-            c1h = $f(rh, c1h);
-            c2l = $f(rl, c2l);
-            c2h = $f(rh, c2h);
-            c3l = $f(rl, c3l);
-            c3h = $f(rh, c3h);
+            each!([rl, rh, rl, rh, rl, rh, rl, rh], $f)
         }};
     }
-    // A per-column operand (4 values, one per accumulator pair): `$f(column value, acc)`.
+    // A per-column operand (4 values, one per accumulator pair).
     macro_rules! per_col {
         ($p:expr, $f:expr) => {{
             let v = load($p);
             let (s0, s1, s2, s3) = (lane::<0>(v), lane::<1>(v), lane::<2>(v), lane::<3>(v));
-            c0l = $f(s0, c0l);
-            c0h = $f(s0, c0h);
-            c1l = $f(s1, c1l);
-            c1h = $f(s1, c1h);
-            c2l = $f(s2, c2l);
-            c2h = $f(s2, c2h);
-            c3l = $f(s3, c3l);
-            c3h = $f(s3, c3h);
+            each!([s0, s0, s1, s1, s2, s2, s3, s3], $f)
         }};
     }
     let flip = |f: fn(V, V) -> V| move |s: V, acc: V| f(acc, s);
@@ -89,14 +82,12 @@ pub unsafe fn kernel_f32_8x4(spec: &[FusedKerSpec<f32>]) -> isize {
             FusedKerSpec::Done => break,
             FusedKerSpec::Clear => all!(z, |s, _| s),
             FusedKerSpec::LoadTile(col_major, _row_major) => unsafe {
-                c0l = load(col_major);
-                c0h = load(col_major.add(4));
-                c1l = load(col_major.add(8));
-                c1h = load(col_major.add(12));
-                c2l = load(col_major.add(16));
-                c2h = load(col_major.add(20));
-                c3l = load(col_major.add(24));
-                c3h = load(col_major.add(28));
+                let at = |i: usize| load(col_major.add(4 * i));
+                let loaded = |o: V, _: V| o;
+                each!(
+                    [at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7)],
+                    loaded
+                )
             },
             FusedKerSpec::ScalarMin(a) => all!(splat(a), min),
             FusedKerSpec::ScalarMax(a) => all!(splat(a), max),
@@ -147,14 +138,7 @@ pub unsafe fn kernel_f32_8x4(spec: &[FusedKerSpec<f32>]) -> isize {
                     tile.row_byte_stride,
                     tile.col_byte_stride,
                 );
-                c0l = add(c0l, t0l);
-                c0h = add(c0h, t0h);
-                c1l = add(c1l, t1l);
-                c1h = add(c1h, t1h);
-                c2l = add(c2l, t2l);
-                c2h = add(c2h, t2h);
-                c3l = add(c3l, t3l);
-                c3h = add(c3h, t3h);
+                each!([t0l, t0h, t1l, t1h, t2l, t2h, t3l, t3h], add)
             },
             FusedKerSpec::Store(tile) => unsafe {
                 write_tile(
