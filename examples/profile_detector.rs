@@ -10,6 +10,7 @@
 //! cargo build --release --example profile_detector
 //! target/release/examples/profile_detector [MODEL] [RUNS]
 
+use endplate::model::detector::split_corner_network;
 use endplate::model::storage::widen_stored_weights;
 use prost::Message;
 use std::collections::BTreeMap;
@@ -54,7 +55,11 @@ fn main() -> TractResult<()> {
         .unwrap_or_else(|| "models/endplate-detector.onnx".into());
     let runs: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(20);
     let bytes = std::fs::read(&path)?;
-    let proto = widen_stored_weights(tract_onnx::pb::ModelProto::decode(bytes.as_slice())?);
+    // The file's own network only, as `Detector::from_bytes` plans it: a joined corner network
+    // (the bundled file has one) is a second plan, run by the corner views alone.
+    let (proto, _corner_network) =
+        split_corner_network(tract_onnx::pb::ModelProto::decode(bytes.as_slice())?);
+    let proto = widen_stored_weights(proto);
     let plan = tract_onnx::onnx()
         .model_for_proto_model(&proto)?
         .with_input_fact(0, f32::fact([1, 1, 256, 256]).into())?
