@@ -2,23 +2,20 @@
 median of 30 runs after 5 warm-up runs, at 1 and 2 threads: wall clock, and at one thread also the
 process's CPU time, which compares with `examples/profile_detector.rs` on a loaded machine (where
 the wall clock mostly measures waiting for a core). The detector runs two views per
-slice, so a slice costs twice this plus preprocessing. Only `maps` is asked for: a file with a joined
-corner network (`endplate join-corner-network`) holds a second network that a view of the
-file's own network does not run, and onnxruntime would run it anyway: the file is cut first. Usage: python3 bench/detector_onnxruntime.py models/endplate-detector.onnx"""
-import sys, time
+slice, so a slice costs twice this plus preprocessing. Only `maps` is asked for, on the file cut to the
+network a view runs (`bench/detector_first_network.py`). Usage: python3 bench/detector_onnxruntime.py models/endplate-detector.onnx"""
+import os, sys, tempfile, time
 import numpy as np
 import onnxruntime as ort
 
 path = sys.argv[1] if len(sys.argv) > 1 else "models/endplate-detector.onnx"
-# onnxruntime runs every network in the file even when asked for `maps` alone, so a file with a
-# joined corner network is cut to its first network, the one a view runs (needs `pip install onnx`).
+# Only the network a view runs (bench/detector_first_network.py says why).
+workdir = tempfile.TemporaryDirectory()
 try:
-    import onnx, onnx.utils, tempfile
-    if len(onnx.load(path).graph.output) > 1:
-        cut = tempfile.NamedTemporaryFile(suffix=".onnx", delete=False).name
-        onnx.utils.extract_model(path, cut, ["input"], ["maps"])
-        print(f"{path}: cut to its first network (input -> maps) for onnxruntime")
-        path = cut
+    from detector_first_network import cut
+    cut(path, os.path.join(workdir.name, "maps.onnx"))
+    print(f"{path}: cut to its first network (input -> maps) for onnxruntime")
+    path = os.path.join(workdir.name, "maps.onnx")
 except ImportError:
     print("onnx is not installed (pip install onnx): onnxruntime runs every network of the file")
 x = np.random.default_rng(1).standard_normal((1, 1, 256, 256)).astype(np.float32)

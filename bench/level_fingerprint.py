@@ -84,52 +84,40 @@ def main():
         rows += [(name, patient, ivd, s) for (ivd, _), s in zip(ds, z)]
     print(f'{len(rows)} discs of {len(discs)} slices, {len({r[1] for r in rows})} patients')
 
-    def pairs(shift, keep=None):
-        x, y = [], []
-        for name, patient, ivd, z in rows:
-            grade = pfirrmann.get((patient, ivd + shift))
-            if grade is not None and not np.isnan(z) and (keep is None or patient in keep):
-                x.append(z)
-                y.append(grade)
-        return x, y
+    def graded(shift):
+        """The discs SPIDER graded at our level + `shift`: slice, patient, signal, grade."""
+        kept = [(name, patient, z, pfirrmann[(patient, ivd + shift)])
+                for name, patient, ivd, z in rows
+                if (patient, ivd + shift) in pfirrmann and not np.isnan(z)]
+        return [np.array(column) for column in zip(*kept)]
 
     patients = sorted({r[1] for r in rows})
     rng = np.random.default_rng(1)
-    draws = [list(rng.choice(patients, len(patients))) for _ in range(args.boot)]
+    # Each draw: how many times each patient is drawn, the weight of all their discs.
+    draws = [np.bincount(rng.integers(0, len(patients), len(patients)), minlength=len(patients))
+             for _ in range(args.boot)]
     print('shift  discs  Spearman(signal, Pfirrmann)  95 % bootstrap over patients')
     for shift in SHIFTS:
-        x, y = pairs(shift)
-        boot = []
-        for d in draws:
-            weight = defaultdict(int)
-            for p in d:
-                weight[p] += 1
-            bx, by = [], []
-            for name, patient, ivd, z in rows:
-                grade = pfirrmann.get((patient, ivd + shift))
-                if grade is not None and not np.isnan(z):
-                    bx += [z] * weight[patient]
-                    by += [grade] * weight[patient]
-            boot.append(spearmanr(bx, by)[0])
+        _, patient, z, grade = graded(shift)
+        index = np.searchsorted(patients, patient)
+        boot = [spearmanr(np.repeat(z, d[index]), np.repeat(grade, d[index]))[0] for d in draws]
         lo, hi = np.percentile(boot, [2.5, 97.5])
         label = 'our count' if shift == 0 else f'ours {shift:+d}'
-        print(f'{shift:+d} ({label:9s}) {len(x):5d}  {spearmanr(x, y)[0]:+.3f}  ({lo:+.3f} to {hi:+.3f})')
+        print(f'{shift:+d} ({label:9s}) {len(z):5d}  {spearmanr(z, grade)[0]:+.3f}  ({lo:+.3f} to {hi:+.3f})')
     if args.per_slice:
         print('\nslice                      discs  r(-1)  r(0)   r(+1)  best')
-        by_slice = defaultdict(list)
-        for name, patient, ivd, z in rows:
-            by_slice[name].append((patient, ivd, z))
-        for name, ds in sorted(by_slice.items()):
+        by_shift = {shift: graded(shift) for shift in (-1, 0, 1)}
+        for name in sorted({r[0] for r in rows}):
             r = {}
-            for shift in (-1, 0, 1):
-                xy = [(z, pfirrmann[(p, i + shift)]) for p, i, z in ds if (p, i + shift) in pfirrmann]
-                ok = len(xy) >= 4 and len({g for _, g in xy}) > 1
-                r[shift] = spearmanr(*zip(*xy))[0] if ok else float('nan')
+            for shift, (slices, _, z, grade) in by_shift.items():
+                mine = slices == name
+                ok = mine.sum() >= 4 and len(set(grade[mine])) > 1
+                r[shift] = spearmanr(z[mine], grade[mine])[0] if ok else float('nan')
             finite = {s: v for s, v in r.items() if not np.isnan(v)}
             best = min(finite, key=finite.get) if finite else None
             flag = '' if best in (0, None) else f'{best:+d}'
-            print(f'{name:26s} {len(ds):5d}  ' + '  '.join(f'{r[s]:+.2f}' for s in (-1, 0, 1)) + f'  {flag}')
-
+            discs = sum(1 for row in rows if row[0] == name)
+            print(f'{name:26s} {discs:5d}  ' + '  '.join(f'{r[s]:+.2f}' for s in (-1, 0, 1)) + f'  {flag}')
 
 if __name__ == '__main__':
     main()

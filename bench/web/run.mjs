@@ -28,13 +28,12 @@ if (pngs.length) {
 } else {
   console.log(`no PNG slices in ${sliceDir}: the detector runs on a phantom\n`);
 }
-// ONNX Runtime runs every network of a file, asked for one output or not: give it the detector
-// cut to its first network (what our engine runs per view), with Python's onnx where installed.
+// ONNX Runtime Web gets the detector cut to the network a view runs
+// (bench/detector_first_network.py says why), where Python's onnx is installed.
 let ortDetector = '';
-const cut = join(www, 'vendor/bench/endplate-detector-maps.onnx');
 await mkdir(join(www, 'vendor/bench'), { recursive: true });
-const py = spawnSync('python3', ['-c', `import onnx.utils, sys; onnx.utils.extract_model(sys.argv[1], sys.argv[2], ['input'], ['maps'])`,
-  join(root, 'models/endplate-detector.onnx'), cut], { encoding: 'utf8' });
+const py = spawnSync('python3', [join(root, 'bench/detector_first_network.py'),
+  join(root, 'models/endplate-detector.onnx'), join(www, 'vendor/bench/endplate-detector-maps.onnx')], { encoding: 'utf8' });
 if (py.status === 0) {
   ortDetector = `&ortDetector=${encodeURIComponent('vendor/bench/endplate-detector-maps.onnx')}`;
 } else {

@@ -505,10 +505,9 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         let (truth, probs, subjects) = pooled;
         // Resampled by person, as the split keeps them: a patient's discs in two manifests
         // (lumbar and thoracic) are one draw.
-        let manifests: Vec<String> = a.manifest.iter().map(|m| m.display().to_string()).collect();
         let subjects: Vec<String> = subjects
             .iter()
-            .map(|s| endplate::train::dataset::person(s, &manifests).to_string())
+            .map(|s| endplate::train::dataset::person(s, &data.source_names).to_string())
             .collect();
         let lesion: Vec<bool> = truth.iter().map(|l| l.is_lesion()).collect();
         let p: Vec<f64> = probs.iter().map(|p| 1.0 - p[0] as f64).collect();
